@@ -1,0 +1,666 @@
+//! Agencies: their specs and templates, and bringing them up in tmux
+//! (create and reconcile), listing, status and kill.
+
+pub mod spec;
+pub mod templates;
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::store::{AgencyRow, AgentRow, Store};
+use crate::tmux::{Op, PaneInfo, PaneSpec, Place, Tmux};
+use crate::workspace::Workspace;
+use spec::{validate_name, AgencySpec, Layout};
+use templates::Overrides;
+
+/// What every command works with: the workspace, its registry, its tmux server.
+pub struct Ctx {
+    pub ws: Workspace,
+    pub store: Store,
+    pub tmux: Tmux,
+}
+
+impl Ctx {
+    pub fn open(ws: Workspace) -> Result<Ctx> {
+        let store = Store::open(&ws.registry_dir())?;
+        let tmux = Tmux::new(ws.tmux_socket());
+        Ok(Ctx { ws, store, tmux })
+    }
+
+    /// Records an event in the registry and appends it to the agency's
+    /// `logs/activity.log`.
+    pub fn event(&mut self, agency: &str, kind: &str, detail: serde_json::Value) -> Result<()> {
+        let at = self.store.record_event(Some(agency), kind, &detail)?;
+        self.activity(agency, &at, kind, &detail)
+    }
+
+    fn activity(&self, agency: &str, at: &str, kind: &str, detail: &serde_json::Value) -> Result<()> {
+        let dir = self.ws.agency_dir(agency).join("logs");
+        if !dir.parent().is_some_and(Path::is_dir) {
+            return Ok(());
+        }
+        fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+        let path = dir.join("activity.log");
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(path.display(), e))?;
+        writeln!(f, "{at} {kind} {detail}").map_err(|e| Error::io(path.display(), e))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub name: String,
+    pub template: Option<String>,
+    pub overrides: Overrides,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateReport {
+    pub name: String,
+    pub session: String,
+    /// `create` (new agency), `start` (known agency, no session) or `reconcile`.
+    pub action: &'static str,
+    pub template: String,
+    pub layout: String,
+    /// Panes made by this call.
+    pub created: Vec<String>,
+    pub agents: Vec<AgentRow>,
+    /// Flags ignored because the agency already existed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
+}
+
+/// `agency create`: makes the agency's folder from a template if it has none,
+/// then brings its session up or repairs it. On failure nothing made by this
+/// call is left behind.
+pub fn create(ctx: &mut Ctx, opts: &CreateOptions) -> Result<CreateReport> {
+    validate_name("agency", &opts.name)?;
+    if let Some(l) = &opts.overrides.layout {
+        Layout::parse(l)?;
+    }
+    let dir = ctx.ws.agency_dir(&opts.name);
+    let exists = dir.join("agency.json").is_file();
+    let fresh = if exists {
+        None
+    } else {
+        let wanted = opts.template.as_deref().unwrap_or(&opts.name);
+        let tpl_dir = ctx.ws.templates_dir();
+        let template = match templates::find(&tpl_dir, wanted)? {
+            Some(t) => t,
+            None if opts.template.is_none() => templates::find(&tpl_dir, templates::GENERIC)?
+                .ok_or_else(|| Error::user("the generic template is missing", "reinstall agency"))?,
+            None => {
+                let names: Vec<String> =
+                    templates::list(&tpl_dir)?.into_iter().map(|t| t.name).collect();
+                return Err(Error::user(
+                    format!("unknown template {wanted:?}"),
+                    format!("choose one of: {} (see `agency templates`)", names.join(", ")),
+                ));
+            }
+        };
+        let spec = templates::instantiate(&template, &opts.name, &opts.overrides)?;
+        Some((template, spec))
+    };
+    ctx.tmux.probe()?;
+
+    let mut ignored = Vec::new();
+    if let Some((template, spec)) = &fresh {
+        let parent = ctx.ws.agencies_dir();
+        fs::create_dir_all(&parent).map_err(|e| Error::io(parent.display(), e))?;
+        // Built aside and renamed in, so a failure leaves no half-made folder.
+        let tmp = tempfile::Builder::new()
+            .prefix(".creating-")
+            .tempdir_in(&parent)
+            .map_err(|e| Error::io(parent.display(), e))?;
+        templates::write_agency(template, spec, tmp.path())?;
+        fs::rename(tmp.path(), &dir).map_err(|e| Error::io(dir.display(), e))?;
+        // The folder now lives at `dir`; nothing for the guard to remove.
+        let _ = tmp.keep();
+    } else {
+        let o = &opts.overrides;
+        for (flag, given) in [
+            ("--template", opts.template.is_some()),
+            ("--agents", o.agents.is_some()),
+            ("--coordinator", o.coordinator.is_some()),
+            ("--capabilities", o.capabilities.is_some()),
+            ("--agent-command", o.agent_command.is_some()),
+            ("--layout", o.layout.is_some()),
+        ] {
+            if given {
+                ignored.push(flag.to_string());
+            }
+        }
+    }
+
+    let result = bring_up(ctx, &dir);
+    if result.is_err() && fresh.is_some() {
+        let _ = fs::remove_dir_all(&dir);
+    }
+    let mut report = result?;
+    report.ignored = ignored;
+    Ok(report)
+}
+
+/// A pane the tool keeps for an agency, in window order.
+struct Slot {
+    name: String,
+    role: &'static str,
+    window: String,
+    command: Option<String>,
+    dir: PathBuf,
+}
+
+fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout) -> Vec<Slot> {
+    let work_dir = fs::canonicalize(ws.project_dir()).unwrap_or_else(|_| ws.root.clone());
+    let default_cmd = ws.default_agent_command();
+    let agent_window = |name: &str| match layout {
+        Layout::Windows => name.to_string(),
+        Layout::Panes => "agents".to_string(),
+    };
+    let mut out = vec![Slot {
+        name: "coordinator".into(),
+        role: "coordinator",
+        window: agent_window("coordinator"),
+        command: Some(spec.coordinator.command.clone().unwrap_or(default_cmd.clone())),
+        dir: work_dir.clone(),
+    }];
+    for a in &spec.agents {
+        out.push(Slot {
+            name: a.name.clone(),
+            role: "specialist",
+            window: agent_window(&a.name),
+            command: Some(a.command.clone().unwrap_or(default_cmd.clone())),
+            dir: work_dir.clone(),
+        });
+    }
+    out.push(Slot {
+        name: "tools".into(),
+        role: "tools",
+        window: "tools".into(),
+        command: None,
+        dir: ws.agency_dir(&spec.name),
+    });
+    out.push(Slot {
+        name: "sandbox".into(),
+        role: "sandbox",
+        window: "sandbox".into(),
+        command: None,
+        dir: ws.root.join("sandbox").join("testing"),
+    });
+    out
+}
+
+/// The environment every pane of ours gets.
+fn pane_env(ws: &Workspace, agency: &str, agent: &str) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("AGENCY_HOME".to_string(), ws.root.display().to_string()),
+        ("AGENCY_NAME".to_string(), agency.to_string()),
+        ("AGENCY_AGENT".to_string(), agent.to_string()),
+    ];
+    if let Some(s) = ws.tmux_socket() {
+        env.push(("AGENCY_TMUX_SOCKET".into(), s));
+    }
+    // Agents call `agency ...`: make sure it is this very binary.
+    if let Ok(exe) = std::env::current_exe() {
+        env.push(("AGENCY_BIN".into(), exe.display().to_string()));
+        if let Some(bin_dir) = exe.parent() {
+            let path = std::env::var("PATH").unwrap_or_default();
+            env.push(("PATH".into(), format!("{}:{path}", bin_dir.display())));
+        }
+    }
+    env
+}
+
+fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
+    let spec = AgencySpec::load(dir)?;
+    let name = spec.name.clone();
+    if dir.file_name().and_then(|n| n.to_str()) != Some(name.as_str()) {
+        return Err(Error::user(
+            format!("{}/agency.json names the agency {:?}", dir.display(), spec.name),
+            "make `name` in agency.json match its folder name",
+        ));
+    }
+    let layout = Layout::parse(spec.layout.as_deref().unwrap_or("windows"))?;
+    let slots = slots(&ctx.ws, &spec, layout);
+    let root = ctx.ws.root.display().to_string();
+    let _ = fs::create_dir_all(ctx.ws.root.join("sandbox").join("testing"));
+
+    let all_panes = ctx.tmux.list_panes()?;
+    let session_panes: Vec<&PaneInfo> = all_panes.iter().filter(|p| p.session == name).collect();
+    let session_exists = !session_panes.is_empty();
+    if let Some(p) = session_panes.first() {
+        if p.agency_home != root {
+            return Err(Error::user(
+                format!("a tmux session named {name:?} exists but was not made by this workspace"),
+                format!("rename or end that session (`tmux rename-session -t {name} OTHER`), or pick another agency name"),
+            ));
+        }
+    }
+    let previous = ctx.store.agency(&name)?;
+    let prior: HashMap<String, Option<String>> = ctx
+        .store
+        .agents(&name)?
+        .into_iter()
+        .map(|a| (a.name, a.pane_id))
+        .collect();
+    // Which of our panes are still there. Without registry rows (a lost
+    // registry), windows are matched by name so nothing is duplicated.
+    let mut pane_of: Vec<Option<String>> = slots
+        .iter()
+        .map(|s| {
+            let by_id = prior.get(&s.name).cloned().flatten().filter(|id| {
+                session_panes.iter().any(|p| &p.pane_id == id)
+            });
+            by_id.or_else(|| {
+                if prior.is_empty() && layout == Layout::Windows {
+                    session_panes
+                        .iter()
+                        .find(|p| p.window_name == s.window)
+                        .map(|p| p.pane_id.clone())
+                } else {
+                    None
+                }
+            })
+        })
+        .collect();
+    let was_live: Vec<bool> = pane_of.iter().map(Option::is_some).collect();
+
+    // Units are windows: one per slot, except that the `panes` layout puts
+    // the coordinator and specialists together in one window.
+    let agent_count = 1 + spec.agents.len();
+    let units: Vec<Vec<usize>> = match layout {
+        Layout::Windows => (0..slots.len()).map(|i| vec![i]).collect(),
+        Layout::Panes => {
+            let mut u = vec![(0..agent_count).collect::<Vec<_>>()];
+            u.extend((agent_count..slots.len()).map(|i| vec![i]));
+            u
+        }
+    };
+    let live_pane = |pane_of: &Vec<Option<String>>, unit: &Vec<usize>| {
+        unit.iter().find_map(|&i| pane_of[i].clone())
+    };
+    // new-window places relative to a window, so anchors are window ids.
+    let window_of = |pane: &str| {
+        session_panes
+            .iter()
+            .find(|p| p.pane_id == pane)
+            .map(|p| p.window_id.clone())
+    };
+
+    // Pass 1: windows (and the session) that are missing.
+    let pane_spec = |s: &Slot| PaneSpec {
+        name: s.window.clone(),
+        dir: s.dir.display().to_string(),
+        env: pane_env(&ctx.ws, &name, &s.name),
+        command: s.command.clone(),
+    };
+    let mut ops: Vec<Op> = Vec::new();
+    let mut op_slots: Vec<usize> = Vec::new();
+    let mut group: Vec<usize> = Vec::new(); // missing units waiting for an anchor
+    let mut last_live: Option<String> = None;
+    let mut session_made = session_exists;
+    let flush = |group: &mut Vec<usize>, anchor_after: &Option<String>, next_live: Option<String>, ops: &mut Vec<Op>, op_slots: &mut Vec<usize>, session_made: &mut bool| {
+        // Inserting each after the same anchor reverses them, so go backwards.
+        let (order, place): (Vec<usize>, Box<dyn Fn() -> Place>) = match (anchor_after, next_live) {
+            (Some(a), _) => {
+                let a = a.clone();
+                (group.iter().rev().copied().collect(), Box::new(move || Place::After(a.clone())))
+            }
+            (None, Some(b)) => (group.clone(), Box::new(move || Place::Before(b.clone()))),
+            (None, None) => (group.clone(), Box::new(|| Place::End)),
+        };
+        for u in order {
+            let first = units[u][0];
+            if !*session_made {
+                ops.push(Op::NewSession {
+                    session: name.clone(),
+                    pane: pane_spec(&slots[first]),
+                });
+                ops.push(Op::SetSessionOption {
+                    session: name.clone(),
+                    key: "@agency-home".into(),
+                    value: root.clone(),
+                });
+                *session_made = true;
+            } else {
+                ops.push(Op::NewWindow {
+                    session: name.clone(),
+                    place: place(),
+                    pane: pane_spec(&slots[first]),
+                });
+            }
+            op_slots.push(first);
+        }
+        group.clear();
+    };
+    for (u, unit) in units.iter().enumerate() {
+        match live_pane(&pane_of, unit).and_then(|p| window_of(&p)) {
+            Some(p) => {
+                flush(&mut group, &last_live, Some(p.clone()), &mut ops, &mut op_slots, &mut session_made);
+                last_live = Some(p);
+            }
+            None => group.push(u),
+        }
+    }
+    flush(&mut group, &last_live, None, &mut ops, &mut op_slots, &mut session_made);
+    let ids = ctx.tmux.batch(&ops).map_err(|e| {
+        if !session_exists && !ops.is_empty() {
+            let _ = ctx.tmux.kill_session(&name);
+        }
+        e
+    })?;
+    for (slot, id) in op_slots.iter().zip(ids) {
+        pane_of[*slot] = Some(id);
+    }
+
+    // Pass 2 (`panes` layout): split the missing agents into the agents window.
+    if layout == Layout::Panes {
+        if let Some(anchor) = live_pane(&pane_of, &units[0]) {
+            let mut ops = Vec::new();
+            let mut split_slots = Vec::new();
+            // Each split lands right after the anchor: go backwards to keep order.
+            for &i in units[0].iter().rev() {
+                if pane_of[i].is_none() {
+                    ops.push(Op::SplitWindow {
+                        target: anchor.clone(),
+                        pane: pane_spec(&slots[i]),
+                    });
+                    // Re-tile after each split so the next one has room.
+                    ops.push(Op::SelectLayout {
+                        target: anchor.clone(),
+                        layout: "tiled".into(),
+                    });
+                    split_slots.push(i);
+                }
+            }
+            let ids = ctx.tmux.batch(&ops).map_err(|e| {
+                if !session_exists {
+                    let _ = ctx.tmux.kill_session(&name);
+                }
+                e
+            })?;
+            for (slot, id) in split_slots.iter().zip(ids) {
+                pane_of[*slot] = Some(id);
+            }
+        }
+    }
+
+    let created: Vec<String> = slots
+        .iter()
+        .zip(&was_live)
+        .filter(|(_, live)| !**live)
+        .map(|(s, _)| s.name.clone())
+        .collect();
+    let agents: Vec<AgentRow> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| AgentRow {
+            name: s.name.clone(),
+            role: s.role.to_string(),
+            position: i as i64,
+            command: s.command.clone().unwrap_or_default(),
+            window: s.window.clone(),
+            pane_id: pane_of[i].clone(),
+        })
+        .collect();
+    let action = match (&previous, session_exists) {
+        (_, true) => "reconcile",
+        (Some(_), false) => "start",
+        (None, false) => "create",
+    };
+    let row = AgencyRow {
+        name: name.clone(),
+        template: spec.template.clone(),
+        layout: layout.as_str().into(),
+        session: name.clone(),
+        state: "running".into(),
+        created_at: String::new(),
+        updated_at: String::new(),
+    };
+    let detail = json!({ "layout": layout.as_str(), "created": created });
+    let at = ctx
+        .store
+        .save_running(&row, &agents, action, &detail)
+        .map_err(|e| {
+            if !session_exists {
+                let _ = ctx.tmux.kill_session(&name);
+            }
+            Error::from(e)
+        })?;
+    ctx.activity(&name, &at, action, &detail)?;
+    ctx.store.write_agencies_mirror()?;
+    Ok(CreateReport {
+        name: name.clone(),
+        session: name,
+        action,
+        template: spec.template,
+        layout: layout.as_str().into(),
+        created,
+        agents,
+        ignored: Vec::new(),
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentStatus {
+    pub name: String,
+    pub role: String,
+    pub pane: Option<String>,
+    pub state: String,
+    pub window: String,
+    pub command: String,
+    /// What tmux says runs in the pane's foreground.
+    pub current_command: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgencyStatus {
+    pub name: String,
+    pub running: bool,
+    pub session: String,
+    pub template: String,
+    pub layout: String,
+    pub agents: Vec<AgentStatus>,
+}
+
+const SHELLS: &[&str] = &["bash", "zsh", "fish", "sh", "dash", "ksh", "tcsh"];
+
+/// A first approximation of an agent's state from what tmux shows; the
+/// runtime profiles refine it per agent CLI.
+fn pane_state(pane: Option<&PaneInfo>) -> &'static str {
+    match pane {
+        None => "exited",
+        Some(p) if p.dead => "exited",
+        Some(p) if SHELLS.contains(&p.current_command.as_str()) => "idle",
+        Some(_) => "unknown",
+    }
+}
+
+/// Every agency known to the registry or with a folder, with live state.
+pub fn list(ctx: &Ctx) -> Result<Vec<AgencyStatus>> {
+    let panes = ctx.tmux.list_panes()?;
+    let root = ctx.ws.root.display().to_string();
+    let mut names: Vec<String> = ctx.store.agencies()?.into_iter().map(|a| a.name).collect();
+    if let Ok(entries) = fs::read_dir(ctx.ws.agencies_dir()) {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if validate_name("agency", &n).is_ok() && e.path().join("agency.json").is_file() {
+                names.push(n);
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+        .iter()
+        .map(|n| status_of(ctx, n, &panes, &root))
+        .collect()
+}
+
+fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<AgencyStatus> {
+    let row = ctx.store.agency(name)?;
+    let ours: Vec<&PaneInfo> = panes
+        .iter()
+        .filter(|p| p.session == name && p.agency_home == root)
+        .collect();
+    let mut agents: Vec<AgentStatus> = ctx
+        .store
+        .agents(name)?
+        .into_iter()
+        .filter(|a| a.role == "coordinator" || a.role == "specialist")
+        .map(|a| {
+            let pane = a
+                .pane_id
+                .as_ref()
+                .and_then(|id| ours.iter().find(|p| &p.pane_id == id).copied());
+            AgentStatus {
+                state: pane_state(pane).into(),
+                current_command: pane.map(|p| p.current_command.clone()),
+                pane: pane.map(|p| p.pane_id.clone()),
+                name: a.name,
+                role: a.role,
+                window: a.window,
+                command: a.command,
+            }
+        })
+        .collect();
+    let (template, layout) = match &row {
+        Some(r) => (r.template.clone(), r.layout.clone()),
+        None => {
+            // Never started: describe it from its folder.
+            let spec = AgencySpec::load(&ctx.ws.agency_dir(name))?;
+            let default_cmd = ctx.ws.default_agent_command();
+            let layout = spec.layout.clone().unwrap_or_else(|| "windows".into());
+            agents = std::iter::once(("coordinator".to_string(), "coordinator", &spec.coordinator))
+                .chain(spec.agents.iter().map(|a| (a.name.clone(), "specialist", a)))
+                .map(|(n, role, a)| AgentStatus {
+                    window: if layout == "panes" { "agents".into() } else { n.clone() },
+                    name: n,
+                    role: role.into(),
+                    pane: None,
+                    state: "exited".into(),
+                    command: a.command.clone().unwrap_or(default_cmd.clone()),
+                    current_command: None,
+                })
+                .collect();
+            (spec.template, layout)
+        }
+    };
+    Ok(AgencyStatus {
+        name: name.to_string(),
+        running: !ours.is_empty(),
+        session: name.to_string(),
+        template,
+        layout,
+        agents,
+    })
+}
+
+/// One agency's status, or an error naming the known ones.
+pub fn status(ctx: &Ctx, name: &str) -> Result<AgencyStatus> {
+    require_known(ctx, name)?;
+    let panes = ctx.tmux.list_panes()?;
+    status_of(ctx, name, &panes, &ctx.ws.root.display().to_string())
+}
+
+fn require_known(ctx: &Ctx, name: &str) -> Result<()> {
+    validate_name("agency", name)?;
+    let known = ctx.store.agency(name)?.is_some()
+        || ctx.ws.agency_dir(name).join("agency.json").is_file();
+    if known {
+        Ok(())
+    } else {
+        Err(Error::user(
+            format!("no agency named {name:?} in this workspace"),
+            "see `agency list`, or make it with `agency create NAME`",
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KillReport {
+    pub name: String,
+    /// Whether a running session was ended.
+    pub ended_session: bool,
+    pub purged: bool,
+}
+
+/// `agency kill`: ends the agency's session and marks it stopped; its files
+/// stay unless `purge`.
+pub fn kill(ctx: &mut Ctx, name: &str, purge: bool) -> Result<KillReport> {
+    require_known(ctx, name)?;
+    let root = ctx.ws.root.display().to_string();
+    let panes = ctx.tmux.list_panes()?;
+    let session = panes.iter().find(|p| p.session == name);
+    let ended_session = match session {
+        Some(p) if p.agency_home == root => {
+            ctx.tmux.kill_session(name)?;
+            true
+        }
+        Some(_) => {
+            return Err(Error::user(
+                format!("the tmux session {name:?} was not made by this workspace; leaving it alone"),
+                "end it yourself with `tmux kill-session -t NAME` if you mean to",
+            ))
+        }
+        None => false,
+    };
+    let detail = json!({ "ended_session": ended_session, "purge": purge });
+    if ctx.store.agency(name)?.is_some() {
+        let at = ctx.store.set_state(name, "stopped", "kill", &detail)?;
+        ctx.activity(name, &at, "kill", &detail)?;
+    } else {
+        ctx.event(name, "kill", detail)?;
+    }
+    if purge {
+        let dir = ctx.ws.agency_dir(name);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+        }
+    }
+    ctx.store.write_agencies_mirror()?;
+    Ok(KillReport {
+        name: name.to_string(),
+        ended_session,
+        purged: purge,
+    })
+}
+
+/// `agency attach`: the tmux target for an agency (and agent), checked.
+pub fn attach_target(ctx: &Ctx, name: &str, agent: Option<&str>) -> Result<String> {
+    let st = status(ctx, name)?;
+    if !st.running {
+        return Err(Error::user(
+            format!("agency {name:?} is not running"),
+            format!("start it with `agency create {name}`"),
+        ));
+    }
+    match agent {
+        None => Ok(format!("={name}")),
+        Some(a) => {
+            let found = st.agents.iter().find(|s| s.name == a).ok_or_else(|| {
+                let names: Vec<&str> = st.agents.iter().map(|s| s.name.as_str()).collect();
+                Error::user(
+                    format!("agency {name:?} has no agent {a:?}"),
+                    format!("agents: {}", names.join(", ")),
+                )
+            })?;
+            match &found.pane {
+                Some(p) => Ok(p.clone()),
+                None => Err(Error::user(
+                    format!("agent {a:?} has no pane"),
+                    format!("run `agency create {name}` to bring it back"),
+                )),
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! `agency.json`: what an agency is made of, and the rules for names.
+
+use std::fs;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Window names the tool uses itself; an agent may not take them.
+pub const RESERVED_NAMES: &[&str] = &["coordinator", "tools", "sandbox", "agents", "human"];
+
+/// Checks `^[A-Za-z][A-Za-z0-9_-]{0,63}$`. Names become tmux session and
+/// window names, folder names and message addresses, so nothing else is let in.
+pub fn validate_name(kind: &str, name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = match chars.next() {
+        Some(first) => {
+            first.is_ascii_alphabetic()
+                && name.len() <= 64
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        }
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::user(
+            format!("invalid {kind} name {name:?}"),
+            "names start with a letter and hold only letters, digits, `_` and `-` (at most 64 characters)",
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AgencySpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// The template it was made from.
+    #[serde(default)]
+    pub template: String,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    pub coordinator: AgentSpec,
+    #[serde(default)]
+    pub agents: Vec<AgentSpec>,
+    /// Run in the sandbox worktree; overrides `agency.toml`'s `[sandbox] test_command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_command: Option<String>,
+    /// `windows` (default) or `panes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AgentSpec {
+    pub name: String,
+    /// A short human title, e.g. "Python specialist".
+    #[serde(default)]
+    pub title: String,
+    /// The briefing, relative to the agency folder.
+    pub role_file: String,
+    /// The agent CLI to launch; `agency.toml`'s `[agents] command` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// The runtime profile; chosen from the command's program name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+impl AgencySpec {
+    pub fn load(dir: &Path) -> Result<AgencySpec> {
+        let path = dir.join("agency.json");
+        let text = fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
+        let spec: AgencySpec = serde_json::from_str(&text).map_err(|e| {
+            Error::user(
+                format!("{} is not valid: {e}", path.display()),
+                "fix the JSON, or move the folder away and run `agency create` again",
+            )
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let mut text = serde_json::to_vec_pretty(self).expect("plain data serializes");
+        text.push(b'\n');
+        crate::workspace::write_atomic(&dir.join("agency.json"), &text)
+    }
+
+    /// Names valid, unique and not reserved; the layout known.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("agency", &self.name)?;
+        validate_name("coordinator", &self.coordinator.name)?;
+        let mut seen = std::collections::HashSet::new();
+        for a in &self.agents {
+            validate_name("agent", &a.name)?;
+            if RESERVED_NAMES.contains(&a.name.as_str()) {
+                return Err(Error::user(
+                    format!("agent name {:?} is reserved", a.name),
+                    format!("choose another name; reserved: {}", RESERVED_NAMES.join(", ")),
+                ));
+            }
+            if !seen.insert(a.name.as_str()) {
+                return Err(Error::user(
+                    format!("agent {:?} is listed twice", a.name),
+                    "give each agent a unique name",
+                ));
+            }
+        }
+        Layout::parse(self.layout.as_deref().unwrap_or("windows"))?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Windows,
+    Panes,
+}
+
+impl Layout {
+    pub fn parse(s: &str) -> Result<Layout> {
+        match s {
+            "windows" => Ok(Layout::Windows),
+            "panes" => Ok(Layout::Panes),
+            other => Err(Error::user(
+                format!("unknown layout {other:?}"),
+                "use `--layout windows` or `--layout panes`",
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Windows => "windows",
+            Layout::Panes => "panes",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for good in ["a", "CodeAgency", "python-agent", "x_1", &"a".repeat(64)] {
+            assert!(validate_name("agency", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "../x",
+            "a.b",
+            "a:b",
+            "$(touch x)",
+            "-rf",
+            "1abc",
+            "a b",
+            "é",
+            &"a".repeat(65),
+        ] {
+            assert!(validate_name("agency", bad).is_err(), "{bad}");
+        }
+    }
+}

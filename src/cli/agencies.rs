@@ -1,0 +1,239 @@
+//! `agency create`, `list`, `status`, `attach`, `kill`.
+
+use clap::Args;
+
+use super::{print_json, print_lines, split_list};
+use crate::agency::{self, templates::Overrides, AgencyStatus, CreateOptions, Ctx};
+use crate::error::Result;
+
+/// Make an agency from a template and bring its tmux session up (again: repair it)
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Agency name: a letter, then letters, digits, `_` or `-`
+    #[arg(allow_hyphen_values = true)]
+    pub name: String,
+    /// Template (default: the one named like the agency, else Generic)
+    #[arg(long)]
+    pub template: Option<String>,
+    /// Specialists, comma-separated; replaces the template's
+    #[arg(long, value_name = "a,b,c")]
+    pub agents: Option<String>,
+    /// The coordinator's name
+    #[arg(long, value_name = "NAME")]
+    pub coordinator: Option<String>,
+    /// Capabilities, comma-separated
+    #[arg(long, value_name = "x,y")]
+    pub capabilities: Option<String>,
+    /// Command every agent runs (e.g. `claude`), instead of the template's
+    #[arg(long, value_name = "CMD")]
+    pub agent_command: Option<String>,
+    /// `windows` (one window per agent) or `panes` (agents share window 0)
+    #[arg(long, value_name = "windows|panes")]
+    pub layout: Option<String>,
+    /// Print a JSON report
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
+    let opts = CreateOptions {
+        name: args.name.clone(),
+        template: args.template.clone(),
+        overrides: Overrides {
+            agents: args.agents.as_deref().map(split_list),
+            coordinator: args.coordinator.clone(),
+            capabilities: args.capabilities.as_deref().map(split_list),
+            agent_command: args.agent_command.clone(),
+            layout: args.layout.clone(),
+        },
+    };
+    let report = agency::create(ctx, &opts)?;
+    if !report.ignored.is_empty() {
+        eprintln!(
+            "warning: agency {} already exists; ignored {} (edit agencies/{}/agency.json instead)",
+            report.name,
+            report.ignored.join(", "),
+            report.name
+        );
+    }
+    if args.json {
+        return print_json(&report);
+    }
+    let verb = match report.action {
+        "create" => "created",
+        "start" => "started",
+        _ => "reconciled",
+    };
+    let made = if report.created.is_empty() {
+        "nothing was missing".to_string()
+    } else {
+        format!("made {}", report.created.join(", "))
+    };
+    print_lines([
+        format!(
+            "{verb} {} (template {}, layout {}): {made}",
+            report.name, report.template, report.layout
+        ),
+        format!("watch it: agency attach {}", report.name),
+    ])
+}
+
+/// List every agency
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn list(ctx: &Ctx, args: &ListArgs) -> Result<()> {
+    let all = agency::list(ctx)?;
+    if args.json {
+        #[derive(serde::Serialize)]
+        struct Agent<'a> {
+            name: &'a str,
+            role: &'a str,
+            pane: Option<&'a str>,
+            state: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct Entry<'a> {
+            name: &'a str,
+            running: bool,
+            session: &'a str,
+            agents: Vec<Agent<'a>>,
+        }
+        let out: Vec<Entry> = all
+            .iter()
+            .map(|a| Entry {
+                name: &a.name,
+                running: a.running,
+                session: &a.session,
+                agents: a
+                    .agents
+                    .iter()
+                    .map(|s| Agent {
+                        name: &s.name,
+                        role: &s.role,
+                        pane: s.pane.as_deref(),
+                        state: &s.state,
+                    })
+                    .collect(),
+            })
+            .collect();
+        return print_json(&out);
+    }
+    if all.is_empty() {
+        return print_lines(["no agencies yet: try `agency create CodeAgency`".to_string()]);
+    }
+    let width = all.iter().map(|a| a.name.len()).max().unwrap_or(4).max(6);
+    let mut lines = vec![format!("{:width$}  {:7}  AGENTS", "AGENCY", "RUNNING")];
+    for a in &all {
+        let agents: Vec<String> = a
+            .agents
+            .iter()
+            .map(|s| format!("{} ({})", s.name, s.state))
+            .collect();
+        lines.push(format!(
+            "{:width$}  {:7}  {}",
+            a.name,
+            if a.running { "yes" } else { "no" },
+            agents.join(", ")
+        ));
+    }
+    print_lines(lines)
+}
+
+/// Show each agent's pane and state
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One agency (default: all)
+    pub name: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
+    let all: Vec<AgencyStatus> = match &args.name {
+        Some(n) => vec![agency::status(ctx, n)?],
+        None => agency::list(ctx)?,
+    };
+    if args.json {
+        return match &args.name {
+            Some(_) => print_json(&all[0]),
+            None => print_json(&all),
+        };
+    }
+    let mut lines = Vec::new();
+    for a in &all {
+        lines.push(format!(
+            "{} — {} (template {}, layout {})",
+            a.name,
+            if a.running { "running" } else { "stopped" },
+            a.template,
+            a.layout
+        ));
+        let w = a.agents.iter().map(|s| s.name.len()).max().unwrap_or(5).max(5);
+        lines.push(format!(
+            "  {:w$}  {:11}  {:5}  {:8}  COMMAND",
+            "AGENT", "ROLE", "PANE", "STATE"
+        ));
+        for s in &a.agents {
+            lines.push(format!(
+                "  {:w$}  {:11}  {:5}  {:8}  {}",
+                s.name,
+                s.role,
+                s.pane.as_deref().unwrap_or("-"),
+                s.state,
+                s.command
+            ));
+        }
+    }
+    print_lines(lines)
+}
+
+/// Attach to an agency's tmux session (switch to it when inside tmux)
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    pub name: String,
+    /// Open at this agent's window
+    pub agent: Option<String>,
+}
+
+pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
+    let target = agency::attach_target(ctx, &args.name, args.agent.as_deref())?;
+    ctx.tmux.attach(&target)?;
+    Ok(())
+}
+
+/// End an agency's session; its files and queued messages stay
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    #[arg(allow_hyphen_values = true)]
+    pub name: String,
+    /// Also delete the agency's folder
+    #[arg(long)]
+    pub purge: bool,
+    /// Print a JSON report
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn kill(ctx: &mut Ctx, args: &KillArgs) -> Result<()> {
+    let report = agency::kill(ctx, &args.name, args.purge)?;
+    if args.json {
+        return print_json(&report);
+    }
+    let what = if report.ended_session {
+        "session ended"
+    } else {
+        "it was not running"
+    };
+    let files = if report.purged {
+        "its files were removed"
+    } else {
+        "its files are kept"
+    };
+    print_lines([format!("killed {}: {what}; {files}", report.name)])
+}

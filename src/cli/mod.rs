@@ -1,0 +1,81 @@
+//! Command-line definitions and dispatch: one file per command family, each
+//! with its `Args` and a `run` function. No logic beyond argument checks.
+
+mod agencies;
+mod workspace;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::agency::Ctx;
+use crate::error::{Error, Result};
+use crate::workspace::Workspace;
+
+/// Run agencies of AI coding agents in tmux.
+#[derive(Debug, Parser)]
+#[command(name = "agency", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The workspace folder (else AGENCY_HOME, else the nearest folder upwards with agency.toml)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(workspace::InitArgs),
+    Templates(workspace::TemplatesArgs),
+    Create(agencies::CreateArgs),
+    List(agencies::ListArgs),
+    Status(agencies::StatusArgs),
+    Attach(agencies::AttachArgs),
+    Kill(agencies::KillArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let home = cli.home.as_deref();
+    match &cli.command {
+        Command::Init(args) => workspace::init(home, args),
+        Command::Templates(args) => workspace::templates(home, args),
+        Command::Create(args) => agencies::create(&mut open(home)?, args),
+        Command::List(args) => agencies::list(&open(home)?, args),
+        Command::Status(args) => agencies::status(&open(home)?, args),
+        Command::Attach(args) => agencies::attach(&open(home)?, args),
+        Command::Kill(args) => agencies::kill(&mut open(home)?, args),
+    }
+}
+
+fn open(home: Option<&std::path::Path>) -> Result<Ctx> {
+    Ctx::open(Workspace::locate(home)?)
+}
+
+/// Prints one JSON document on stdout.
+fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("plain data serializes");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").map_err(|e| Error::io("stdout", e))
+}
+
+/// Prints lines of text on stdout.
+fn print_lines(lines: impl IntoIterator<Item = String>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        writeln!(out, "{l}").map_err(|e| Error::io("stdout", e))?;
+    }
+    Ok(())
+}
+
+/// Splits a comma-separated flag value, dropping blanks.
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}

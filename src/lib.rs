@@ -1,0 +1,17 @@
+//! `agency`: runs agencies of AI coding agents in tmux.
+//!
+//! Module map (one door to each outside system):
+//!
+//! - [`cli`]: clap definitions, one file per command family, dispatch; no logic.
+//! - [`workspace`]: finding the workspace, its paths, `agency.toml`, `init`, atomic writes.
+//! - [`agency`]: agency specs (`agency.json`), templates, create/reconcile/list/status/kill.
+//! - [`tmux`]: the only code that runs tmux, through `tmux_interface`, on the configured socket.
+//! - [`store`]: the only code that writes SQL: the registry database, its migrations, the JSON mirrors.
+//! - [`error`]: the error type, with a hint for what to do next.
+
+pub mod agency;
+pub mod cli;
+pub mod error;
+pub mod store;
+pub mod tmux;
+pub mod workspace;

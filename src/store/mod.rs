@@ -1,0 +1,441 @@
+//! The registry: SQLite (WAL) as the source of truth, and the JSON mirrors.
+//!
+//! Only this module writes SQL. Migrations are numbered, embedded in the
+//! binary, and applied at open; `user_version` records how far a database is.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use crate::workspace::write_atomic;
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_agencies.sql")];
+
+/// How long a writer waits for another process's transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Current UTC time, as every stored timestamp is written.
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("registry database {path}: {source}")]
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("registry database {path} is newer (version {found}) than this agency binary knows ({known})")]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("cannot write registry file {path}: {message}")]
+    Mirror { path: String, message: String },
+}
+
+impl StoreError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::TooNew { .. } => Some("upgrade agency".into()),
+            StoreError::Sqlite { source, .. }
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
+            {
+                Some("another agency command holds the registry; try again".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AgencyRow {
+    pub name: String,
+    pub template: String,
+    pub layout: String,
+    pub session: String,
+    pub state: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AgentRow {
+    pub name: String,
+    pub role: String,
+    pub position: i64,
+    pub command: String,
+    pub window: String,
+    pub pane_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub at: String,
+    pub agency: Option<String>,
+    pub kind: String,
+    pub detail: serde_json::Value,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    registry: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) `registry/agency.db`.
+    pub fn open(registry: &Path) -> StoreResult<Store> {
+        let path = registry.join("agency.db");
+        let label = path.display().to_string();
+        std::fs::create_dir_all(registry).map_err(|e| StoreError::Mirror {
+            path: registry.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let conn = Connection::open(&path).map_err(|source| StoreError::Sqlite {
+            path: label.clone(),
+            source,
+        })?;
+        let mut store = Store {
+            conn,
+            path,
+            registry: registry.to_path_buf(),
+        };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    fn configure(&mut self) -> StoreResult<()> {
+        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(self.err())?;
+        // WAL lets readers run beside a writer; FULL makes each commit
+        // survive a power cut, not only a crash of this process.
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(self.err())
+    }
+
+    fn migrate(&mut self) -> StoreResult<()> {
+        let known = MIGRATIONS.len() as i64;
+        let path = self.path.display().to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|source| StoreError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+        let sql_err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sql_err)?;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path,
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql).map_err(sql_err)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)
+                .map_err(sql_err)?;
+        }
+        tx.commit().map_err(sql_err)
+    }
+
+    pub fn agency(&self, name: &str) -> StoreResult<Option<AgencyRow>> {
+        self.conn
+            .query_row(
+                "SELECT name, template, layout, session, state, created_at, updated_at
+                 FROM agencies WHERE name = ?1",
+                [name],
+                agency_from_row,
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    pub fn agencies(&self) -> StoreResult<Vec<AgencyRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, template, layout, session, state, created_at, updated_at
+                 FROM agencies ORDER BY name",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], agency_from_row)
+            .map_err(self.err())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.err())?;
+        Ok(rows)
+    }
+
+    pub fn agents(&self, agency: &str) -> StoreResult<Vec<AgentRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, role, position, command, window, pane_id
+                 FROM agents WHERE agency = ?1 ORDER BY position",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([agency], |r| {
+                Ok(AgentRow {
+                    name: r.get(0)?,
+                    role: r.get(1)?,
+                    position: r.get(2)?,
+                    command: r.get(3)?,
+                    window: r.get(4)?,
+                    pane_id: r.get(5)?,
+                })
+            })
+            .map_err(self.err())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.err())?;
+        Ok(rows)
+    }
+
+    /// Records an agency as running with exactly `agents`, plus an event, in
+    /// one transaction.
+    pub fn save_running(
+        &mut self,
+        agency: &AgencyRow,
+        agents: &[AgentRow],
+        event_kind: &str,
+        detail: &serde_json::Value,
+    ) -> StoreResult<String> {
+        let path = self.path.display().to_string();
+        let sql_err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO agencies (name, template, layout, session, state, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'running', {NOW}, {NOW})
+                 ON CONFLICT (name) DO UPDATE SET template = ?2, layout = ?3, session = ?4,
+                     state = 'running', updated_at = {NOW}"
+            ),
+            params![agency.name, agency.template, agency.layout, agency.session],
+        )
+        .map_err(sql_err)?;
+        tx.execute("DELETE FROM agents WHERE agency = ?1", [&agency.name])
+            .map_err(sql_err)?;
+        for a in agents {
+            tx.execute(
+                "INSERT INTO agents (agency, name, role, position, command, window, pane_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![agency.name, a.name, a.role, a.position, a.command, a.window, a.pane_id],
+            )
+            .map_err(sql_err)?;
+        }
+        let at = insert_event(&tx, Some(&agency.name), event_kind, detail).map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
+        Ok(at)
+    }
+
+    /// Sets an agency's state and records an event, in one transaction.
+    pub fn set_state(
+        &mut self,
+        agency: &str,
+        state: &str,
+        event_kind: &str,
+        detail: &serde_json::Value,
+    ) -> StoreResult<String> {
+        let path = self.path.display().to_string();
+        let sql_err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        tx.execute(
+            &format!("UPDATE agencies SET state = ?2, updated_at = {NOW} WHERE name = ?1"),
+            params![agency, state],
+        )
+        .map_err(sql_err)?;
+        let at = insert_event(&tx, Some(agency), event_kind, detail).map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
+        Ok(at)
+    }
+
+    /// Appends one event; returns its timestamp.
+    pub fn record_event(
+        &mut self,
+        agency: Option<&str>,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> StoreResult<String> {
+        let path = self.path.display().to_string();
+        let sql_err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql_err)?;
+        let at = insert_event(&tx, agency, kind, detail).map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
+        Ok(at)
+    }
+
+    /// The newest `limit` events, oldest first.
+    pub fn events(&self, agency: Option<&str>, limit: i64) -> StoreResult<Vec<EventRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, at, agency, kind, detail FROM
+                   (SELECT * FROM events WHERE ?1 IS NULL OR agency = ?1 ORDER BY id DESC LIMIT ?2)
+                 ORDER BY id",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![agency, limit], |r| {
+                let detail: String = r.get(4)?;
+                Ok(EventRow {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    agency: r.get(2)?,
+                    kind: r.get(3)?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .map_err(self.err())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.err())?;
+        Ok(rows)
+    }
+
+    /// Rewrites `registry/active_agencies.json` from the database.
+    pub fn write_agencies_mirror(&self) -> StoreResult<()> {
+        #[derive(Serialize)]
+        struct Entry {
+            #[serde(flatten)]
+            agency: AgencyRow,
+            agents: Vec<AgentRow>,
+        }
+        let mut entries = Vec::new();
+        for agency in self.agencies()? {
+            let agents = self.agents(&agency.name)?;
+            entries.push(Entry { agency, agents });
+        }
+        let path = self.registry.join("active_agencies.json");
+        let mut text = serde_json::to_vec_pretty(&entries).expect("plain data serializes");
+        text.push(b'\n');
+        write_atomic(&path, &text).map_err(|e| StoreError::Mirror {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+}
+
+fn insert_event(
+    tx: &Transaction<'_>,
+    agency: Option<&str>,
+    kind: &str,
+    detail: &serde_json::Value,
+) -> rusqlite::Result<String> {
+    tx.query_row(
+        &format!("INSERT INTO events (at, agency, kind, detail) VALUES ({NOW}, ?1, ?2, ?3) RETURNING at"),
+        params![agency, kind, detail.to_string()],
+        |r| r.get(0),
+    )
+}
+
+fn agency_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgencyRow> {
+    Ok(AgencyRow {
+        name: r.get(0)?,
+        template: r.get(1)?,
+        layout: r.get(2)?,
+        session: r.get(3)?,
+        state: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> (AgencyRow, Vec<AgentRow>) {
+        let agency = AgencyRow {
+            name: "A".into(),
+            template: "Generic".into(),
+            layout: "windows".into(),
+            session: "A".into(),
+            state: "running".into(),
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        let agents = vec![AgentRow {
+            name: "coordinator".into(),
+            role: "coordinator".into(),
+            position: 0,
+            command: "bash".into(),
+            window: "coordinator".into(),
+            pane_id: Some("%1".into()),
+        }];
+        (agency, agents)
+    }
+
+    #[test]
+    fn migrations_apply_once_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let (a, agents) = sample();
+        s.save_running(&a, &agents, "create", &serde_json::json!({}))
+            .unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.agencies().unwrap().len(), 1);
+        assert_eq!(s.agents("A").unwrap(), agents);
+        let mode: String = s
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn state_change_records_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let (a, agents) = sample();
+        s.save_running(&a, &agents, "create", &serde_json::json!({}))
+            .unwrap();
+        s.set_state("A", "stopped", "kill", &serde_json::json!({}))
+            .unwrap();
+        assert_eq!(s.agency("A").unwrap().unwrap().state, "stopped");
+        let kinds: Vec<String> = s
+            .events(Some("A"), 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["create", "kill"]);
+    }
+}
