@@ -107,8 +107,14 @@ pub enum Op {
         pane: PaneSpec,
     },
     /// A pane split off the window holding `target`.
-    SplitWindow { target: String, pane: PaneSpec },
-    SelectLayout { target: String, layout: String },
+    SplitWindow {
+        target: String,
+        pane: PaneSpec,
+    },
+    SelectLayout {
+        target: String,
+        layout: String,
+    },
     /// A user option (`@name`) on a session.
     SetSessionOption {
         session: String,
@@ -288,7 +294,10 @@ impl Tmux {
         let ours = self.socket.as_deref().unwrap_or("default");
         let inside_same_server = std::env::var("TMUX").ok().is_some_and(|t| {
             let path = t.split(',').next().unwrap_or("");
-            std::path::Path::new(path).file_name().and_then(|n| n.to_str()) == Some(ours)
+            std::path::Path::new(path)
+                .file_name()
+                .and_then(|n| n.to_str())
+                == Some(ours)
         });
         let mut c = cmd(if inside_same_server {
             "switch-client"
@@ -334,10 +343,9 @@ fn exact_session(session: &str) -> String {
 /// tmux treats an argument ending in `;` as a command separator; a `\;` keeps
 /// it literal.
 fn escape_trailing_semicolon(arg: &str) -> Cow<'_, str> {
-    if arg.ends_with(';') {
-        Cow::Owned(format!("{}\\;", &arg[..arg.len() - 1]))
-    } else {
-        Cow::Borrowed(arg)
+    match arg.strip_suffix(';') {
+        Some(head) => Cow::Owned(format!("{head}\\;")),
+        None => Cow::Borrowed(arg),
     }
 }
 
@@ -348,7 +356,10 @@ fn push_pane(c: &mut TmuxCommand<'static>, pane: &PaneSpec, window_name: bool) {
     }
     c.push_option("-c", pane.dir.clone());
     for (k, v) in &pane.env {
-        c.push_option("-e", escape_trailing_semicolon(&format!("{k}={v}")).into_owned());
+        c.push_option(
+            "-e",
+            escape_trailing_semicolon(&format!("{k}={v}")).into_owned(),
+        );
     }
     if let Some(command) = &pane.command {
         c.push_param(escape_trailing_semicolon(command).into_owned());

@@ -40,7 +40,13 @@ impl Ctx {
         self.activity(agency, &at, kind, &detail)
     }
 
-    fn activity(&self, agency: &str, at: &str, kind: &str, detail: &serde_json::Value) -> Result<()> {
+    fn activity(
+        &self,
+        agency: &str,
+        at: &str,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<()> {
         let dir = self.ws.agency_dir(agency).join("logs");
         if !dir.parent().is_some_and(Path::is_dir) {
             return Ok(());
@@ -97,13 +103,20 @@ pub fn create(ctx: &mut Ctx, opts: &CreateOptions) -> Result<CreateReport> {
         let template = match templates::find(&tpl_dir, wanted)? {
             Some(t) => t,
             None if opts.template.is_none() => templates::find(&tpl_dir, templates::GENERIC)?
-                .ok_or_else(|| Error::user("the generic template is missing", "reinstall agency"))?,
+                .ok_or_else(|| {
+                    Error::user("the generic template is missing", "reinstall agency")
+                })?,
             None => {
-                let names: Vec<String> =
-                    templates::list(&tpl_dir)?.into_iter().map(|t| t.name).collect();
+                let names: Vec<String> = templates::list(&tpl_dir)?
+                    .into_iter()
+                    .map(|t| t.name)
+                    .collect();
                 return Err(Error::user(
                     format!("unknown template {wanted:?}"),
-                    format!("choose one of: {} (see `agency templates`)", names.join(", ")),
+                    format!(
+                        "choose one of: {} (see `agency templates`)",
+                        names.join(", ")
+                    ),
                 ));
             }
         };
@@ -170,7 +183,12 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout) -> Vec<Slot> {
         name: "coordinator".into(),
         role: "coordinator",
         window: agent_window("coordinator"),
-        command: Some(spec.coordinator.command.clone().unwrap_or(default_cmd.clone())),
+        command: Some(
+            spec.coordinator
+                .command
+                .clone()
+                .unwrap_or(default_cmd.clone()),
+        ),
         dir: work_dir.clone(),
     }];
     for a in &spec.agents {
@@ -225,7 +243,11 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
     let name = spec.name.clone();
     if dir.file_name().and_then(|n| n.to_str()) != Some(name.as_str()) {
         return Err(Error::user(
-            format!("{}/agency.json names the agency {:?}", dir.display(), spec.name),
+            format!(
+                "{}/agency.json names the agency {:?}",
+                dir.display(),
+                spec.name
+            ),
             "make `name` in agency.json match its folder name",
         ));
     }
@@ -257,9 +279,11 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
     let mut pane_of: Vec<Option<String>> = slots
         .iter()
         .map(|s| {
-            let by_id = prior.get(&s.name).cloned().flatten().filter(|id| {
-                session_panes.iter().any(|p| &p.pane_id == id)
-            });
+            let by_id = prior
+                .get(&s.name)
+                .cloned()
+                .flatten()
+                .filter(|id| session_panes.iter().any(|p| &p.pane_id == id));
             by_id.or_else(|| {
                 if prior.is_empty() && layout == Layout::Windows {
                     session_panes
@@ -308,12 +332,20 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
     let mut group: Vec<usize> = Vec::new(); // missing units waiting for an anchor
     let mut last_live: Option<String> = None;
     let mut session_made = session_exists;
-    let flush = |group: &mut Vec<usize>, anchor_after: &Option<String>, next_live: Option<String>, ops: &mut Vec<Op>, op_slots: &mut Vec<usize>, session_made: &mut bool| {
+    let flush = |group: &mut Vec<usize>,
+                 anchor_after: &Option<String>,
+                 next_live: Option<String>,
+                 ops: &mut Vec<Op>,
+                 op_slots: &mut Vec<usize>,
+                 session_made: &mut bool| {
         // Inserting each after the same anchor reverses them, so go backwards.
         let (order, place): (Vec<usize>, Box<dyn Fn() -> Place>) = match (anchor_after, next_live) {
             (Some(a), _) => {
                 let a = a.clone();
-                (group.iter().rev().copied().collect(), Box::new(move || Place::After(a.clone())))
+                (
+                    group.iter().rev().copied().collect(),
+                    Box::new(move || Place::After(a.clone())),
+                )
             }
             (None, Some(b)) => (group.clone(), Box::new(move || Place::Before(b.clone()))),
             (None, None) => (group.clone(), Box::new(|| Place::End)),
@@ -345,18 +377,31 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
     for (u, unit) in units.iter().enumerate() {
         match live_pane(&pane_of, unit).and_then(|p| window_of(&p)) {
             Some(p) => {
-                flush(&mut group, &last_live, Some(p.clone()), &mut ops, &mut op_slots, &mut session_made);
+                flush(
+                    &mut group,
+                    &last_live,
+                    Some(p.clone()),
+                    &mut ops,
+                    &mut op_slots,
+                    &mut session_made,
+                );
                 last_live = Some(p);
             }
             None => group.push(u),
         }
     }
-    flush(&mut group, &last_live, None, &mut ops, &mut op_slots, &mut session_made);
-    let ids = ctx.tmux.batch(&ops).map_err(|e| {
+    flush(
+        &mut group,
+        &last_live,
+        None,
+        &mut ops,
+        &mut op_slots,
+        &mut session_made,
+    );
+    let ids = ctx.tmux.batch(&ops).inspect_err(|_| {
         if !session_exists && !ops.is_empty() {
             let _ = ctx.tmux.kill_session(&name);
         }
-        e
     })?;
     for (slot, id) in op_slots.iter().zip(ids) {
         pane_of[*slot] = Some(id);
@@ -382,11 +427,10 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
                     split_slots.push(i);
                 }
             }
-            let ids = ctx.tmux.batch(&ops).map_err(|e| {
+            let ids = ctx.tmux.batch(&ops).inspect_err(|_| {
                 if !session_exists {
                     let _ = ctx.tmux.kill_session(&name);
                 }
-                e
             })?;
             for (slot, id) in split_slots.iter().zip(ids) {
                 pane_of[*slot] = Some(id);
@@ -541,9 +585,17 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
             let default_cmd = ctx.ws.default_agent_command();
             let layout = spec.layout.clone().unwrap_or_else(|| "windows".into());
             agents = std::iter::once(("coordinator".to_string(), "coordinator", &spec.coordinator))
-                .chain(spec.agents.iter().map(|a| (a.name.clone(), "specialist", a)))
+                .chain(
+                    spec.agents
+                        .iter()
+                        .map(|a| (a.name.clone(), "specialist", a)),
+                )
                 .map(|(n, role, a)| AgentStatus {
-                    window: if layout == "panes" { "agents".into() } else { n.clone() },
+                    window: if layout == "panes" {
+                        "agents".into()
+                    } else {
+                        n.clone()
+                    },
                     name: n,
                     role: role.into(),
                     pane: None,
@@ -574,8 +626,8 @@ pub fn status(ctx: &Ctx, name: &str) -> Result<AgencyStatus> {
 
 fn require_known(ctx: &Ctx, name: &str) -> Result<()> {
     validate_name("agency", name)?;
-    let known = ctx.store.agency(name)?.is_some()
-        || ctx.ws.agency_dir(name).join("agency.json").is_file();
+    let known =
+        ctx.store.agency(name)?.is_some() || ctx.ws.agency_dir(name).join("agency.json").is_file();
     if known {
         Ok(())
     } else {
@@ -608,7 +660,9 @@ pub fn kill(ctx: &mut Ctx, name: &str, purge: bool) -> Result<KillReport> {
         }
         Some(_) => {
             return Err(Error::user(
-                format!("the tmux session {name:?} was not made by this workspace; leaving it alone"),
+                format!(
+                    "the tmux session {name:?} was not made by this workspace; leaving it alone"
+                ),
                 "end it yourself with `tmux kill-session -t NAME` if you mean to",
             ))
         }

@@ -99,7 +99,10 @@ impl AgencySpec {
             if RESERVED_NAMES.contains(&a.name.as_str()) {
                 return Err(Error::user(
                     format!("agent name {:?} is reserved", a.name),
-                    format!("choose another name; reserved: {}", RESERVED_NAMES.join(", ")),
+                    format!(
+                        "choose another name; reserved: {}",
+                        RESERVED_NAMES.join(", ")
+                    ),
                 ));
             }
             if !seen.insert(a.name.as_str()) {

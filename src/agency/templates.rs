@@ -91,7 +91,10 @@ fn collect_disk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) -> R
             collect_disk(root, &path, out)?;
         } else {
             let bytes = fs::read(&path).map_err(|e| Error::io(path.display(), e))?;
-            out.push((path.strip_prefix(root).unwrap_or(&path).to_path_buf(), bytes));
+            out.push((
+                path.strip_prefix(root).unwrap_or(&path).to_path_buf(),
+                bytes,
+            ));
         }
     }
     Ok(())
@@ -175,13 +178,17 @@ pub fn instantiate(template: &Template, name: &str, o: &Overrides) -> Result<Age
         let old = std::mem::take(&mut spec.agents);
         for n in names {
             validate_name("agent", n)?;
-            let agent = old.iter().find(|a| &a.name == n).cloned().unwrap_or(AgentSpec {
-                name: n.clone(),
-                title: n.replace(['-', '_'], " "),
-                role_file: format!("agents/{n}.md"),
-                command: None,
-                profile: None,
-            });
+            let agent = old
+                .iter()
+                .find(|a| &a.name == n)
+                .cloned()
+                .unwrap_or(AgentSpec {
+                    name: n.clone(),
+                    title: n.replace(['-', '_'], " "),
+                    role_file: format!("agents/{n}.md"),
+                    command: None,
+                    profile: None,
+                });
             spec.agents.push(agent);
         }
     }
@@ -297,7 +304,12 @@ mod tests {
             let tpl = find(empty.path(), &t.name).unwrap().unwrap();
             tpl.spec.validate().unwrap();
             for a in &tpl.spec.agents {
-                assert!(tpl.file(&a.role_file).is_some(), "{}: {}", t.name, a.role_file);
+                assert!(
+                    tpl.file(&a.role_file).is_some(),
+                    "{}: {}",
+                    t.name,
+                    a.role_file
+                );
             }
             assert!(tpl.file(&tpl.spec.coordinator.role_file).is_some());
         }

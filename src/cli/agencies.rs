@@ -174,7 +174,13 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
             a.template,
             a.layout
         ));
-        let w = a.agents.iter().map(|s| s.name.len()).max().unwrap_or(5).max(5);
+        let w = a
+            .agents
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         lines.push(format!(
             "  {:w$}  {:11}  {:5}  {:8}  COMMAND",
             "AGENT", "ROLE", "PANE", "STATE"

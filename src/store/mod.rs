@@ -248,7 +248,15 @@ impl Store {
             tx.execute(
                 "INSERT INTO agents (agency, name, role, position, command, window, pane_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![agency.name, a.name, a.role, a.position, a.command, a.window, a.pane_id],
+                params![
+                    agency.name,
+                    a.name,
+                    a.role,
+                    a.position,
+                    a.command,
+                    a.window,
+                    a.pane_id
+                ],
             )
             .map_err(sql_err)?;
         }
@@ -359,7 +367,9 @@ fn insert_event(
     detail: &serde_json::Value,
 ) -> rusqlite::Result<String> {
     tx.query_row(
-        &format!("INSERT INTO events (at, agency, kind, detail) VALUES ({NOW}, ?1, ?2, ?3) RETURNING at"),
+        &format!(
+            "INSERT INTO events (at, agency, kind, detail) VALUES ({NOW}, ?1, ?2, ?3) RETURNING at"
+        ),
         params![agency, kind, detail.to_string()],
         |r| r.get(0),
     )

@@ -1,0 +1,137 @@
+//! Bad input: `error:` + `hint:`, exit 1, and nothing made.
+
+use std::fs;
+
+use crate::common::{expect_user_error, TestEnv};
+
+/// Everything under agencies/ (there should be nothing).
+fn agency_entries(t: &TestEnv) -> Vec<String> {
+    fs::read_dir(t.home.join("agencies"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn agency_rows(t: &TestEnv) -> i64 {
+    t.db()
+        .query_row("SELECT count(*) FROM agencies", [], |r| r.get(0))
+        .unwrap_or(0)
+}
+
+#[test]
+fn bad_names_are_refused_and_nothing_is_made() {
+    let t = TestEnv::new();
+    let long = "a".repeat(65);
+    for name in [
+        "../x",
+        "a.b",
+        "a:b",
+        "",
+        "$(touch x)",
+        &long,
+        "-rf",
+        "9lives",
+        "a b",
+    ] {
+        let err = t.fails(&["create", name]);
+        assert!(err.contains("invalid agency name"), "{name:?}: {err}");
+    }
+    // A bad agent or coordinator name is refused the same way.
+    t.fails(&["create", "Good", "--agents", "ok,../evil"]);
+    t.fails(&["create", "Good", "--coordinator", "a;b"]);
+    t.fails(&["create", "Good", "--agents", "tools"]);
+    t.fails(&["create", "Good", "--layout", "grid"]);
+    assert!(agency_entries(&t).is_empty(), "{:?}", agency_entries(&t));
+    assert!(!t.home.join("x").exists() && !t.root().join("x").exists());
+    assert!(!t.has_server(), "a tmux server was started");
+    assert_eq!(agency_rows(&t), 0);
+}
+
+#[test]
+fn unknown_template_is_refused() {
+    let t = TestEnv::new();
+    let err = t.fails(&["create", "X", "--template", "NoSuchTemplate"]);
+    assert!(err.contains("CodeAgency"), "hint lists templates: {err}");
+    assert!(agency_entries(&t).is_empty());
+    assert!(!t.has_server());
+    assert_eq!(agency_rows(&t), 0);
+}
+
+#[test]
+fn no_workspace_is_an_error() {
+    let t = TestEnv::bare();
+    fs::create_dir_all(t.root().join("empty")).unwrap();
+    let out = t
+        .cmd(&["list"])
+        .current_dir(t.root().join("empty"))
+        .output()
+        .unwrap();
+    let err = expect_user_error(&out, &["list"]);
+    assert!(err.contains("agency init"), "{err}");
+    let err = t.fails(&[
+        "--home",
+        t.root().join("nope").to_str().unwrap(),
+        "create",
+        "A",
+    ]);
+    assert!(err.contains("no workspace"), "{err}");
+    assert!(!t.root().join("nope").exists());
+}
+
+#[test]
+fn missing_tmux_is_reported() {
+    let t = TestEnv::new();
+    let out = t
+        .cmd(&["create", "A"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let err = expect_user_error(&out, &["create", "A"]);
+    assert!(err.contains("tmux is not installed"), "{err}");
+    assert!(agency_entries(&t).is_empty());
+    assert_eq!(agency_rows(&t), 0);
+}
+
+#[test]
+fn unreachable_tmux_server_is_reported() {
+    let t = TestEnv::new();
+    // tmux cannot make its socket folder here, so it can neither reach nor
+    // start a server.
+    let blocker = t.root().join("not-a-dir");
+    fs::write(&blocker, "").unwrap();
+    let out = t
+        .cmd(&["create", "A"])
+        .env("TMUX_TMPDIR", &blocker)
+        .output()
+        .unwrap();
+    let err = expect_user_error(&out, &["create", "A"]);
+    assert!(err.contains("tmux"), "{err}");
+    assert!(agency_entries(&t).is_empty());
+    assert_eq!(agency_rows(&t), 0);
+}
+
+#[test]
+fn a_foreign_session_with_the_same_name_is_left_alone() {
+    let t = TestEnv::new();
+    t.tmux_ok(&["new-session", "-d", "-s", "CodeAgency"]);
+    let err = t.fails(&["create", "CodeAgency"]);
+    assert!(err.contains("not made by this workspace"), "{err}");
+    assert_eq!(t.windows("CodeAgency").len(), 1);
+    assert!(agency_entries(&t).is_empty());
+    assert_eq!(agency_rows(&t), 0);
+    let err = t.fails(&["kill", "CodeAgency"]);
+    assert!(err.contains("no agency named"), "{err}");
+    assert!(t
+        .tmux(&["has-session", "-t", "=CodeAgency"])
+        .status
+        .success());
+}
+
+#[test]
+fn unknown_agency_for_status_kill_attach() {
+    let t = TestEnv::new();
+    t.fails(&["status", "Nobody"]);
+    t.fails(&["kill", "Nobody"]);
+    t.fails(&["attach", "Nobody"]);
+    t.fails(&["status", "../etc"]);
+}

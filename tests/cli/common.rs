@@ -1,0 +1,184 @@
+//! The test environment: a temp workspace, a private tmux server killed on
+//! drop, and helpers to run the binary and wait for conditions.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+pub struct TestEnv {
+    _dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub socket: String,
+}
+
+impl TestEnv {
+    /// A fresh workspace (after `agency init`) with its own tmux socket.
+    pub fn new() -> TestEnv {
+        let env = TestEnv::bare();
+        env.ok(&["init", env.home.to_str().unwrap()]);
+        // Agents and utility windows run plain `sh`: the tests are about
+        // panes, and a user's interactive bash start-up (rc files) killed
+        // half-way can leave its own lock files behind.
+        let config = env.home.join("agency.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(
+            &config,
+            text.replace("command = \"bash\"", "command = \"sh\""),
+        )
+        .unwrap();
+        env
+    }
+
+    /// A temp folder with no workspace in it.
+    pub fn bare() -> TestEnv {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().canonicalize().unwrap().join("ws");
+        let socket = format!(
+            "agency-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        TestEnv {
+            _dir: dir,
+            home,
+            socket,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.home.parent().unwrap()
+    }
+
+    /// The binary with this test's socket and workspace, and no tmux client
+    /// environment leaking in from whoever runs the tests.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_agency"));
+        c.args(args)
+            .env("AGENCY_TMUX_SOCKET", &self.socket)
+            .env_remove("AGENCY_HOME")
+            .env_remove("AGENCY_NAME")
+            .env_remove("AGENCY_AGENT")
+            .env_remove("TMUX")
+            // tmux's default shell (tools and sandbox windows) comes from SHELL.
+            .env("SHELL", "/bin/sh")
+            .current_dir(if self.home.is_dir() {
+                &self.home
+            } else {
+                self.root()
+            })
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run agency")
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "agency {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and expects exit 1 with `error:` and `hint:`; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        expect_user_error(&self.run(args), args)
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+    }
+
+    /// Runs tmux on this test's server.
+    pub fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .env("SHELL", "/bin/sh")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run tmux")
+    }
+
+    pub fn tmux_ok(&self, args: &[&str]) -> String {
+        let out = self.tmux(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Window names of a session, in index order.
+    pub fn windows(&self, session: &str) -> Vec<String> {
+        self.tmux_ok(&["list-windows", "-t", session, "-F", "#{window_name}"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn has_server(&self) -> bool {
+        self.tmux(&["list-sessions"]).status.success()
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.home.join("registry/agency.db")).unwrap()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Only this test's own server; tmux leaves its socket file behind.
+        let _ = self.tmux(&["kill-server"]);
+        let _ = std::fs::remove_file(socket_path(&self.socket));
+    }
+}
+
+/// Where tmux puts a `-L` socket: `$TMUX_TMPDIR` (else /tmp), `tmux-UID/NAME`.
+fn socket_path(name: &str) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
+    let base = std::env::var_os("TMUX_TMPDIR").unwrap_or_else(|| "/tmp".into());
+    Path::new(&base).join(format!("tmux-{uid}")).join(name)
+}
+
+pub fn expect_user_error(out: &Output, what: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what:?} should exit 1; stderr: {stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{what:?}: {stderr}");
+    assert!(
+        stderr.contains("\nhint: "),
+        "{what:?} gives no hint: {stderr}"
+    );
+    stderr
+}
+
+/// Polls `pred` until it holds or the deadline passes.
+pub fn wait_until(what: &str, mut pred: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if pred() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}

@@ -1,0 +1,8 @@
+//! One integration-test binary: the real `agency` binary against real tmux
+//! (a private `-L` server per test), git and SQLite, in temp workspaces.
+
+mod common;
+
+mod agencies;
+mod bad_input;
+mod workspace;
