@@ -5,11 +5,13 @@
 //! - [`cli`]: clap definitions, one file per command family, dispatch; no logic.
 //! - [`workspace`]: finding the workspace, its paths, `agency.toml`, `init`, atomic writes.
 //! - [`agency`]: agency specs (`agency.json`), templates, create/reconcile/list/status/kill.
+//! - [`bus`]: messages: send/broadcast/outbox, inbox and ack, the router that types into panes.
 //! - [`tmux`]: the only code that runs tmux, through `tmux_interface`, on the configured socket.
 //! - [`store`]: the only code that writes SQL: the registry database, its migrations, the JSON mirrors.
 //! - [`error`]: the error type, with a hint for what to do next.
 
 pub mod agency;
+pub mod bus;
 pub mod cli;
 pub mod error;
 pub mod store;

@@ -64,6 +64,8 @@ pub struct PaneInfo {
     pub window_id: String,
     pub pane_id: String,
     pub dead: bool,
+    /// In copy-mode or another mode: keys would drive the mode, not the program.
+    pub in_mode: bool,
     pub current_command: String,
     /// Value of the session's `@agency-home` option: set on sessions this tool made.
     pub agency_home: String,
@@ -114,6 +116,28 @@ pub enum Op {
     SelectLayout {
         target: String,
         layout: String,
+    },
+    /// Types `text` into a pane as literal keys (no key names, no shell).
+    TypeText {
+        pane: String,
+        text: String,
+    },
+    /// Pastes `text` into a pane through a named buffer, bracketed if the
+    /// program asked for it; the buffer is deleted after.
+    Paste {
+        pane: String,
+        buffer: String,
+        text: String,
+    },
+    /// Presses one key (e.g. `Enter`).
+    PressKey {
+        pane: String,
+        key: String,
+    },
+    /// Shows a message on the status line of clients watching the pane.
+    DisplayMessage {
+        pane: String,
+        text: String,
     },
     /// A user option (`@name`) on a session.
     SetSessionOption {
@@ -218,6 +242,7 @@ impl Tmux {
             "#{window_id}",
             "#{pane_id}",
             "#{pane_dead}",
+            "#{pane_in_mode}",
             "#{pane_current_command}",
             "#{@agency-home}",
         ]
@@ -264,7 +289,7 @@ impl Tmux {
 
     fn run_sequence(&self, ops: &[Op]) -> Result<Vec<String>, TmuxError> {
         let expected = ops.iter().filter(|o| o.makes_pane()).count();
-        let out = self.run(ops.iter().map(op_command).collect())?;
+        let out = self.run(ops.iter().flat_map(op_commands).collect())?;
         let ids: Vec<String> = out
             .lines()
             .filter(|l| l.starts_with('%'))
@@ -366,8 +391,8 @@ fn push_pane(c: &mut TmuxCommand<'static>, pane: &PaneSpec, window_name: bool) {
     }
 }
 
-fn op_command(op: &Op) -> TmuxCommand<'static> {
-    match op {
+fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
+    let one = match op {
         Op::NewSession { session, pane } => {
             let mut c = cmd("new-session");
             // A roomy default size so splits fit before anyone attaches.
@@ -406,6 +431,39 @@ fn op_command(op: &Op) -> TmuxCommand<'static> {
             push_pane(&mut c, pane, false);
             c
         }
+        Op::TypeText { pane, text } => {
+            let mut c = cmd("send-keys");
+            c.push_option("-t", pane.clone())
+                .push_flag("-l")
+                .push_flag("--")
+                .push_param(escape_trailing_semicolon(text).into_owned());
+            c
+        }
+        Op::Paste { pane, buffer, text } => {
+            let mut set = cmd("set-buffer");
+            set.push_option("-b", buffer.clone())
+                .push_flag("--")
+                .push_param(escape_trailing_semicolon(text).into_owned());
+            let mut paste = cmd("paste-buffer");
+            paste
+                .push_flag("-p")
+                .push_flag("-d")
+                .push_option("-b", buffer.clone())
+                .push_option("-t", pane.clone());
+            return vec![set, paste];
+        }
+        Op::PressKey { pane, key } => {
+            let mut c = cmd("send-keys");
+            c.push_option("-t", pane.clone()).push_param(key.clone());
+            c
+        }
+        Op::DisplayMessage { pane, text } => {
+            let mut c = cmd("display-message");
+            // The text is a format: `#` must be doubled to stay literal.
+            c.push_option("-t", pane.clone())
+                .push_param(escape_trailing_semicolon(&text.replace('#', "##")).into_owned());
+            c
+        }
         Op::SelectLayout { target, layout } => {
             let mut c = cmd("select-layout");
             c.push_option("-t", target.clone())
@@ -424,12 +482,13 @@ fn op_command(op: &Op) -> TmuxCommand<'static> {
                 .push_param(escape_trailing_semicolon(value).into_owned());
             c
         }
-    }
+    };
+    vec![one]
 }
 
 fn parse_pane_line(line: &str) -> Option<PaneInfo> {
     let f: Vec<&str> = line.split(FIELD_SEP).collect();
-    if f.len() < 8 {
+    if f.len() < 9 {
         return None;
     }
     Some(PaneInfo {
@@ -439,8 +498,9 @@ fn parse_pane_line(line: &str) -> Option<PaneInfo> {
         window_id: f[3].to_string(),
         pane_id: f[4].to_string(),
         dead: f[5] == "1",
-        current_command: f[6].to_string(),
-        agency_home: f[7].to_string(),
+        in_mode: f[6] != "0",
+        current_command: f[7].to_string(),
+        agency_home: f[8].to_string(),
     })
 }
 
@@ -456,7 +516,7 @@ mod tests {
 
     #[test]
     fn pane_lines_parse() {
-        let p = parse_pane_line("S\t0\tcoordinator\t@2\t%3\t0\tbash\t/w").unwrap();
+        let p = parse_pane_line("S\t0\tcoordinator\t@2\t%3\t0\t0\tbash\t/w").unwrap();
         assert_eq!(p.pane_id, "%3");
         assert_eq!(p.window_index, 0);
         assert!(!p.dead);

@@ -282,14 +282,14 @@ fn find_upwards(start: &Path) -> Option<PathBuf> {
 }
 
 /// Writes `contents` to `path` through a temporary file and a rename, so a
-/// reader never sees a half-written file.
+/// reader never sees a half-written file. No fsync: these files are mirrors
+/// or specs rewritten often, and the registry database is what must last.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir.display(), e))?;
     tmp.write_all(contents)
-        .and_then(|_| tmp.as_file().sync_all())
         .map_err(|e| Error::io(path.display(), e))?;
     tmp.persist(path)
         .map_err(|e| Error::io(path.display(), e.error))?;

@@ -40,6 +40,17 @@ impl Ctx {
         self.activity(agency, &at, kind, &detail)
     }
 
+    /// Appends a line stamped now to the agency's `logs/activity.log`.
+    pub fn activity_line(
+        &self,
+        agency: &str,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<()> {
+        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        self.activity(agency, &now, kind, detail)
+    }
+
     fn activity(
         &self,
         agency: &str,
@@ -160,6 +171,9 @@ pub fn create(ctx: &mut Ctx, opts: &CreateOptions) -> Result<CreateReport> {
     }
     let mut report = result?;
     report.ignored = ignored;
+    // Messages queued while the agency was down can now be delivered.
+    crate::bus::router::ensure_running(&ctx.ws)?;
+    crate::bus::router::wake(&ctx.ws.registry_dir());
     Ok(report)
 }
 
@@ -215,6 +229,19 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout) -> Vec<Slot> {
         dir: ws.root.join("sandbox").join("testing"),
     });
     out
+}
+
+/// The pane's shell runs the agent command; `exec` makes the agent the
+/// pane's foreground program (what readiness and status look at) whenever
+/// the command is one simple command, e.g. `cat >> file` or `claude`.
+fn launch_command(cmd: &str) -> String {
+    let t = cmd.trim();
+    let compound = t.contains([';', '&', '|', '\n', '(', ')', '`', '{', '}']);
+    if compound || t.starts_with("exec ") || t.is_empty() {
+        t.to_string()
+    } else {
+        format!("exec {t}")
+    }
 }
 
 /// The environment every pane of ours gets.
@@ -325,7 +352,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         name: s.window.clone(),
         dir: s.dir.display().to_string(),
         env: pane_env(&ctx.ws, &name, &s.name),
-        command: s.command.clone(),
+        command: s.command.as_deref().map(launch_command),
     };
     let mut ops: Vec<Op> = Vec::new();
     let mut op_slots: Vec<usize> = Vec::new();
@@ -504,6 +531,10 @@ pub struct AgentStatus {
     pub command: String,
     /// What tmux says runs in the pane's foreground.
     pub current_command: Option<String>,
+    /// Messages waiting to be typed into this agent's pane.
+    pub queued: i64,
+    /// Messages that could not be delivered (see `agency inbox`).
+    pub failed: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -516,7 +547,8 @@ pub struct AgencyStatus {
     pub agents: Vec<AgentStatus>,
 }
 
-const SHELLS: &[&str] = &["bash", "zsh", "fish", "sh", "dash", "ksh", "tcsh"];
+/// Interactive shells: nothing is ever typed into them as a command line.
+pub const SHELLS: &[&str] = &["bash", "zsh", "fish", "sh", "dash", "ksh", "tcsh"];
 
 /// A first approximation of an agent's state from what tmux shows; the
 /// runtime profiles refine it per agent CLI.
@@ -574,6 +606,8 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
                 role: a.role,
                 window: a.window,
                 command: a.command,
+                queued: 0,
+                failed: 0,
             }
         })
         .collect();
@@ -602,11 +636,19 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
                     state: "exited".into(),
                     command: a.command.clone().unwrap_or(default_cmd.clone()),
                     current_command: None,
+                    queued: 0,
+                    failed: 0,
                 })
                 .collect();
             (spec.template, layout)
         }
     };
+    for (agent, queued, failed) in ctx.store.pending_counts(name)? {
+        if let Some(a) = agents.iter_mut().find(|a| a.name == agent) {
+            a.queued = queued;
+            a.failed = failed;
+        }
+    }
     Ok(AgencyStatus {
         name: name.to_string(),
         running: !ours.is_empty(),
@@ -624,6 +666,26 @@ pub fn status(ctx: &Ctx, name: &str) -> Result<AgencyStatus> {
     status_of(ctx, name, &panes, &ctx.ws.root.display().to_string())
 }
 
+/// The agents of an agency: `coordinator`, then its specialists.
+pub fn agent_names(ctx: &Ctx, name: &str) -> Result<Vec<String>> {
+    require_known(ctx, name)?;
+    let dir = ctx.ws.agency_dir(name);
+    if dir.join("agency.json").is_file() {
+        let spec = AgencySpec::load(&dir)?;
+        let mut names = vec!["coordinator".to_string()];
+        names.extend(spec.agents.into_iter().map(|a| a.name));
+        return Ok(names);
+    }
+    // Purged folder, registry rows left: what the registry knows.
+    Ok(ctx
+        .store
+        .agents(name)?
+        .into_iter()
+        .filter(|a| a.role == "coordinator" || a.role == "specialist")
+        .map(|a| a.name)
+        .collect())
+}
+
 fn require_known(ctx: &Ctx, name: &str) -> Result<()> {
     validate_name("agency", name)?;
     let known =
@@ -635,6 +697,20 @@ fn require_known(ctx: &Ctx, name: &str) -> Result<()> {
             format!("no agency named {name:?} in this workspace"),
             "see `agency list`, or make it with `agency create NAME`",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::launch_command;
+
+    #[test]
+    fn simple_commands_are_execed() {
+        assert_eq!(launch_command("claude"), "exec claude");
+        assert_eq!(launch_command("cat >> /tmp/x"), "exec cat >> /tmp/x");
+        assert_eq!(launch_command("exec cat"), "exec cat");
+        assert_eq!(launch_command("env > x; exec cat"), "env > x; exec cat");
+        assert_eq!(launch_command("a && b"), "a && b");
     }
 }
 

@@ -2,6 +2,7 @@
 //! with its `Args` and a `run` function. No logic beyond argument checks.
 
 mod agencies;
+mod messages;
 mod workspace;
 
 use std::io::Write;
@@ -35,6 +36,13 @@ pub enum Command {
     Status(agencies::StatusArgs),
     Attach(agencies::AttachArgs),
     Kill(agencies::KillArgs),
+    Send(messages::SendArgs),
+    SendInter(messages::SendInterArgs),
+    Broadcast(messages::BroadcastArgs),
+    Inbox(messages::InboxArgs),
+    Ack(messages::AckArgs),
+    Log(messages::LogArgs),
+    Router(messages::RouterArgs),
 }
 
 /// Runs a parsed command line.
@@ -48,6 +56,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => agencies::status(&open(home)?, args),
         Command::Attach(args) => agencies::attach(&open(home)?, args),
         Command::Kill(args) => agencies::kill(&mut open(home)?, args),
+        Command::Send(args) => messages::send(&mut open(home)?, args),
+        Command::SendInter(args) => messages::send_inter(&mut open(home)?, args),
+        Command::Broadcast(args) => messages::broadcast(&mut open(home)?, args),
+        Command::Inbox(args) => messages::inbox(&open(home)?, args),
+        Command::Ack(args) => messages::ack(&mut open(home)?, args),
+        Command::Log(args) => messages::log(&open(home)?, args),
+        Command::Router(args) => messages::router(Workspace::locate(home)?, args),
     }
 }
 

@@ -11,7 +11,10 @@ use serde::Serialize;
 
 use crate::workspace::write_atomic;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_agencies.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_agencies.sql"),
+    include_str!("migrations/002_messages.sql"),
+];
 
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,6 +83,66 @@ pub struct EventRow {
     pub agency: Option<String>,
     pub kind: String,
     pub detail: serde_json::Value,
+}
+
+/// A message as stored.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MessageRow {
+    pub id: i64,
+    pub from: String,
+    pub to: String,
+    #[serde(skip)]
+    pub agency: String,
+    #[serde(skip)]
+    pub agent: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub body: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+    pub state: String,
+    pub attempts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+}
+
+/// A message to queue.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub from: String,
+    pub agency: String,
+    pub agent: String,
+    pub kind: String,
+    pub body: String,
+    pub payload: Option<serde_json::Value>,
+    /// Where it came from, when it must be queued at most once (outbox files).
+    pub origin: Option<String>,
+}
+
+const MESSAGE_COLUMNS: &str = "id, sender, agency, agent, kind, body, payload, state, attempts,
+    last_error, created_at, delivered_at";
+
+fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
+    let agency: String = r.get(2)?;
+    let agent: String = r.get(3)?;
+    let payload: Option<String> = r.get(6)?;
+    Ok(MessageRow {
+        id: r.get(0)?,
+        from: r.get(1)?,
+        to: format!("{agency}/{agent}"),
+        agency,
+        agent,
+        kind: r.get(4)?,
+        body: r.get(5)?,
+        payload: payload.and_then(|p| serde_json::from_str(&p).ok()),
+        state: r.get(7)?,
+        attempts: r.get(8)?,
+        last_error: r.get(9)?,
+        created_at: r.get(10)?,
+        delivered_at: r.get(11)?,
+    })
 }
 
 pub struct Store {
@@ -312,29 +375,239 @@ impl Store {
 
     /// The newest `limit` events, oldest first.
     pub fn events(&self, agency: Option<&str>, limit: i64) -> StoreResult<Vec<EventRow>> {
-        let mut stmt = self
+        self.query(
+            "SELECT id, at, agency, kind, detail FROM
+               (SELECT * FROM events WHERE ?1 IS NULL OR agency = ?1 ORDER BY id DESC LIMIT ?2)
+             ORDER BY id",
+            params![agency, limit],
+            event_from_row,
+        )
+    }
+
+    fn write_tx<T>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<T> {
+        let path = self.path.display().to_string();
+        let sql_err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
             .conn
-            .prepare(
-                "SELECT id, at, agency, kind, detail FROM
-                   (SELECT * FROM events WHERE ?1 IS NULL OR agency = ?1 ORDER BY id DESC LIMIT ?2)
-                 ORDER BY id",
-            )
-            .map_err(self.err())?;
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let out = f(&tx).map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
+        Ok(out)
+    }
+
+    fn query<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<Vec<T>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(self.err())?;
         let rows = stmt
-            .query_map(params![agency, limit], |r| {
-                let detail: String = r.get(4)?;
-                Ok(EventRow {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    agency: r.get(2)?,
-                    kind: r.get(3)?,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-                })
-            })
+            .query_map(params, f)
             .map_err(self.err())?
             .collect::<Result<Vec<_>, _>>()
             .map_err(self.err())?;
         Ok(rows)
+    }
+
+    /// Queues messages (all or none) with a `message.queued` event each;
+    /// committed when this returns. Returns their ids; a message whose
+    /// `origin` was queued before gets no new row and no id.
+    pub fn queue_messages(&mut self, msgs: &[NewMessage]) -> StoreResult<Vec<i64>> {
+        self.write_tx(|tx| {
+            let mut ids = Vec::new();
+            for m in msgs {
+                let payload = m.payload.as_ref().map(|p| p.to_string());
+                let id: Option<i64> = tx
+                    .query_row(
+                        &format!(
+                            "INSERT INTO messages (sender, agency, agent, kind, body, payload, origin, created_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW})
+                             ON CONFLICT (origin) DO NOTHING RETURNING id"
+                        ),
+                        params![m.from, m.agency, m.agent, m.kind, m.body, payload, m.origin],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(id) = id {
+                    let detail = serde_json::json!({
+                        "id": id, "from": m.from, "to": format!("{}/{}", m.agency, m.agent), "type": m.kind,
+                    });
+                    insert_event(tx, Some(&m.agency), "message.queued", &detail)?;
+                    ids.push(id);
+                }
+            }
+            Ok(ids)
+        })
+    }
+
+    /// The oldest queued message of each recipient: the router's work list.
+    pub fn next_per_recipient(&self) -> StoreResult<Vec<MessageRow>> {
+        self.query(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN
+                   (SELECT min(id) FROM messages WHERE state = 'queued' GROUP BY agency, agent)
+                 ORDER BY id"
+            ),
+            [],
+            message_from_row,
+        )
+    }
+
+    pub fn message(&self, id: i64) -> StoreResult<Option<MessageRow>> {
+        Ok(self
+            .query(
+                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"),
+                [id],
+                message_from_row,
+            )?
+            .pop())
+    }
+
+    /// Marks messages delivered, with an event each, in one transaction.
+    /// Returns the delivery time.
+    pub fn mark_delivered(&mut self, msgs: &[&MessageRow]) -> StoreResult<String> {
+        self.write_tx(|tx| {
+            let at: String = tx.query_row(&format!("SELECT {NOW}"), [], |r| r.get(0))?;
+            for m in msgs {
+                tx.execute(
+                    "UPDATE messages SET state = 'delivered', delivered_at = ?2, attempts = attempts + 1
+                     WHERE id = ?1 AND state = 'queued'",
+                    params![m.id, at],
+                )?;
+                let detail = serde_json::json!({ "id": m.id, "to": m.to, "type": m.kind });
+                insert_event(tx, Some(&m.agency), "message.delivered", &detail)?;
+            }
+            Ok(at)
+        })
+    }
+
+    /// Counts a failed delivery attempt; after `max_attempts` the message is
+    /// `failed`. Returns the new state.
+    pub fn record_failure(
+        &mut self,
+        msg: &MessageRow,
+        error: &str,
+        max_attempts: i64,
+    ) -> StoreResult<String> {
+        self.write_tx(|tx| {
+            let state: String = tx.query_row(
+                "UPDATE messages SET attempts = attempts + 1, last_error = ?2,
+                   state = CASE WHEN attempts + 1 >= ?3 THEN 'failed' ELSE state END
+                 WHERE id = ?1 RETURNING state",
+                params![msg.id, error, max_attempts],
+                |r| r.get(0),
+            )?;
+            if state == "failed" {
+                let detail = serde_json::json!({ "id": msg.id, "to": msg.to, "error": error });
+                insert_event(tx, Some(&msg.agency), "message.failed", &detail)?;
+            }
+            Ok(state)
+        })
+    }
+
+    /// Marks messages acknowledged; returns the ids that do not exist.
+    pub fn ack(&mut self, ids: &[i64]) -> StoreResult<Vec<i64>> {
+        self.write_tx(|tx| {
+            let mut missing = Vec::new();
+            for id in ids {
+                let agency: Option<String> = tx
+                    .query_row(
+                        &format!(
+                            "UPDATE messages SET state = 'acked', acked_at = coalesce(acked_at, {NOW})
+                             WHERE id = ?1 RETURNING agency"
+                        ),
+                        [id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match agency {
+                    Some(a) => {
+                        insert_event(tx, Some(&a), "message.acked", &serde_json::json!({ "id": id }))?;
+                    }
+                    None => missing.push(*id),
+                }
+            }
+            Ok(missing)
+        })
+    }
+
+    /// Messages to one agent, oldest first; without `all`, only the ones not
+    /// yet acknowledged.
+    pub fn inbox(&self, agency: &str, agent: &str, all: bool) -> StoreResult<Vec<MessageRow>> {
+        self.query(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
+                 WHERE agency = ?1 AND agent = ?2 AND (?3 OR state != 'acked') ORDER BY id"
+            ),
+            params![agency, agent, all],
+            message_from_row,
+        )
+    }
+
+    /// Queued and failed messages, oldest first.
+    pub fn undelivered(&self) -> StoreResult<Vec<MessageRow>> {
+        self.query(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE state IN ('queued', 'failed') ORDER BY id"
+            ),
+            [],
+            message_from_row,
+        )
+    }
+
+    /// Changes whenever the set of undelivered messages changes.
+    pub fn queue_signature(&self) -> StoreResult<(i64, i64, i64)> {
+        self.conn
+            .query_row(
+                "SELECT count(*), coalesce(max(id), 0), coalesce(sum(attempts), 0) FROM messages
+                 WHERE state IN ('queued', 'failed')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(self.err())
+    }
+
+    /// Per agent of `agency`: (queued, failed) message counts.
+    pub fn pending_counts(&self, agency: &str) -> StoreResult<Vec<(String, i64, i64)>> {
+        self.query(
+            "SELECT agent, sum(state = 'queued'), sum(state = 'failed') FROM messages
+             WHERE agency = ?1 AND state IN ('queued', 'failed') GROUP BY agent",
+            [agency],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+
+    /// Events after `after_id`, oldest first (for `log --follow`).
+    pub fn events_after(&self, agency: Option<&str>, after_id: i64) -> StoreResult<Vec<EventRow>> {
+        self.query(
+            "SELECT id, at, agency, kind, detail FROM events
+             WHERE id > ?2 AND (?1 IS NULL OR agency = ?1) ORDER BY id",
+            params![agency, after_id],
+            event_from_row,
+        )
+    }
+
+    /// Rewrites `registry/message_queue.json`: the undelivered messages.
+    pub fn write_queue_mirror(&self) -> StoreResult<()> {
+        self.write_mirror("message_queue.json", &self.undelivered()?)
+    }
+
+    fn write_mirror<T: Serialize>(&self, name: &str, value: &T) -> StoreResult<()> {
+        let path = self.registry.join(name);
+        let mut text = serde_json::to_vec_pretty(value).expect("plain data serializes");
+        text.push(b'\n');
+        write_atomic(&path, &text).map_err(|e| StoreError::Mirror {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// Rewrites `registry/active_agencies.json` from the database.
@@ -350,13 +623,7 @@ impl Store {
             let agents = self.agents(&agency.name)?;
             entries.push(Entry { agency, agents });
         }
-        let path = self.registry.join("active_agencies.json");
-        let mut text = serde_json::to_vec_pretty(&entries).expect("plain data serializes");
-        text.push(b'\n');
-        write_atomic(&path, &text).map_err(|e| StoreError::Mirror {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })
+        self.write_mirror("active_agencies.json", &entries)
     }
 }
 
@@ -373,6 +640,17 @@ fn insert_event(
         params![agency, kind, detail.to_string()],
         |r| r.get(0),
     )
+}
+
+fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    let detail: String = r.get(4)?;
+    Ok(EventRow {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        agency: r.get(2)?,
+        kind: r.get(3)?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+    })
 }
 
 fn agency_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgencyRow> {

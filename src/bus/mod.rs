@@ -1,0 +1,300 @@
+//! The message bus: the message model, queueing (send, send-inter,
+//! broadcast, the outbox drop-box), inbox and ack, and the router that types
+//! messages into panes.
+//!
+//! A message is a row in the registry before any command returns; the router
+//! is the only writer into panes.
+
+pub mod outbox;
+pub mod router;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::agency::{self, spec::validate_name, Ctx};
+use crate::error::{Error, Result};
+use crate::store::NewMessage;
+
+/// Message types within an agency.
+pub const INTRA_TYPES: &[&str] = &["STATUS", "TASK", "QUESTION", "COMPLETE", "BLOCKED", "NOTE"];
+
+/// Bodies larger than this go nowhere useful in a terminal; refuse them.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Removes every control character except newline and tab, so no escape
+/// sequence reaches the receiving program. `\r\n` and lone `\r` become `\n`.
+pub fn sanitize(body: &str) -> String {
+    body.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .chars()
+        .filter(|&c| c == '\n' || c == '\t' || !c.is_control())
+        .collect()
+}
+
+/// The type of an intra-agency message: `--type`, else the body's leading
+/// word when it is a known type (`TASK-042: ...` is a TASK), else NOTE.
+pub fn intra_type(body: &str, explicit: Option<&str>) -> Result<String> {
+    if let Some(t) = explicit {
+        let up = t.to_ascii_uppercase();
+        return if INTRA_TYPES.contains(&up.as_str()) {
+            Ok(up)
+        } else {
+            Err(Error::user(
+                format!("unknown message type {t:?}"),
+                format!("use one of {}", INTRA_TYPES.join(", ")),
+            ))
+        };
+    }
+    let lead: String = body
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_uppercase())
+        .collect();
+    Ok(if INTRA_TYPES.contains(&lead.as_str()) {
+        lead
+    } else {
+        "NOTE".to_string()
+    })
+}
+
+/// The sender: `--from AGENCY/AGENT` (or a bare name), else
+/// `AGENCY_NAME`/`AGENCY_AGENT` from the environment, else `human`.
+pub fn sender(from: Option<&str>) -> Result<String> {
+    if let Some(f) = from {
+        for part in f.split('/') {
+            validate_name("sender", part)?;
+        }
+        if f.split('/').count() > 2 {
+            return Err(Error::user(
+                format!("invalid sender {f:?}"),
+                "use --from AGENCY/AGENT or --from NAME",
+            ));
+        }
+        return Ok(f.to_string());
+    }
+    let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+    Ok(match (env("AGENCY_NAME"), env("AGENCY_AGENT")) {
+        (Some(a), Some(b)) => format!("{a}/{b}"),
+        (Some(a), None) => a,
+        _ => "human".to_string(),
+    })
+}
+
+fn check_body(body: &str) -> Result<String> {
+    let clean = sanitize(body);
+    if clean.trim().is_empty() {
+        return Err(Error::user(
+            "the message is empty",
+            "give the message text as an argument, or `-` to read it from stdin",
+        ));
+    }
+    if clean.len() > MAX_BODY {
+        return Err(Error::user(
+            format!(
+                "the message is {} bytes; at most {MAX_BODY} are sent",
+                clean.len()
+            ),
+            "put long content in a file and send its path",
+        ));
+    }
+    Ok(clean)
+}
+
+/// Checks that `agency` exists and has `agent`.
+fn check_recipient(ctx: &Ctx, agency_name: &str, agent: &str) -> Result<()> {
+    let agents = agency::agent_names(ctx, agency_name)?;
+    if agents.iter().any(|a| a == agent) {
+        Ok(())
+    } else {
+        Err(Error::user(
+            format!("agency {agency_name:?} has no agent {agent:?}"),
+            format!("agents: {}", agents.join(", ")),
+        ))
+    }
+}
+
+/// Queues messages, then makes sure a router will deliver them.
+pub fn queue(ctx: &mut Ctx, msgs: &[NewMessage]) -> Result<Vec<i64>> {
+    let ids = ctx.store.queue_messages(msgs)?;
+    for (m, id) in msgs.iter().zip(&ids) {
+        ctx.activity_line(
+            &m.agency,
+            "message.queued",
+            &serde_json::json!({"id": id, "from": m.from, "to": format!("{}/{}", m.agency, m.agent), "type": m.kind}),
+        )?;
+    }
+    router::ensure_running(&ctx.ws)?;
+    router::wake(&ctx.ws.registry_dir());
+    Ok(ids)
+}
+
+/// `agency send`.
+pub fn send(
+    ctx: &mut Ctx,
+    agency_name: &str,
+    agent: &str,
+    body: &str,
+    kind: Option<&str>,
+    from: Option<&str>,
+) -> Result<i64> {
+    validate_name("agency", agency_name)?;
+    validate_name("agent", agent)?;
+    let body = check_body(body)?;
+    let kind = intra_type(&body, kind)?;
+    let from = sender(from)?;
+    check_recipient(ctx, agency_name, agent)?;
+    let ids = queue(
+        ctx,
+        &[NewMessage {
+            from,
+            agency: agency_name.into(),
+            agent: agent.into(),
+            kind,
+            body,
+            payload: None,
+            origin: None,
+        }],
+    )?;
+    Ok(ids[0])
+}
+
+/// Parses and checks an inter-agency payload: a JSON object with a string
+/// `type`.
+pub fn parse_payload(json: &str) -> Result<Value> {
+    let hint = r#"pass a JSON object with a string "type", e.g. '{"type": "results", "task": "T", "status": "passed"}'"#;
+    let value: Value = serde_json::from_str(json)
+        .map_err(|e| Error::user(format!("the message is not valid JSON: {e}"), hint))?;
+    match value.get("type") {
+        Some(Value::String(t)) if !t.trim().is_empty() => {}
+        Some(_) => return Err(Error::user("\"type\" must be a non-empty string", hint)),
+        None if value.is_object() => return Err(Error::user("the message has no \"type\"", hint)),
+        None => return Err(Error::user("the message must be a JSON object", hint)),
+    }
+    Ok(value)
+}
+
+/// A message for an agency's coordinator carrying `payload`.
+pub fn inter_message(from: &str, to: &str, payload: Value) -> Result<NewMessage> {
+    let kind = payload["type"].as_str().unwrap_or("note").to_string();
+    let body = check_body(&payload.to_string())?;
+    Ok(NewMessage {
+        from: from.to_string(),
+        agency: to.to_string(),
+        agent: "coordinator".into(),
+        kind,
+        body,
+        payload: Some(payload),
+        origin: None,
+    })
+}
+
+/// `agency send-inter`.
+pub fn send_inter(ctx: &mut Ctx, from: &str, to: &str, json: &str) -> Result<i64> {
+    let from = sender(Some(from))?;
+    validate_name("agency", to)?;
+    let payload = parse_payload(json)?;
+    check_recipient(ctx, to, "coordinator")?;
+    let ids = queue(ctx, &[inter_message(&from, to, payload)?])?;
+    Ok(ids[0])
+}
+
+/// `agency broadcast`: to every running agency's coordinator, or every agent.
+/// A JSON object with a `type` travels as an inter-agency payload.
+pub fn broadcast(ctx: &mut Ctx, from: &str, message: &str, all_agents: bool) -> Result<Vec<i64>> {
+    let from = sender(Some(from))?;
+    let payload = serde_json::from_str::<Value>(message)
+        .ok()
+        .filter(|v| v.get("type").is_some_and(Value::is_string));
+    let body = check_body(message)?;
+    let kind = match &payload {
+        Some(p) => p["type"].as_str().unwrap_or("alert").to_string(),
+        None => intra_type(&body, None)?,
+    };
+    let mut msgs = Vec::new();
+    for a in agency::list(ctx)?.into_iter().filter(|a| a.running) {
+        for agent in &a.agents {
+            if all_agents || agent.role == "coordinator" {
+                msgs.push(NewMessage {
+                    from: from.clone(),
+                    agency: a.name.clone(),
+                    agent: agent.name.clone(),
+                    kind: kind.clone(),
+                    body: body.clone(),
+                    payload: payload.clone(),
+                    origin: None,
+                });
+            }
+        }
+    }
+    if msgs.is_empty() {
+        return Err(Error::user(
+            "no agency is running: nobody to broadcast to",
+            "start one with `agency create NAME`",
+        ));
+    }
+    queue(ctx, &msgs)
+}
+
+/// Reads a message argument: `-` means stdin.
+pub fn read_body(arg: &str) -> Result<String> {
+    if arg != "-" {
+        return Ok(arg.to_string());
+    }
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+        .map_err(|e| Error::io("stdin", e))?;
+    Ok(s.strip_suffix('\n').unwrap_or(&s).to_string())
+}
+
+/// The header line the receiving agent sees before the body.
+pub fn header(id: i64, kind: &str, from: &str) -> String {
+    format!("[msg #{id} {kind} from {from}]")
+}
+
+/// Where the router listens for wake-ups.
+pub fn wake_socket(registry: &Path) -> std::path::PathBuf {
+    registry.join("router.sock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_removed() {
+        assert_eq!(
+            sanitize("a\x1b[31mred\x07\tb\r\nc\u{9b}d\x7f"),
+            "a[31mred\tb\ncd"
+        );
+        assert_eq!(sanitize("ünï ✓"), "ünï ✓");
+    }
+
+    #[test]
+    fn types_come_from_the_flag_or_the_leading_word() {
+        assert_eq!(intra_type("TASK-042: do it", None).unwrap(), "TASK");
+        assert_eq!(
+            intra_type("STATUS python-agent: 60%", None).unwrap(),
+            "STATUS"
+        );
+        assert_eq!(intra_type("TASKS are many", None).unwrap(), "NOTE");
+        assert_eq!(intra_type("hello", None).unwrap(), "NOTE");
+        assert_eq!(intra_type("x", Some("blocked")).unwrap(), "BLOCKED");
+        assert!(intra_type("x", Some("shout")).is_err());
+    }
+
+    #[test]
+    fn payloads_need_a_string_type() {
+        assert!(parse_payload(r#"{"type": "handoff"}"#).is_ok());
+        for bad in [
+            "{",
+            "[]",
+            "3",
+            r#"{"kind": "x"}"#,
+            r#"{"type": 3}"#,
+            r#"{"type": ""}"#,
+        ] {
+            assert!(parse_payload(bad).is_err(), "{bad}");
+        }
+    }
+}

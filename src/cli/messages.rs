@@ -1,0 +1,247 @@
+//! `agency send`, `send-inter`, `broadcast`, `inbox`, `ack`, `log`, `router`.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{print_json, print_lines};
+use crate::agency::Ctx;
+use crate::bus;
+use crate::error::{Error, Result};
+use crate::workspace::Workspace;
+
+/// Send a message to an agent of an agency (`coordinator` or a specialist)
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    pub agency: String,
+    pub agent: String,
+    /// The text; `-` reads it from stdin
+    #[arg(allow_hyphen_values = true)]
+    pub message: String,
+    /// STATUS, TASK, QUESTION, COMPLETE, BLOCKED or NOTE (default: the leading word, else NOTE)
+    #[arg(long = "type", value_name = "T")]
+    pub kind: Option<String>,
+    /// Sender as AGENCY/AGENT (default: AGENCY_NAME/AGENCY_AGENT, else human)
+    #[arg(long, value_name = "AGENCY/AGENT")]
+    pub from: Option<String>,
+    /// Print {"id": N}
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn print_id(id: i64, json: bool) -> Result<()> {
+    if json {
+        print_json(&serde_json::json!({ "id": id }))
+    } else {
+        print_lines([id.to_string()])
+    }
+}
+
+pub fn send(ctx: &mut Ctx, args: &SendArgs) -> Result<()> {
+    let body = bus::read_body(&args.message)?;
+    let id = bus::send(
+        ctx,
+        &args.agency,
+        &args.agent,
+        &body,
+        args.kind.as_deref(),
+        args.from.as_deref(),
+    )?;
+    print_id(id, args.json)
+}
+
+/// Send a JSON message from one agency to another's coordinator
+#[derive(Debug, Args)]
+pub struct SendInterArgs {
+    pub from: String,
+    pub to: String,
+    /// A JSON object with a string "type" (handoff, results, alert, ...); `-` reads stdin
+    #[arg(allow_hyphen_values = true)]
+    pub json_message: String,
+    /// Print {"id": N}
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn send_inter(ctx: &mut Ctx, args: &SendInterArgs) -> Result<()> {
+    let body = bus::read_body(&args.json_message)?;
+    let id = bus::send_inter(ctx, &args.from, &args.to, &body)?;
+    print_id(id, args.json)
+}
+
+/// Send a message to the coordinator of every running agency
+#[derive(Debug, Args)]
+pub struct BroadcastArgs {
+    pub from: String,
+    /// Text, or a JSON object with a "type"; `-` reads stdin
+    #[arg(allow_hyphen_values = true)]
+    pub message: String,
+    /// To every agent, not only coordinators
+    #[arg(long)]
+    pub all_agents: bool,
+    /// Print {"ids": [...]}
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn broadcast(ctx: &mut Ctx, args: &BroadcastArgs) -> Result<()> {
+    let body = bus::read_body(&args.message)?;
+    let ids = bus::broadcast(ctx, &args.from, &body, args.all_agents)?;
+    if args.json {
+        print_json(&serde_json::json!({ "ids": ids }))
+    } else {
+        print_lines(ids.iter().map(i64::to_string))
+    }
+}
+
+/// Messages to an agent, oldest first (not yet acknowledged, or all)
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    pub agency: String,
+    pub agent: String,
+    /// Include acknowledged messages
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn inbox(ctx: &Ctx, args: &InboxArgs) -> Result<()> {
+    let agents = crate::agency::agent_names(ctx, &args.agency)?;
+    if !agents.contains(&args.agent) {
+        return Err(Error::user(
+            format!("agency {:?} has no agent {:?}", args.agency, args.agent),
+            format!("agents: {}", agents.join(", ")),
+        ));
+    }
+    let msgs = ctx.store.inbox(&args.agency, &args.agent, args.all)?;
+    if args.json {
+        return print_json(&msgs);
+    }
+    if msgs.is_empty() {
+        return print_lines(["no messages".to_string()]);
+    }
+    let mut lines = Vec::new();
+    for m in &msgs {
+        let err = m
+            .last_error
+            .as_ref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        lines.push(format!(
+            "#{} {} {} from {} at {}{err}",
+            m.id, m.state, m.kind, m.from, m.created_at
+        ));
+        lines.extend(m.body.lines().map(|l| format!("    {l}")));
+    }
+    print_lines(lines)
+}
+
+/// Mark messages acknowledged
+#[derive(Debug, Args)]
+pub struct AckArgs {
+    #[arg(required = true)]
+    pub ids: Vec<i64>,
+}
+
+pub fn ack(ctx: &mut Ctx, args: &AckArgs) -> Result<()> {
+    let missing = ctx.store.ack(&args.ids)?;
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|i| format!("#{i}")).collect();
+        return Err(Error::user(
+            format!("no message {}", list.join(", ")),
+            "see the ids with `agency inbox AGENCY AGENT`",
+        ));
+    }
+    Ok(())
+}
+
+/// The event log: messages, deliveries, agencies, handoffs, approvals
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only this agency's events
+    #[arg(long)]
+    pub agency: Option<String>,
+    /// How many of the newest events
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+    /// Keep printing new events as they happen
+    #[arg(long)]
+    pub follow: bool,
+    /// Print JSON (one array; with --follow, one object per line)
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn log(ctx: &Ctx, args: &LogArgs) -> Result<()> {
+    if let Some(a) = &args.agency {
+        crate::agency::spec::validate_name("agency", a)?;
+    }
+    let events = ctx.store.events(args.agency.as_deref(), args.limit)?;
+    let line = |e: &crate::store::EventRow| {
+        format!(
+            "{} {:18} {:14} {}",
+            e.at,
+            e.kind,
+            e.agency.as_deref().unwrap_or("-"),
+            e.detail
+        )
+    };
+    if args.json && !args.follow {
+        return print_json(&events);
+    }
+    let mut last = events.last().map(|e| e.id).unwrap_or(0);
+    let show = |evs: &[crate::store::EventRow]| -> Result<()> {
+        if args.json {
+            print_lines(
+                evs.iter()
+                    .map(|e| serde_json::to_string(e).expect("serializes")),
+            )
+        } else {
+            print_lines(evs.iter().map(line))
+        }
+    };
+    show(&events)?;
+    while args.follow {
+        std::thread::sleep(Duration::from_millis(200));
+        let new = ctx.store.events_after(args.agency.as_deref(), last)?;
+        if let Some(e) = new.last() {
+            last = e.id;
+        }
+        show(&new)?;
+    }
+    Ok(())
+}
+
+/// The delivery process (started automatically; this runs or stops it by hand)
+#[derive(Debug, Args)]
+pub struct RouterArgs {
+    /// Run in this terminal instead of in the background
+    #[arg(long)]
+    pub foreground: bool,
+    /// Print the running router's process id, if any
+    #[arg(long, conflicts_with = "foreground")]
+    pub status: bool,
+}
+
+pub fn router(ws: Workspace, args: &RouterArgs) -> Result<()> {
+    if args.foreground {
+        return bus::router::run(ws);
+    }
+    if !args.status {
+        bus::router::ensure_running(&ws)?;
+    }
+    // A freshly started router takes a moment to write its pid.
+    let registry = ws.registry_dir();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match bus::router::running_pid(&registry) {
+            Some(pid) => return print_lines([format!("router running, pid {pid}")]),
+            None if args.status || std::time::Instant::now() > deadline => {
+                return print_lines(["no router running".to_string()])
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
