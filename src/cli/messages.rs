@@ -203,7 +203,10 @@ pub fn log(ctx: &Ctx, args: &LogArgs) -> Result<()> {
         }
     };
     show(&events)?;
-    while args.follow {
+    if !args.follow {
+        return Ok(());
+    }
+    loop {
         std::thread::sleep(Duration::from_millis(200));
         let new = ctx.store.events_after(args.agency.as_deref(), last)?;
         if let Some(e) = new.last() {
@@ -211,7 +214,6 @@ pub fn log(ctx: &Ctx, args: &LogArgs) -> Result<()> {
         }
         show(&new)?;
     }
-    Ok(())
 }
 
 /// The delivery process (started automatically; this runs or stops it by hand)

@@ -133,6 +133,55 @@ impl TestEnv {
         self.tmux(&["list-sessions"]).status.success()
     }
 
+    /// The router's process id, if one of ours is running.
+    pub fn router_pid(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.home.join("registry/router.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        // Only a live `agency router` of this workspace, never a reused pid.
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        (cmdline.contains("router") && cmdline.contains(self.home.to_str().unwrap())).then_some(pid)
+    }
+
+    /// Sends `signal` to the router we started, by its process id.
+    pub fn signal_router(&self, signal: &str) -> Option<u32> {
+        let pid = self.router_pid()?;
+        let _ = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status();
+        Some(pid)
+    }
+
+    pub fn stop_router(&self) {
+        if let Some(pid) = self.signal_router("-TERM") {
+            wait_until("the router to stop", || {
+                !Path::new(&format!("/proc/{pid}")).exists()
+                    || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .is_ok_and(|s| s.contains(") Z "))
+            });
+        }
+    }
+
+    /// An agency whose agents append what they receive to `<agent>.out`
+    /// in the test's folder; returns that folder.
+    pub fn receivers(&self, agency: &str, agents: &str) -> PathBuf {
+        let out = self.root().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let cmd = format!("cat >> {}/$AGENCY_AGENT.out", out.display());
+        self.ok(&[
+            "create",
+            agency,
+            "--agents",
+            agents,
+            "--agent-command",
+            &cmd,
+        ]);
+        out
+    }
+
     pub fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.home.join("registry/agency.db")).unwrap()
     }
@@ -140,6 +189,7 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
+        self.stop_router();
         // Only this test's own server; tmux leaves its socket file behind.
         let _ = self.tmux(&["kill-server"]);
         let _ = std::fs::remove_file(socket_path(&self.socket));
@@ -172,8 +222,21 @@ pub fn expect_user_error(out: &Output, what: &[&str]) -> String {
 }
 
 /// Polls `pred` until it holds or the deadline passes.
-pub fn wait_until(what: &str, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+pub fn wait_until(what: &str, pred: impl FnMut() -> bool) {
+    wait_for(what, Duration::from_secs(10), pred)
+}
+
+/// Lines of a file, empty if it does not exist yet.
+pub fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+pub fn wait_for(what: &str, limit: Duration, mut pred: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if pred() {
             return;

@@ -5,4 +5,5 @@ mod common;
 
 mod agencies;
 mod bad_input;
+mod messages;
 mod workspace;

@@ -1,0 +1,431 @@
+//! The message bus against real tmux: receivers are `cat` appending to a
+//! file, so the file holds exactly what reached the program.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::common::{expect_user_error, lines_of, wait_for, wait_until, TestEnv};
+
+/// `[msg #ID TYPE from SENDER] body` → (id, body).
+fn parse(line: &str) -> Option<(i64, String)> {
+    let rest = line.strip_prefix("[msg #")?;
+    let (id, rest) = rest.split_once(' ')?;
+    let (_, body) = rest.split_once("] ")?;
+    Some((id.parse().ok()?, body.to_string()))
+}
+
+#[test]
+fn concurrent_senders_all_arrive_once_in_order() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    let senders = 8;
+    let per = 100;
+    std::thread::scope(|s| {
+        for k in 0..senders {
+            let t = &t;
+            s.spawn(move || {
+                for i in 0..per {
+                    t.ok(&["send", "Bus", "rx", &format!("s{k}-{i}")]);
+                }
+            });
+        }
+    });
+    let file = out.join("rx.out");
+    wait_for("800 messages", Duration::from_secs(60), || {
+        lines_of(&file).len() >= senders * per
+    });
+    let lines = lines_of(&file);
+    assert_eq!(lines.len(), senders * per, "no extra lines");
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut last: HashMap<usize, i64> = HashMap::new();
+    for l in &lines {
+        let (_, body) = parse(l).unwrap_or_else(|| panic!("mangled line {l:?}"));
+        *seen.entry(body.clone()).or_default() += 1;
+        let (k, i) = body[1..].split_once('-').unwrap();
+        let (k, i): (usize, i64) = (k.parse().unwrap(), i.parse().unwrap());
+        let prev = last.insert(k, i).unwrap_or(-1);
+        assert!(i > prev, "sender {k}: {i} after {prev}");
+    }
+    assert_eq!(seen.len(), senders * per);
+    assert!(seen.values().all(|&n| n == 1));
+    let delivered: i64 = t
+        .db()
+        .query_row(
+            "SELECT count(*) FROM messages WHERE state = 'delivered'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(delivered, (senders * per) as i64);
+}
+
+#[test]
+fn killing_the_router_loses_nothing() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    let file = out.join("rx.out");
+    let total = 500;
+    let mut kills = 0;
+    std::thread::scope(|s| {
+        let sender = s.spawn(|| {
+            for i in 0..total {
+                t.ok(&["send", "Bus", "rx", &format!("m{i}")]);
+            }
+        });
+        for threshold in [50, 150, 250] {
+            wait_for("deliveries", Duration::from_secs(60), || {
+                lines_of(&file).len() >= threshold
+            });
+            if t.signal_router("-KILL").is_some() {
+                kills += 1;
+            }
+        }
+        sender.join().unwrap();
+    });
+    // Anything that starts it again; here the router command itself.
+    t.ok(&["router"]);
+    wait_for("all 500", Duration::from_secs(60), || {
+        let mut bodies: Vec<String> = lines_of(&file)
+            .iter()
+            .filter_map(|l| parse(l))
+            .map(|p| p.1)
+            .collect();
+        bodies.sort();
+        bodies.dedup();
+        bodies.len() == total
+    });
+    let lines = lines_of(&file);
+    let repeats = lines.len() - total;
+    assert!(kills >= 1, "the router was never caught running");
+    assert!(repeats <= kills, "{repeats} repeats after {kills} kills");
+    let queued: i64 = t
+        .db()
+        .query_row(
+            "SELECT count(*) FROM messages WHERE state != 'delivered'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(queued, 0);
+}
+
+#[test]
+fn hostile_bodies_arrive_literally_and_run_nothing() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    let marker = t.root().join("pwned");
+    let long: String = "x".repeat(2048);
+    let bodies = [
+        format!("$(touch {})", marker.display()),
+        format!("`touch {}`", marker.display()),
+        "it's \"quoted\" 'twice'".to_string(),
+        "a;b; c".to_string(),
+        "ends with a semicolon;".to_string(),
+        "ends with escaped \\;".to_string(),
+        "# not a comment".to_string(),
+        "back\\slash \\n \\".to_string(),
+        "ünïcødé ✓ 日本語".to_string(),
+        "-starts with a dash".to_string(),
+        "tab\there".to_string(),
+    ];
+    let mut ids = Vec::new();
+    for b in &bodies {
+        ids.push(t.ok(&["send", "Bus", "rx", b]).trim().to_string());
+    }
+    // Long bodies are pasted: the header on its own line, then the body.
+    ids.push(t.ok(&["send", "Bus", "rx", &long]).trim().to_string());
+    // Control characters: ESC and BEL are removed, the rest arrives.
+    ids.push(
+        t.ok(&["send", "Bus", "rx", "red\x1b[31mtext\x07bell"])
+            .trim()
+            .to_string(),
+    );
+    let mut child = t
+        .cmd(&["send", "Bus", "rx", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"first line\nsecond; line\n\x1b]0;title\x07third")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let file = out.join("rx.out");
+    let expected_lines = bodies.len() + 2 + 1 + 4;
+    wait_until("every body", || lines_of(&file).len() >= expected_lines);
+    let text = fs::read_to_string(&file).unwrap();
+    for b in &bodies {
+        assert!(
+            text.contains(&format!("] {b}\n")),
+            "missing {b:?} in {text}"
+        );
+    }
+    assert!(text.contains(&format!("]\n{long}\n")), "2 KB body");
+    assert!(text.contains("] red[31mtextbell\n"), "{text}");
+    assert!(
+        text.contains("first line\nsecond; line\n]0;titlethird\n"),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b') && !text.contains('\x07'));
+    assert!(!marker.exists(), "a body was executed");
+}
+
+#[test]
+fn bad_inter_agency_messages_queue_nothing() {
+    let t = TestEnv::new();
+    t.receivers("Code", "rx");
+    for bad in [
+        "{not json",
+        "[1,2]",
+        r#"{"task": "x"}"#,
+        r#"{"type": 7}"#,
+        "\"text\"",
+    ] {
+        let err = t.fails(&["send-inter", "QA", "Code", bad]);
+        assert!(err.contains("JSON") || err.contains("type"), "{bad}: {err}");
+    }
+    t.fails(&["send-inter", "QA", "Nowhere", r#"{"type": "results"}"#]);
+    t.fails(&["send", "Code", "nobody", "hi"]);
+    t.fails(&["send", "Code", "rx", "hi", "--type", "SHOUT"]);
+    t.fails(&["send", "Code", "rx", "\x1b\x07"]);
+    let rows: i64 = t
+        .db()
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0);
+    // A good one goes to the coordinator with its type.
+    let id = t.json(&[
+        "send-inter",
+        "QA",
+        "Code",
+        r#"{"type": "results", "bugs": 3}"#,
+        "--json",
+    ])["id"]
+        .as_i64()
+        .unwrap();
+    let (to, kind): (String, String) = t
+        .db()
+        .query_row(
+            "SELECT agent, kind FROM messages WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((to.as_str(), kind.as_str()), ("coordinator", "results"));
+}
+
+#[test]
+fn a_message_to_a_killed_agency_waits_for_it() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    t.ok(&["kill", "Bus"]);
+    let id = t
+        .ok(&["send", "Bus", "rx", "while you were out"])
+        .trim()
+        .to_string();
+    let inbox = t.json(&["inbox", "Bus", "rx", "--json"]);
+    assert_eq!(inbox[0]["id"].to_string(), id);
+    assert_eq!(inbox[0]["state"], "queued");
+    let status = t.json(&["status", "Bus", "--json"]);
+    assert_eq!(status["agents"][1]["queued"], 1);
+    t.ok(&["create", "Bus"]);
+    let file = out.join("rx.out");
+    wait_until("the queued message", || {
+        fs::read_to_string(&file).is_ok_and(|s| s.contains("while you were out"))
+    });
+    assert_eq!(
+        t.json(&["inbox", "Bus", "rx", "--json"])[0]["state"],
+        "delivered"
+    );
+}
+
+#[test]
+fn nothing_is_typed_into_a_shell() {
+    let t = TestEnv::new();
+    // The coordinator runs the workspace default (`sh`); rx reads text.
+    let out = t.receivers("Bus", "rx");
+    t.ok(&["create", "Sh"]);
+    let marker = t.root().join("ran");
+    let shell_id = t
+        .ok(&[
+            "send",
+            "Sh",
+            "coordinator",
+            &format!("touch {}", marker.display()),
+        ])
+        .trim()
+        .to_string();
+    // A later message elsewhere proves the router has been past it.
+    t.ok(&["send", "Bus", "rx", "after"]);
+    wait_until("the later message", || {
+        fs::read_to_string(out.join("rx.out")).is_ok_and(|s| s.contains("after"))
+    });
+    t.ok(&["router"]);
+    let inbox = t.json(&["inbox", "Sh", "coordinator", "--json"]);
+    assert_eq!(inbox[0]["id"].to_string(), shell_id);
+    assert_eq!(inbox[0]["state"], "queued");
+    let screen = t.tmux_ok(&["capture-pane", "-p", "-t", "Sh:coordinator"]);
+    assert!(!screen.contains("touch"), "typed into the shell: {screen}");
+    assert!(!marker.exists());
+}
+
+#[test]
+fn inbox_ack_and_log() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    let id = t.json(&["send", "Bus", "rx", "TASK-7: do it", "--json"])["id"]
+        .as_i64()
+        .unwrap();
+    wait_until("delivery", || {
+        fs::read_to_string(out.join("rx.out")).is_ok_and(|s| s.contains("TASK-7"))
+    });
+    let inbox = t.json(&["inbox", "Bus", "rx", "--json"]);
+    let m = &inbox[0];
+    assert_eq!(m["id"], id);
+    assert_eq!(m["from"], "human");
+    assert_eq!(m["to"], "Bus/rx");
+    assert_eq!(m["type"], "TASK");
+    assert_eq!(m["body"], "TASK-7: do it");
+    assert!(m["delivered_at"].is_string());
+    t.ok(&["ack", &id.to_string()]);
+    assert_eq!(
+        t.json(&["inbox", "Bus", "rx", "--json"]),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        t.json(&["inbox", "Bus", "rx", "--all", "--json"])[0]["state"],
+        "acked"
+    );
+    let err = t.fails(&["ack", "999"]);
+    assert!(err.contains("#999"), "{err}");
+    let kinds: Vec<String> = t
+        .json(&["log", "--agency", "Bus", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    for k in [
+        "create",
+        "message.queued",
+        "message.delivered",
+        "message.acked",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "{k} not in {kinds:?}");
+    }
+    let activity = fs::read_to_string(t.home.join("agencies/Bus/logs/activity.log")).unwrap();
+    assert!(activity.contains("message.delivered"), "{activity}");
+    // The sender comes from the environment inside an agency's pane.
+    let id = t
+        .cmd(&["send", "Bus", "coordinator", "STATUS half done", "--json"])
+        .env("AGENCY_NAME", "Bus")
+        .env("AGENCY_AGENT", "rx")
+        .output()
+        .unwrap();
+    let id: serde_json::Value = serde_json::from_slice(&id.stdout).unwrap();
+    let inbox = t.json(&["inbox", "Bus", "coordinator", "--json"]);
+    assert_eq!(inbox[0]["id"], id["id"]);
+    assert_eq!(inbox[0]["from"], "Bus/rx");
+    assert_eq!(inbox[0]["type"], "STATUS");
+}
+
+#[test]
+fn broadcast_reaches_running_coordinators() {
+    let t = TestEnv::new();
+    let out = t.receivers("One", "a");
+    t.receivers("Two", "b");
+    t.receivers("Off", "c");
+    t.ok(&["kill", "Off"]);
+    let ids = t.json(&[
+        "broadcast",
+        "Meta",
+        r#"{"type": "alert", "message": "deploy at 15:00"}"#,
+        "--json",
+    ]);
+    assert_eq!(ids["ids"].as_array().unwrap().len(), 2);
+    let coord = out.join("coordinator.out");
+    wait_until("both coordinators", || {
+        fs::read_to_string(&coord).is_ok_and(|s| s.matches("deploy at 15:00").count() == 2)
+    });
+    let all = t.json(&[
+        "broadcast",
+        "Meta",
+        "NOTE all hands",
+        "--all-agents",
+        "--json",
+    ]);
+    assert_eq!(all["ids"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn the_outbox_takes_files_and_rejects_bad_ones() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    t.ok(&["router"]);
+    let outbox = t.home.join("registry/outbox");
+    let drop = |name: &str, text: &str| {
+        let tmp = t.root().join(format!("{name}.tmp"));
+        fs::write(&tmp, text).unwrap();
+        fs::rename(&tmp, outbox.join(name)).unwrap();
+    };
+    drop(
+        "a.json",
+        r#"{"to": "Bus/rx", "from": "ci", "body": "TASK from a file"}"#,
+    );
+    drop(
+        "b.json",
+        r#"{"to": "Bus", "from": "QA", "type": "results", "status": "passed"}"#,
+    );
+    drop("bad.json", r#"{"to": "Bus/rx", "body": 5}"#);
+    drop("nobody.json", r#"{"to": "Nobody", "body": "hi"}"#);
+    wait_until("the file message", || {
+        fs::read_to_string(out.join("rx.out"))
+            .is_ok_and(|s| s.contains("[msg #1 TASK from ci] TASK from a file"))
+    });
+    wait_until("the inter-agency file message", || {
+        fs::read_to_string(out.join("coordinator.out"))
+            .is_ok_and(|s| s.contains("\"status\":\"passed\""))
+    });
+    let rejected = outbox.join("rejected");
+    wait_until("rejections", || {
+        rejected.join("nobody.json.reason").is_file()
+    });
+    assert!(rejected.join("bad.json").is_file());
+    let reason = fs::read_to_string(rejected.join("bad.json.reason")).unwrap();
+    assert!(reason.contains("body"), "{reason}");
+    assert!(!outbox.join("a.json").exists());
+}
+
+#[test]
+fn one_router_per_workspace() {
+    let t = TestEnv::new();
+    t.ok(&["router"]);
+    let pid = t.router_pid().expect("a router");
+    // More starts, in parallel, change nothing.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| t.ok(&["router"]));
+        }
+    });
+    assert_eq!(t.router_pid(), Some(pid));
+    let out = t.run(&["router", "--foreground"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another router"));
+    // Its output goes to a log file, not to whoever started it.
+    let log = fs::read_to_string(t.home.join("registry/router.log")).unwrap();
+    assert!(log.contains(&format!("pid {pid}")), "{log}");
+}
+
+#[test]
+fn unknown_recipients_are_errors() {
+    let t = TestEnv::new();
+    let out = t.run(&["send", "Ghost", "coordinator", "hello"]);
+    expect_user_error(&out, &["send"]);
+    t.fails(&["inbox", "Ghost", "coordinator"]);
+    t.fails(&["send", "../x", "coordinator", "hello"]);
+}
