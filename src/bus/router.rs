@@ -140,6 +140,8 @@ pub fn run(ws: Workspace) -> Result<()> {
     }
     let _watcher = outbox::watch(&registry, sock_path.clone());
     let mut ctx = Ctx::open(ws)?;
+    let home = ctx.ws.root.display().to_string();
+    ctx.tmux.use_control_mode(&home);
     let mut router = Router::default();
     eprintln!(
         "router: pid {} serving {}",
