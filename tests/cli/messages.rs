@@ -429,3 +429,65 @@ fn unknown_recipients_are_errors() {
     t.fails(&["inbox", "Ghost", "coordinator"]);
     t.fails(&["send", "../x", "coordinator", "hello"]);
 }
+
+#[test]
+fn seed_scripts_send_messages() {
+    let t = TestEnv::new();
+    t.receivers("CodeAgency", "python-agent");
+    t.receivers("QAAgency", "qa");
+    let script = |name: &str, args: &[&str]| {
+        let out = std::process::Command::new(t.home.join("scripts").join(name))
+            .args(args)
+            .env("AGENCY_BIN", env!("CARGO_BIN_EXE_agency"))
+            .env("AGENCY_TMUX_SOCKET", &t.socket)
+            .env("SHELL", "/bin/sh")
+            .env_remove("AGENCY_HOME")
+            .env_remove("AGENCY_NAME")
+            .env_remove("AGENCY_AGENT")
+            .env_remove("TMUX")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    script(
+        "send-agency-message.sh",
+        &["CodeAgency", "python-agent", "TASK-042: Implement OAuth2"],
+    );
+    script(
+        "send-inter-agency.sh",
+        &[
+            "CodeAgency",
+            "QAAgency",
+            r#"{"type": "handoff", "branch": "feature/user-auth"}"#,
+        ],
+    );
+    script(
+        "broadcast-agency.sh",
+        &[
+            "MetaOrchestrator",
+            r#"{"type": "alert", "message": "commit all work"}"#,
+        ],
+    );
+    let rows: Vec<(String, String, String)> = t
+        .db()
+        .prepare("SELECT agency || '/' || agent, kind, sender FROM messages ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let want = |a: &str, k: &str, s: &str| (a.to_string(), k.to_string(), s.to_string());
+    assert_eq!(
+        rows,
+        [
+            want("CodeAgency/python-agent", "TASK", "human"),
+            want("QAAgency/coordinator", "handoff", "CodeAgency"),
+            want("CodeAgency/coordinator", "alert", "MetaOrchestrator"),
+            want("QAAgency/coordinator", "alert", "MetaOrchestrator"),
+        ]
+    );
+}
