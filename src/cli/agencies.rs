@@ -182,16 +182,18 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
             .unwrap_or(5)
             .max(5);
         lines.push(format!(
-            "  {:w$}  {:11}  {:5}  {:8}  COMMAND",
-            "AGENT", "ROLE", "PANE", "STATE"
+            "  {:w$}  {:11}  {:5}  {:8}  {:6}  {:6}  COMMAND",
+            "AGENT", "ROLE", "PANE", "STATE", "QUEUED", "FAILED"
         ));
         for s in &a.agents {
             lines.push(format!(
-                "  {:w$}  {:11}  {:5}  {:8}  {}",
+                "  {:w$}  {:11}  {:5}  {:8}  {:6}  {:6}  {}",
                 s.name,
                 s.role,
                 s.pane.as_deref().unwrap_or("-"),
                 s.state,
+                s.queued,
+                s.failed,
                 s.command
             ));
         }

@@ -709,6 +709,57 @@ mod tests {
     }
 
     #[test]
+    fn failures_end_in_failed_and_stay_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let ids = s
+            .queue_messages(&[NewMessage {
+                from: "human".into(),
+                agency: "A".into(),
+                agent: "x".into(),
+                kind: "NOTE".into(),
+                body: "hi".into(),
+                payload: None,
+                origin: None,
+            }])
+            .unwrap();
+        let m = s.message(ids[0]).unwrap().unwrap();
+        for attempt in 1..=3 {
+            let state = s.record_failure(&m, "pane gone", 3).unwrap();
+            assert_eq!(state, if attempt < 3 { "queued" } else { "failed" });
+        }
+        assert!(
+            s.next_per_recipient().unwrap().is_empty(),
+            "failed is not retried"
+        );
+        let inbox = s.inbox("A", "x", false).unwrap();
+        assert_eq!(inbox[0].state, "failed");
+        assert_eq!(inbox[0].last_error.as_deref(), Some("pane gone"));
+        assert_eq!(s.undelivered().unwrap().len(), 1);
+        assert_eq!(s.pending_counts("A").unwrap(), [("x".to_string(), 0, 1)]);
+    }
+
+    #[test]
+    fn an_outbox_origin_is_queued_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let m = NewMessage {
+            from: "outbox".into(),
+            agency: "A".into(),
+            agent: "coordinator".into(),
+            kind: "NOTE".into(),
+            body: "hi".into(),
+            payload: None,
+            origin: Some("outbox:a.json:1".into()),
+        };
+        assert_eq!(s.queue_messages(std::slice::from_ref(&m)).unwrap().len(), 1);
+        assert!(s
+            .queue_messages(std::slice::from_ref(&m))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
     fn state_change_records_event() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
