@@ -3,6 +3,7 @@
 use std::fmt::Display;
 use std::io;
 
+use crate::git::GitError;
 use crate::store::StoreError;
 use crate::tmux::TmuxError;
 
@@ -20,6 +21,8 @@ pub enum Error {
     Tmux(#[from] TmuxError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Git(#[from] GitError),
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
 }
@@ -44,6 +47,7 @@ impl Error {
             Error::User { hint, .. } => hint.clone(),
             Error::Tmux(e) => e.hint(),
             Error::Store(e) => e.hint(),
+            Error::Git(e) => e.hint(),
             Error::Io { .. } => None,
         }
     }

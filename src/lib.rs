@@ -6,14 +6,18 @@
 //! - [`workspace`]: finding the workspace, its paths, `agency.toml`, `init`, atomic writes.
 //! - [`agency`]: agency specs (`agency.json`), templates, create/reconcile/list/status/kill.
 //! - [`bus`]: messages: send/broadcast/outbox, inbox and ack, the router that types into panes.
+//! - [`git`]: the only code that uses git2: branches, diff stats, sandbox worktrees, the merge.
+//! - [`approval`]: handoffs, sandbox test runs and their summaries, submit, approve, reject.
 //! - [`tmux`]: the only code that runs tmux, through `tmux_interface`, on the configured socket.
 //! - [`store`]: the only code that writes SQL: the registry database, its migrations, the JSON mirrors.
 //! - [`error`]: the error type, with a hint for what to do next.
 
 pub mod agency;
+pub mod approval;
 pub mod bus;
 pub mod cli;
 pub mod error;
+pub mod git;
 pub mod store;
 pub mod tmux;
 pub mod workspace;

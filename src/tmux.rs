@@ -8,10 +8,7 @@
 //! almost nothing.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
-use std::io::{self, BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout};
-use std::time::{Duration, Instant};
+use std::io;
 
 use tmux_interface::{StdIO, Tmux as TmuxProcess, TmuxCommand, TmuxCommands};
 
@@ -160,21 +157,9 @@ impl Op {
 }
 
 /// A handle on one tmux server.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Tmux {
     socket: Option<String>,
-    /// A persistent control-mode connection, for long-lived callers (the
-    /// router): a command over it costs microseconds instead of a process.
-    control: Option<RefCell<ControlState>>,
-}
-
-#[derive(Debug, Default)]
-struct ControlState {
-    /// Our sessions' `@agency-home`.
-    home: String,
-    client: Option<Control>,
-    /// After a failure, do not reconnect before this.
-    retry_at: Option<Instant>,
 }
 
 /// Separator tmux reads between the fields of our formats; tabs are safe
@@ -186,96 +171,21 @@ impl Tmux {
     pub fn new(socket: Option<String>) -> Self {
         Tmux {
             socket: socket.filter(|s| !s.is_empty()),
-            control: None,
         }
-    }
-
-    /// Sends commands over one control-mode connection from now on,
-    /// falling back to a tmux process per call whenever it is unavailable.
-    /// A control client lives in a session: it attaches to one whose
-    /// `@agency-home` is `home` (ours), never to anyone else's.
-    pub fn use_control_mode(&mut self, home: &str) {
-        self.control = Some(RefCell::new(ControlState {
-            home: home.to_string(),
-            ..ControlState::default()
-        }));
     }
 
     pub fn socket(&self) -> Option<&str> {
         self.socket.as_deref()
     }
 
-    /// Runs a command sequence and returns its stdout.
+    /// Runs a command sequence (one tmux process) and returns its stdout.
     fn run(&self, cmds: Vec<TmuxCommand<'_>>) -> Result<String, TmuxError> {
-        if let Some(state) = &self.control {
-            // Control mode reads one command line per line: arguments with a
-            // line break go through a process instead.
-            let args: Vec<Vec<Cow<'_, str>>> = cmds.iter().map(|c| c.to_vec()).collect();
-            let one_line = args.iter().flatten().all(|a| !a.contains(['\n', '\r']));
-            if one_line {
-                if let Some(result) = self.run_control(&mut state.borrow_mut(), &args) {
-                    return result;
-                }
-            }
-        }
-        self.run_process(cmds)
-    }
-
-    /// `None` when no control connection could be used.
-    fn run_control(
-        &self,
-        state: &mut ControlState,
-        args: &[Vec<Cow<'_, str>>],
-    ) -> Option<Result<String, TmuxError>> {
-        if state.client.is_none() {
-            if state.retry_at.is_some_and(|t| Instant::now() < t) {
-                return None;
-            }
-            let session = self
-                .list_panes_with(|c| self.run_process(c))
-                .ok()
-                .and_then(|panes| {
-                    panes
-                        .into_iter()
-                        .find(|p| p.agency_home == state.home)
-                        .map(|p| p.session)
-                });
-            let connected = match session {
-                Some(s) => Control::connect(self.socket.as_deref(), &s),
-                None => Err(io::Error::other("no session of ours to attach to")),
-            };
-            match connected {
-                Ok(c) => state.client = Some(c),
-                Err(_) => {
-                    state.retry_at = Some(Instant::now() + Duration::from_secs(1));
-                    return None;
-                }
-            }
-        }
-        let client = state.client.as_mut()?;
-        match client.request(args) {
-            Ok(Ok(out)) => Some(Ok(out)),
-            Ok(Err(stderr)) => {
-                let label = args.first().and_then(|a| a.first()).map(|n| n.to_string());
-                Some(Err(self.classify(label.unwrap_or_default(), stderr)))
-            }
-            Err(_) => {
-                // The connection broke (server gone?): drop it and let the
-                // caller fall back to a process, which reports properly.
-                state.client = None;
-                state.retry_at = Some(Instant::now() + Duration::from_secs(1));
-                None
-            }
-        }
-    }
-
-    fn run_process(&self, cmds: Vec<TmuxCommand<'_>>) -> Result<String, TmuxError> {
         let label = cmds
             .first()
             .and_then(|c| c.name.as_ref().map(|n| n.to_string()))
             .unwrap_or_default();
         // On a command line, tmux reads an argument ending in `;` as a
-        // separator: escape every one (control mode quotes instead).
+        // separator: escape every one.
         let mut seq = TmuxCommands::new();
         for c in cmds {
             let mut args = c.to_vec().into_iter();
@@ -335,13 +245,6 @@ impl Tmux {
 
     /// Every pane on the server; an absent server has none.
     pub fn list_panes(&self) -> Result<Vec<PaneInfo>, TmuxError> {
-        self.list_panes_with(|c| self.run(c))
-    }
-
-    fn list_panes_with(
-        &self,
-        run: impl FnOnce(Vec<TmuxCommand<'_>>) -> Result<String, TmuxError>,
-    ) -> Result<Vec<PaneInfo>, TmuxError> {
         let format = [
             "#{session_name}",
             "#{window_index}",
@@ -356,7 +259,7 @@ impl Tmux {
         .join(&FIELD_SEP.to_string());
         let mut c = cmd("list-panes");
         c.push_flag("-a").push_option("-F", format);
-        let out = match run(vec![c]) {
+        let out = match self.run(vec![c]) {
             Ok(out) => out,
             Err(TmuxError::NoServer { .. }) => return Ok(Vec::new()),
             // A socket file left behind by a dead server reads as "no server".
@@ -459,133 +362,6 @@ impl Tmux {
         }
         Ok(())
     }
-}
-
-/// One `tmux -C` client, attached to one of our sessions without a say in
-/// its size and without pane output (`-f ignore-size,no-output`); it never
-/// starts a server (`-N`). Each request is one command line, answered by one
-/// `%begin` … `%end` (or `%error`) block flagged as ours.
-#[derive(Debug)]
-struct Control {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Control {
-    fn connect(socket: Option<&str>, session: &str) -> io::Result<Control> {
-        let mut attach = cmd("attach-session");
-        attach
-            .push_option("-t", exact_session(session))
-            .push_option("-f", "ignore-size,no-output");
-        let mut process = TmuxProcess::new()
-            .no_start()
-            .control_mode()
-            .command(attach)
-            .stdin(Some(StdIO::Piped))
-            .stdout(Some(StdIO::Piped))
-            .stderr(Some(StdIO::Null));
-        if let Some(s) = socket {
-            process = process.socket_name(s.to_string());
-        }
-        let mut child = process.spawn().map_err(|e| match e {
-            tmux_interface::Error::IO(e) => e,
-            other => io::Error::other(other.to_string()),
-        })?;
-        let stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| io::Error::other("no stdin"))?;
-        let stdout = BufReader::new(
-            child
-                .stdout
-                .take()
-                .ok_or_else(|| io::Error::other("no stdout"))?,
-        );
-        let mut c = Control {
-            child,
-            stdin,
-            stdout,
-        };
-        // Blocks for commands given on the command line may come in any
-        // order: sync on a marker of our own before the first real request.
-        writeln!(c.stdin, "display-message -p agency-control-ready")?;
-        c.stdin.flush()?;
-        loop {
-            match c.read_block()? {
-                Ok(out) if out.trim() == "agency-control-ready" => return Ok(c),
-                _ => continue,
-            }
-        }
-    }
-
-    /// Sends one command sequence; the outer error is a broken connection,
-    /// the inner one what tmux said went wrong.
-    fn request(&mut self, cmds: &[Vec<Cow<'_, str>>]) -> io::Result<Result<String, String>> {
-        let line = cmds
-            .iter()
-            .map(|args| args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "))
-            .collect::<Vec<_>>()
-            .join(" ; ");
-        writeln!(self.stdin, "{line}")?;
-        self.stdin.flush()?;
-        self.read_block()
-    }
-
-    /// Reads up to the next block our own commands produced, skipping
-    /// notifications.
-    fn read_block(&mut self) -> io::Result<Result<String, String>> {
-        let mut line = String::new();
-        let mut body = String::new();
-        let mut inside = false;
-        loop {
-            line.clear();
-            if self.stdout.read_line(&mut line)? == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "tmux control client exited",
-                ));
-            }
-            let l = line.trim_end_matches(['\n', '\r']);
-            if !inside {
-                // `%begin TIME NUMBER FLAGS`: flags 1 marks a command this
-                // client sent; others (the attach itself) are not answers.
-                if l.starts_with("%begin ") && l.ends_with(" 1") {
-                    inside = true;
-                    body.clear();
-                } else if l.starts_with("%exit") {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "tmux server exited",
-                    ));
-                }
-                continue;
-            }
-            if l.starts_with("%end ") {
-                return Ok(Ok(body));
-            }
-            if l.starts_with("%error ") {
-                return Ok(Err(body.trim().to_string()));
-            }
-            body.push_str(l);
-            body.push('\n');
-        }
-    }
-}
-
-impl Drop for Control {
-    fn drop(&mut self) {
-        // Closing stdin ends the client; reap it so no zombie is left.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Quotes one argument for tmux's command parser: single quotes keep
-/// everything literal (`$`, `~`, `#`, `;`, `{`); a single quote itself goes
-/// in double quotes, where it is literal too.
-fn quote(arg: &str) -> String {
-    format!("'{}'", arg.replace('\'', "'\"'\"'"))
 }
 
 fn cmd(name: &'static str) -> TmuxCommand<'static> {
@@ -738,12 +514,6 @@ fn parse_pane_line(line: &str) -> Option<PaneInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_arguments_are_quoted() {
-        assert_eq!(quote("a b"), "'a b'");
-        assert_eq!(quote("it's"), "'it'\"'\"'s'");
-    }
 
     #[test]
     fn trailing_semicolon_is_escaped() {

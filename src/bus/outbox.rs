@@ -18,7 +18,7 @@ use std::hash::{Hash, Hasher};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
-use notify::{RecursiveMode, Watcher};
+use notify::{EventKind, RecursiveMode, Watcher};
 use serde_json::Value;
 
 use crate::agency::{self, spec::validate_name, Ctx};
@@ -37,7 +37,9 @@ pub fn watch(registry: &Path, wake: PathBuf) -> Option<notify::RecommendedWatche
     fs::create_dir_all(&outbox).ok()?;
     let sock = UnixDatagram::unbound().ok()?;
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
+        // Only arrivals: the router's own reads of the folder raise access
+        // events, and waking on those would make it spin.
+        if res.is_ok_and(|e| matches!(e.kind, EventKind::Create(_) | EventKind::Modify(_))) {
             let _ = sock.send_to(b"o", &wake);
         }
     })

@@ -1,7 +1,8 @@
 //! The router: one per workspace, the only process that types into panes.
 //!
 //! It takes the oldest queued message of each recipient, checks the pane is
-//! ready, types every ready one in a single tmux invocation, then records
+//! ready (one `list-panes`), types every ready one in a single tmux
+//! invocation, then records
 //! them as delivered in one transaction. So a crash between typing and
 //! recording repeats at most one message per recipient, and the header
 //! carries the id so the agent can tell.
@@ -140,8 +141,6 @@ pub fn run(ws: Workspace) -> Result<()> {
     }
     let _watcher = outbox::watch(&registry, sock_path.clone());
     let mut ctx = Ctx::open(ws)?;
-    let home = ctx.ws.root.display().to_string();
-    ctx.tmux.use_control_mode(&home);
     let mut router = Router::default();
     eprintln!(
         "router: pid {} serving {}",

@@ -2,6 +2,7 @@
 //! with its `Args` and a `run` function. No logic beyond argument checks.
 
 mod agencies;
+mod approvals;
 mod messages;
 mod workspace;
 
@@ -43,6 +44,12 @@ pub enum Command {
     Ack(messages::AckArgs),
     Log(messages::LogArgs),
     Router(messages::RouterArgs),
+    Handoff(approvals::HandoffArgs),
+    Sandbox(approvals::SandboxArgs),
+    Submit(approvals::SubmitArgs),
+    Approvals(approvals::ApprovalsArgs),
+    Approve(approvals::ApproveArgs),
+    Reject(approvals::RejectArgs),
 }
 
 /// Runs a parsed command line.
@@ -63,6 +70,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ack(args) => messages::ack(&mut open(home)?, args),
         Command::Log(args) => messages::log(&open(home)?, args),
         Command::Router(args) => messages::router(Workspace::locate(home)?, args),
+        Command::Handoff(args) => approvals::handoff(&mut open(home)?, args),
+        Command::Sandbox(args) => approvals::sandbox(&open(home)?, args),
+        Command::Submit(args) => approvals::submit(&mut open(home)?, args),
+        Command::Approvals(args) => approvals::approvals(&open(home)?, args),
+        Command::Approve(args) => approvals::approve(&mut open(home)?, args),
+        Command::Reject(args) => approvals::reject(&mut open(home)?, args),
     }
 }
 

@@ -155,16 +155,6 @@ impl TestEnv {
         Some(pid)
     }
 
-    pub fn stop_router(&self) {
-        if let Some(pid) = self.signal_router("-TERM") {
-            wait_until("the router to stop", || {
-                !Path::new(&format!("/proc/{pid}")).exists()
-                    || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                        .is_ok_and(|s| s.contains(") Z "))
-            });
-        }
-    }
-
     /// An agency whose agents append what they receive to `<agent>.out`
     /// in the test's folder; returns that folder.
     pub fn receivers(&self, agency: &str, agents: &str) -> PathBuf {
@@ -189,11 +179,26 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        self.stop_router();
-        // Only this test's own server; tmux leaves its socket file behind.
+        // Never panic here (a panic while unwinding aborts and leaks the
+        // server): end the server first, then the router.
         let _ = self.tmux(&["kill-server"]);
-        let _ = std::fs::remove_file(socket_path(&self.socket));
+        if let Some(pid) = self.signal_router("-TERM") {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && process_alive(pid) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        // tmux leaves its socket file behind; remove it only once the server
+        // is surely gone, or a live server would become unreachable.
+        if !self.has_server() {
+            let _ = std::fs::remove_file(socket_path(&self.socket));
+        }
     }
+}
+
+/// Alive and not a zombie.
+fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
 /// Where tmux puts a `-L` socket: `$TMUX_TMPDIR` (else /tmp), `tmux-UID/NAME`.

@@ -4,6 +4,7 @@
 mod common;
 
 mod agencies;
+mod approvals;
 mod bad_input;
 mod messages;
 mod workspace;

@@ -1,0 +1,514 @@
+//! Work moving as git branches: handoffs between agencies, sandbox test
+//! runs, the approval queue, and the human's decisions.
+//!
+//! Only `approve` writes the base branch, and only after the branch is
+//! found still at the commit that was tested.
+
+pub mod testrun;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::agency::{self, spec::validate_name, spec::AgencySpec, Ctx};
+use crate::bus;
+use crate::error::{Error, Result};
+use crate::git::{CheckoutUpdate, DiffStats, MergeOutcome, Project};
+use crate::store::{ApprovalRow, Decision, HandoffRow};
+use testrun::TestRun;
+
+/// How long a test command may run unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+fn project(ctx: &Ctx) -> Result<Project> {
+    let dir = ctx.ws.project_dir();
+    if !dir.exists() {
+        return Err(Error::user(
+            format!("the project folder {} does not exist", dir.display()),
+            "set `project` in agency.toml to your git repository (`agency init DIR --project PATH`)",
+        ));
+    }
+    Ok(Project::open(&dir)?)
+}
+
+fn base_branch(ctx: &Ctx) -> String {
+    ctx.ws
+        .config
+        .base_branch
+        .clone()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "main".into())
+}
+
+/// `--branch`, else `AGENCY_BRANCH` (set in an agent's pane), else an error.
+pub fn branch_or_env(branch: Option<&str>) -> Result<String> {
+    branch
+        .map(str::to_string)
+        .or_else(|| {
+            std::env::var("AGENCY_BRANCH")
+                .ok()
+                .filter(|b| !b.is_empty())
+        })
+        .ok_or_else(|| {
+            Error::user(
+                "no branch given",
+                "pass --branch BRANCH (inside an agent's pane, AGENCY_BRANCH is used)",
+            )
+        })
+}
+
+fn require_agency(ctx: &Ctx, name: &str) -> Result<()> {
+    agency::agent_names(ctx, name).map(|_| ())
+}
+
+#[derive(Debug, Clone)]
+pub struct HandoffRequest {
+    pub from: String,
+    pub to: String,
+    pub task: String,
+    pub branch: Option<String>,
+    pub artifacts: Vec<String>,
+    pub notes: String,
+    pub priority: String,
+}
+
+/// `agency handoff`: records the branch's head and tells the receiving
+/// coordinator, in a `handoff` message carrying the same facts.
+pub fn handoff(ctx: &mut Ctx, r: &HandoffRequest) -> Result<HandoffRow> {
+    validate_name("agency", &r.from)?;
+    validate_name("agency", &r.to)?;
+    require_agency(ctx, &r.to)?;
+    if r.task.trim().is_empty() {
+        return Err(Error::user(
+            "the task is empty",
+            "pass --task \"what was done\"",
+        ));
+    }
+    let branch = branch_or_env(r.branch.as_deref())?;
+    let commit = project(ctx)?.branch_commit(&branch)?;
+    let payload = json!({
+        "type": "handoff",
+        "task": r.task,
+        "from": r.from,
+        "branch": branch,
+        "commit": commit,
+        "artifacts": r.artifacts,
+        "notes": r.notes,
+        "priority": r.priority,
+    });
+    let ids = bus::queue(ctx, &[bus::inter_message(&r.from, &r.to, payload)?])?;
+    let row = HandoffRow {
+        id: 0,
+        task: r.task.clone(),
+        from: r.from.clone(),
+        to: r.to.clone(),
+        branch,
+        commit,
+        artifacts: r.artifacts.clone(),
+        notes: r.notes.clone(),
+        priority: r.priority.clone(),
+        message_id: ids.first().copied(),
+        created_at: String::new(),
+    };
+    Ok(ctx.store.insert_handoff(&row)?)
+}
+
+/// Which test command applies: `--test-command` when given (an explicit
+/// request wins), else the agency's `test_command`, else `agency.toml`'s.
+fn test_command(ctx: &Ctx, agency_name: &str, flag: Option<&str>) -> Result<String> {
+    let from_agency = AgencySpec::load(&ctx.ws.agency_dir(agency_name))
+        .ok()
+        .and_then(|s| s.test_command);
+    flag.map(str::to_string)
+        .or(from_agency)
+        .or_else(|| ctx.ws.config.sandbox.test_command.clone())
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| {
+            Error::user(
+                "no test command",
+                "pass --test-command CMD, or set test_command in agency.json or [sandbox] in agency.toml",
+            )
+        })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxReport {
+    pub agency: String,
+    pub branch: String,
+    pub commit: String,
+    pub passed: bool,
+    #[serde(flatten)]
+    pub run: TestRun,
+    /// Where the branch was checked out; removed again unless kept.
+    pub worktree: String,
+    pub kept: bool,
+}
+
+/// Checks `branch` out into a worktree under `sandbox/testing/`, runs the
+/// tests there, and removes the worktree again unless `keep`.
+pub fn sandbox_deploy(
+    ctx: &Ctx,
+    agency_name: &str,
+    branch: &str,
+    command_flag: Option<&str>,
+    timeout: Duration,
+    keep: bool,
+) -> Result<SandboxReport> {
+    validate_name("agency", agency_name)?;
+    require_agency(ctx, agency_name)?;
+    let command = test_command(ctx, agency_name, command_flag)?;
+    let project = project(ctx)?;
+    let commit = project.branch_commit(branch)?;
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let name = format!("{agency_name}-{stamp}-{}", std::process::id());
+    let testing = ctx.ws.root.join("sandbox").join("testing");
+    fs::create_dir_all(&testing).map_err(|e| Error::io(testing.display(), e))?;
+    let dir = testing.join(&name);
+    project.add_sandbox(&name, &dir, &commit)?;
+    let log = ctx
+        .ws
+        .root
+        .join("sandbox")
+        .join("logs")
+        .join(format!("{name}.log"));
+    let run = testrun::run(&dir, &command, timeout, &log);
+    if !keep || run.is_err() {
+        project.remove_sandbox(&name)?;
+    }
+    let run = run?;
+    Ok(SandboxReport {
+        agency: agency_name.to_string(),
+        branch: branch.to_string(),
+        commit,
+        passed: run.ok(),
+        run,
+        worktree: dir.display().to_string(),
+        kept: keep,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct SubmitRequest {
+    pub agency: String,
+    pub task: String,
+    pub branch: Option<String>,
+    pub title: Option<String>,
+    pub demo: Option<String>,
+    pub test_command: Option<String>,
+    pub timeout: Duration,
+}
+
+/// `agency submit`: sandbox test + diff stats + a pending approval item
+/// pinned to the tested commit.
+pub fn submit(ctx: &mut Ctx, r: &SubmitRequest) -> Result<ApprovalRow> {
+    validate_name("agency", &r.agency)?;
+    if r.task.trim().is_empty() {
+        return Err(Error::user(
+            "the task is empty",
+            "pass --task \"what was done\"",
+        ));
+    }
+    let branch = branch_or_env(r.branch.as_deref())?;
+    let base = base_branch(ctx);
+    // Check the cheap things before spending a test run.
+    require_agency(ctx, &r.agency)?;
+    let stats: DiffStats = {
+        let p = project(ctx)?;
+        let commit = p.branch_commit(&branch)?;
+        p.branch_commit(&base)?;
+        p.diff_stats(&base, &commit)?
+    };
+    let report = sandbox_deploy(
+        ctx,
+        &r.agency,
+        &branch,
+        r.test_command.as_deref(),
+        r.timeout,
+        false,
+    )?;
+    let previous = ctx.store.latest_for_task(&r.agency, &r.task)?;
+    let item = ApprovalRow {
+        id: 0,
+        agency: r.agency.clone(),
+        task: r.task.clone(),
+        title: r.title.clone().unwrap_or_else(|| r.task.clone()),
+        branch,
+        commit: report.commit.clone(),
+        base_branch: base,
+        status: "pending".into(),
+        tests_passed: report.run.summary.passed.map(|n| n as i64),
+        tests_failed: report.run.summary.failed.map(|n| n as i64),
+        coverage: report.run.summary.coverage,
+        test_command: report.run.command.clone(),
+        test_exit_code: report.run.exit_code.map(i64::from),
+        test_seconds: report.run.seconds,
+        test_log: report.run.log.clone(),
+        files_changed: stats.files_changed as i64,
+        insertions: stats.insertions as i64,
+        deletions: stats.deletions as i64,
+        demo: r.demo.clone(),
+        feedback: None,
+        decided_by: None,
+        decision_note: None,
+        merge_commit: None,
+        previous_id: previous.map(|p| p.id),
+        created_at: String::new(),
+        decided_at: None,
+    };
+    let item = ctx.store.insert_approval(&item)?;
+    ctx.activity_line(
+        &item.agency,
+        "approval.submitted",
+        &json!({"id": item.id, "task": item.task, "branch": item.branch, "commit": item.commit}),
+    )?;
+    ctx.store.write_approvals_mirror()?;
+    Ok(item)
+}
+
+/// Serializes decisions across processes, so an item is never decided twice.
+struct DecisionLock(#[allow(dead_code)] File);
+
+fn decision_lock(ctx: &Ctx) -> Result<DecisionLock> {
+    let path = ctx.ws.registry_dir().join("approvals.lock");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(path.display(), e))?;
+    f.lock().map_err(|e| Error::io(path.display(), e))?;
+    Ok(DecisionLock(f))
+}
+
+fn pending_item(ctx: &Ctx, id: i64) -> Result<ApprovalRow> {
+    let item = ctx.store.approval(id)?.ok_or_else(|| {
+        Error::user(
+            format!("no approval item #{id}"),
+            "see the queue with `agency approvals --json`",
+        )
+    })?;
+    if item.status != "pending" {
+        return Err(Error::user(
+            format!(
+                "approval #{id} was already {} ({})",
+                item.status,
+                item.decided_at.as_deref().unwrap_or("earlier")
+            ),
+            "an item is decided once; submit the branch again for a new decision",
+        ));
+    }
+    Ok(item)
+}
+
+/// Who decides: `AGENCY_USER`, else the login name, else `human`.
+fn decider() -> String {
+    ["AGENCY_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "human".into())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApproveReport {
+    pub id: i64,
+    pub task: String,
+    pub branch: String,
+    pub base_branch: String,
+    /// `fast-forward`, `merge-commit` or `up-to-date`.
+    pub merge: &'static str,
+    pub merge_commit: String,
+    /// Whether the project's checkout (on the base branch) was updated.
+    pub checkout_updated: bool,
+    pub message_id: Option<i64>,
+}
+
+/// `agency approve`: merges the tested commit into the base branch and tells
+/// the agency's coordinator. A conflict, a moved branch or a dirty checkout
+/// changes nothing and leaves the item pending.
+pub fn approve(ctx: &mut Ctx, id: i64, note: Option<&str>, force: bool) -> Result<ApproveReport> {
+    let _lock = decision_lock(ctx)?;
+    let item = pending_item(ctx, id)?;
+    let failed = item.tests_failed.unwrap_or(0) > 0 || item.test_exit_code != Some(0);
+    if failed && !force {
+        return Err(Error::user(
+            format!(
+                "approval #{id} did not pass its tests ({} failed, exit code {})",
+                item.tests_failed.map_or("?".into(), |n| n.to_string()),
+                item.test_exit_code.map_or("none".into(), |c| c.to_string())
+            ),
+            "reject it with feedback, or approve anyway with --force",
+        ));
+    }
+    let project = project(ctx)?;
+    let message = format!(
+        "Merge approval #{id}: {} ({})\n\nApproved-by: {}\nAgency: {}\nTested-commit: {}\n",
+        item.task,
+        item.branch,
+        decider(),
+        item.agency,
+        item.commit
+    );
+    let (outcome, checkout) =
+        project.merge(&item.base_branch, &item.branch, &item.commit, &message)?;
+    let (kind, merge_commit) = match outcome {
+        MergeOutcome::FastForward { commit } => ("fast-forward", commit),
+        MergeOutcome::MergeCommit { commit } => ("merge-commit", commit),
+        MergeOutcome::UpToDate { commit } => ("up-to-date", commit),
+        MergeOutcome::Conflict { files } => {
+            return Err(Error::user(
+                format!(
+                    "{} conflicts with {} in: {}; nothing was changed and #{id} stays pending",
+                    item.branch,
+                    item.base_branch,
+                    files.join(", ")
+                ),
+                format!(
+                    "ask {} to merge {} into {} and resolve them, then submit again",
+                    item.agency, item.base_branch, item.branch
+                ),
+            ))
+        }
+        MergeOutcome::Moved { tested, now } => {
+            return Err(Error::user(
+                format!(
+                    "{} moved since it was tested ({} then, {} now); nothing was changed",
+                    item.branch,
+                    &tested[..tested.len().min(10)],
+                    &now[..now.len().min(10)]
+                ),
+                format!(
+                "submit it again to test the new commit: agency submit {} --task {:?} --branch {}",
+                item.agency, item.task, item.branch
+            ),
+            ))
+        }
+    };
+    let by = decider();
+    ctx.store.decide(&Decision {
+        id,
+        agency: item.agency.clone(),
+        status: "approved",
+        by: by.clone(),
+        note: note.map(str::to_string),
+        feedback: None,
+        merge_commit: Some(merge_commit.clone()),
+    })?;
+    let payload = json!({
+        "type": "approved",
+        "id": id,
+        "task": item.task,
+        "branch": item.branch,
+        "base_branch": item.base_branch,
+        "merge_commit": merge_commit,
+        "note": note,
+    });
+    let message_id = notify(ctx, &item, payload);
+    record_decision(
+        ctx,
+        &item,
+        "approved",
+        &by,
+        note.unwrap_or(""),
+        Some(&merge_commit),
+    )?;
+    Ok(ApproveReport {
+        id,
+        task: item.task,
+        branch: item.branch,
+        base_branch: item.base_branch,
+        merge: kind,
+        merge_commit,
+        checkout_updated: checkout == CheckoutUpdate::Updated,
+        message_id,
+    })
+}
+
+/// `agency reject`: marks it rejected and sends the feedback to the
+/// agency's coordinator.
+pub fn reject(ctx: &mut Ctx, id: i64, feedback: &str) -> Result<Option<i64>> {
+    if feedback.trim().is_empty() {
+        return Err(Error::user(
+            "feedback is required to reject",
+            "say what to change: agency reject ID --feedback \"...\"",
+        ));
+    }
+    let _lock = decision_lock(ctx)?;
+    let item = pending_item(ctx, id)?;
+    let by = decider();
+    ctx.store.decide(&Decision {
+        id,
+        agency: item.agency.clone(),
+        status: "rejected",
+        by: by.clone(),
+        note: None,
+        feedback: Some(feedback.to_string()),
+        merge_commit: None,
+    })?;
+    let payload = json!({
+        "type": "rejected",
+        "id": id,
+        "task": item.task,
+        "branch": item.branch,
+        "feedback": feedback,
+    });
+    let message_id = notify(ctx, &item, payload);
+    record_decision(ctx, &item, "rejected", &by, feedback, None)?;
+    Ok(message_id)
+}
+
+/// Tells the agency's coordinator. The decision stands even if the agency
+/// is gone; the message then waits in the queue like any other.
+fn notify(ctx: &mut Ctx, item: &ApprovalRow, payload: serde_json::Value) -> Option<i64> {
+    let msg = bus::inter_message("human", &item.agency, payload).ok()?;
+    bus::queue(ctx, &[msg]).ok()?.first().copied()
+}
+
+/// The activity log, the approval mirror, and `registry/decisions.md`.
+fn record_decision(
+    ctx: &mut Ctx,
+    item: &ApprovalRow,
+    status: &str,
+    by: &str,
+    text: &str,
+    merge_commit: Option<&str>,
+) -> Result<()> {
+    ctx.activity_line(
+        &item.agency,
+        &format!("approval.{status}"),
+        &json!({"id": item.id, "by": by, "text": text, "merge_commit": merge_commit}),
+    )?;
+    ctx.store.write_approvals_mirror()?;
+    let path: PathBuf = ctx.ws.registry_dir().join("decisions.md");
+    let now = humantime::format_rfc3339_seconds(SystemTime::now());
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| Error::io(path.display(), e))?;
+    let detail = match merge_commit {
+        Some(c) => format!("merged as {}", &c[..c.len().min(10)]),
+        None => "not merged".into(),
+    };
+    let quoted = if text.is_empty() {
+        String::new()
+    } else {
+        format!("\n  > {}", text.replace('\n', "\n  > "))
+    };
+    writeln!(
+        f,
+        "- {now} **{status}** #{} `{}` ({}, {} @ {}) by {by}: {detail}{quoted}",
+        item.id,
+        item.task,
+        item.agency,
+        item.branch,
+        &item.commit[..item.commit.len().min(10)]
+    )
+    .map_err(|e| Error::io(path.display(), e))
+}

@@ -1,0 +1,518 @@
+//! Handoffs, sandbox runs and the approval queue against real git
+//! repositories made in temp folders.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{wait_until, TestEnv};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Writes files and commits them on the current branch.
+fn commit(dir: &Path, files: &[(&str, &str)], msg: &str) -> String {
+    for (name, text) in files {
+        let p = dir.join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", msg]);
+    git(dir, &["rev-parse", "HEAD"]).trim().to_string()
+}
+
+/// A workspace whose project is a fresh repository on `main`, plus
+/// CodeAgency and QAAgency whose agents record what they receive.
+struct Setup {
+    t: TestEnv,
+    repo: PathBuf,
+    out: PathBuf,
+}
+
+fn setup() -> Setup {
+    let t = TestEnv::bare();
+    let repo = t.root().join("project");
+    fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    commit(
+        &repo,
+        &[
+            ("README.md", "hello\n"),
+            ("src/lib.txt", "one\ntwo\nthree\n"),
+        ],
+        "init",
+    );
+    t.ok(&[
+        "init",
+        t.home.to_str().unwrap(),
+        "--project",
+        repo.to_str().unwrap(),
+    ]);
+    let out = t.receivers("CodeAgency", "python-agent");
+    t.receivers("QAAgency", "qa-engineer");
+    Setup { t, repo, out }
+}
+
+/// A branch off main with `files`, back on main afterwards.
+fn branch(repo: &Path, name: &str, files: &[(&str, &str)]) -> String {
+    git(repo, &["checkout", "-qb", name, "main"]);
+    let c = commit(repo, files, &format!("work on {name}"));
+    git(repo, &["checkout", "-q", "main"]);
+    c
+}
+
+fn main_head(repo: &Path) -> String {
+    git(repo, &["rev-parse", "main"]).trim().to_string()
+}
+
+fn submit(s: &Setup, branch: &str, task: &str, test: &str) -> serde_json::Value {
+    s.t.json(&[
+        "submit",
+        "CodeAgency",
+        "--task",
+        task,
+        "--branch",
+        branch,
+        "--test-command",
+        test,
+        "--json",
+    ])
+}
+
+fn our_worktrees(s: &Setup) -> Vec<String> {
+    git(&s.repo, &["worktree", "list", "--porcelain"])
+        .lines()
+        .filter(|l| l.starts_with("worktree ") && l.contains("sandbox"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn handoff_carries_the_commit_to_the_coordinator() {
+    let s = setup();
+    let c = branch(&s.repo, "feature/auth", &[("auth.txt", "x\n")]);
+    let h = s.t.json(&[
+        "handoff",
+        "CodeAgency",
+        "QAAgency",
+        "--task",
+        "User auth",
+        "--branch",
+        "feature/auth",
+        "--artifacts",
+        "tests/test_auth.py,docs/auth.md",
+        "--notes",
+        "unit tests pass",
+        "--priority",
+        "high",
+        "--json",
+    ]);
+    assert_eq!(h["commit"], c);
+    assert_eq!(
+        h["artifacts"],
+        serde_json::json!(["tests/test_auth.py", "docs/auth.md"])
+    );
+    let file = s.out.join("coordinator.out");
+    wait_until("the handoff message", || {
+        fs::read_to_string(&file)
+            .is_ok_and(|t| t.contains(&c) && t.contains("\"type\":\"handoff\""))
+    });
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("from CodeAgency")
+            && text.contains("unit tests pass")
+            && text.contains("\"priority\":\"high\""),
+        "{text}"
+    );
+    // Results travel back as a `results` message.
+    s.t.ok(&[
+        "send-inter",
+        "QAAgency",
+        "CodeAgency",
+        r#"{"type": "results", "task": "User auth", "status": "passed"}"#,
+    ]);
+    wait_until("the results message", || {
+        fs::read_to_string(&file).is_ok_and(|t| t.contains("[msg #2 results from QAAgency]"))
+    });
+}
+
+#[test]
+fn handoff_of_a_missing_branch_is_refused() {
+    let s = setup();
+    let err = s.t.fails(&[
+        "handoff",
+        "CodeAgency",
+        "QAAgency",
+        "--task",
+        "x",
+        "--branch",
+        "feature/nope",
+    ]);
+    assert!(err.contains("feature/nope"), "{err}");
+    let n: i64 =
+        s.t.db()
+            .query_row(
+                "SELECT (SELECT count(*) FROM handoffs) + (SELECT count(*) FROM messages)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+    assert_eq!(n, 0);
+    // And without --branch outside an agent's pane.
+    s.t.fails(&["handoff", "CodeAgency", "QAAgency", "--task", "x"]);
+}
+
+#[test]
+fn handoff_and_submit_default_to_the_agents_branch() {
+    let s = setup();
+    let c = branch(
+        &s.repo,
+        "agency/CodeAgency/python-agent",
+        &[("p.txt", "p\n")],
+    );
+    let out =
+        s.t.cmd(&["handoff", "CodeAgency", "QAAgency", "--task", "t", "--json"])
+            .env("AGENCY_BRANCH", "agency/CodeAgency/python-agent")
+            .output()
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let h: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(h["commit"], c);
+}
+
+#[test]
+fn test_summaries_are_parsed() {
+    let s = setup();
+    branch(&s.repo, "feature/t", &[("t.txt", "t\n")]);
+    let pass = s.t.json(&[
+        "sandbox",
+        "deploy",
+        "CodeAgency",
+        "feature/t",
+        "--test-command",
+        "echo '===== 5 passed in 0.12s ====='; echo 'TOTAL   10   1   90%'",
+        "--json",
+    ]);
+    assert_eq!(
+        (
+            pass["passed"].clone(),
+            pass["tests_passed"].clone(),
+            pass["tests_failed"].clone()
+        ),
+        (
+            serde_json::json!(true),
+            serde_json::json!(5),
+            serde_json::json!(0)
+        )
+    );
+    assert_eq!(pass["coverage"], 90.0);
+    let fail = s.t.json(&[
+        "sandbox",
+        "deploy",
+        "CodeAgency",
+        "feature/t",
+        "--test-command",
+        "echo 'test result: FAILED. 3 passed; 2 failed; 0 ignored'; exit 101",
+        "--json",
+    ]);
+    assert_eq!(fail["passed"], false);
+    assert_eq!(fail["tests_passed"], 3);
+    assert_eq!(fail["tests_failed"], 2);
+    assert_eq!(fail["exit_code"], 101);
+    // The full output is kept, and the tests ran inside the branch's checkout.
+    let log = s.t.json(&[
+        "sandbox",
+        "deploy",
+        "CodeAgency",
+        "feature/t",
+        "--test-command",
+        "cat t.txt; echo '1 passed, 0 failed'",
+        "--json",
+    ]);
+    assert_eq!(
+        fs::read_to_string(log["log"].as_str().unwrap()).unwrap(),
+        "t\n1 passed, 0 failed\n"
+    );
+    assert!(our_worktrees(&s).is_empty());
+    // The seed's script.
+    let out = Command::new(s.t.home.join("scripts/deploy-to-sandbox.sh"))
+        .args([
+            "CodeAgency",
+            "feature/t",
+            "--test-command",
+            "echo '2 passed, 0 failed'",
+        ])
+        .env("AGENCY_BIN", env!("CARGO_BIN_EXE_agency"))
+        .env("AGENCY_TMUX_SOCKET", &s.t.socket)
+        .env_remove("AGENCY_HOME")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PASSED feature/t"));
+}
+
+#[test]
+fn a_test_command_that_hangs_is_stopped() {
+    let s = setup();
+    branch(&s.repo, "feature/slow", &[("s.txt", "s\n")]);
+    let r = s.t.json(&[
+        "sandbox",
+        "deploy",
+        "CodeAgency",
+        "feature/slow",
+        "--test-command",
+        "sleep 30",
+        "--timeout",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(r["timed_out"], true);
+    assert_eq!(r["passed"], false);
+    assert!(r["seconds"].as_f64().unwrap() < 10.0);
+}
+
+#[test]
+fn diff_stats_equal_gits() {
+    let s = setup();
+    git(&s.repo, &["checkout", "-qb", "feature/d", "main"]);
+    commit(
+        &s.repo,
+        &[
+            ("src/lib.txt", "one\nTWO\nthree\nfour\n"),
+            ("new/a.txt", "a\nb\n"),
+        ],
+        "one",
+    );
+    fs::remove_file(s.repo.join("README.md")).unwrap();
+    commit(&s.repo, &[("new/b.txt", "c\n")], "two");
+    git(&s.repo, &["checkout", "-q", "main"]);
+    // main moves on too: three dots compare against the merge base.
+    commit(&s.repo, &[("main-only.txt", "m\n")], "main moves");
+    let item = submit(&s, "feature/d", "stats", "echo '1 passed, 0 failed'");
+    let shortstat = git(&s.repo, &["diff", "--shortstat", "main...feature/d"]);
+    let num = |word: &str| -> i64 {
+        shortstat
+            .split(',')
+            .find(|p| p.contains(word))
+            .map(|p| p.trim().split(' ').next().unwrap().parse().unwrap())
+            .unwrap_or(0)
+    };
+    assert_eq!(item["files_changed"], num("changed"), "{shortstat}");
+    assert_eq!(item["insertions"], num("insertion"), "{shortstat}");
+    assert_eq!(item["deletions"], num("deletion"), "{shortstat}");
+    assert_eq!(item["status"], "pending");
+    let mirror = fs::read_to_string(s.t.home.join("registry/approval_queue.json")).unwrap();
+    assert!(mirror.contains("\"task\": \"stats\""), "{mirror}");
+}
+
+#[test]
+fn approve_fast_forwards_and_updates_a_clean_checkout() {
+    let s = setup();
+    let c = branch(&s.repo, "feature/ff", &[("ff.txt", "ff\n")]);
+    let item = submit(&s, "feature/ff", "ff task", "echo '1 passed, 0 failed'");
+    let id = item["id"].to_string();
+    let r = s.t.json(&["approve", &id, "--note", "ship it", "--json"]);
+    assert_eq!(r["merge"], "fast-forward");
+    assert_eq!(main_head(&s.repo), c);
+    assert_eq!(r["checkout_updated"], true);
+    assert_eq!(fs::read_to_string(s.repo.join("ff.txt")).unwrap(), "ff\n");
+    assert_eq!(git(&s.repo, &["status", "--porcelain"]), "");
+    let items = s.t.json(&["approvals", "--status", "approved", "--json"]);
+    assert_eq!(items[0]["status"], "approved");
+    assert!(items[0]["decided_at"].is_string());
+    let decisions = fs::read_to_string(s.t.home.join("registry/decisions.md")).unwrap();
+    assert!(
+        decisions.contains("**approved**") && decisions.contains("ship it"),
+        "{decisions}"
+    );
+    let activity =
+        fs::read_to_string(s.t.home.join("agencies/CodeAgency/logs/activity.log")).unwrap();
+    assert!(activity.contains("approval.approved"), "{activity}");
+    wait_until("the coordinator hears of it", || {
+        fs::read_to_string(s.out.join("coordinator.out"))
+            .is_ok_and(|t| t.contains("\"type\":\"approved\""))
+    });
+    assert!(our_worktrees(&s).is_empty());
+}
+
+#[test]
+fn approve_makes_a_merge_commit_when_main_moved() {
+    let s = setup();
+    let c = branch(&s.repo, "feature/m", &[("m.txt", "m\n")]);
+    let before = commit(&s.repo, &[("other.txt", "o\n")], "main moves");
+    let item = submit(&s, "feature/m", "merge task", "echo '1 passed, 0 failed'");
+    let r = s.t.json(&["approve", &item["id"].to_string(), "--json"]);
+    assert_eq!(r["merge"], "merge-commit");
+    let head = main_head(&s.repo);
+    assert_eq!(head, r["merge_commit"].as_str().unwrap());
+    let parents = git(&s.repo, &["rev-list", "--parents", "-n", "1", "main"]);
+    assert_eq!(parents.trim(), format!("{head} {before} {c}"));
+    let msg = git(&s.repo, &["log", "-1", "--format=%B", "main"]);
+    assert!(
+        msg.contains(&format!("approval #{}", item["id"])) && msg.contains("merge task"),
+        "{msg}"
+    );
+    assert!(s.repo.join("m.txt").is_file() && s.repo.join("other.txt").is_file());
+    assert_eq!(git(&s.repo, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_conflict_changes_nothing() {
+    let s = setup();
+    branch(&s.repo, "feature/c", &[("src/lib.txt", "branch version\n")]);
+    let item = submit(&s, "feature/c", "conflict", "echo '1 passed, 0 failed'");
+    let main_before = commit(
+        &s.repo,
+        &[("src/lib.txt", "main version\n")],
+        "main edits the same line",
+    );
+    let err = s.t.fails(&["approve", &item["id"].to_string()]);
+    assert!(err.contains("src/lib.txt"), "{err}");
+    assert_eq!(main_head(&s.repo), main_before);
+    assert_eq!(git(&s.repo, &["status", "--porcelain"]), "");
+    assert_eq!(s.t.json(&["approvals", "--json"])[0]["status"], "pending");
+}
+
+#[test]
+fn a_moved_branch_is_not_merged() {
+    let s = setup();
+    branch(&s.repo, "feature/mv", &[("a.txt", "1\n")]);
+    let item = submit(&s, "feature/mv", "moving", "echo '1 passed, 0 failed'");
+    git(&s.repo, &["checkout", "-q", "feature/mv"]);
+    commit(&s.repo, &[("a.txt", "2 untested\n")], "after the tests");
+    git(&s.repo, &["checkout", "-q", "main"]);
+    let before = main_head(&s.repo);
+    let err = s.t.fails(&["approve", &item["id"].to_string()]);
+    assert!(err.contains("moved since it was tested"), "{err}");
+    assert!(err.contains("agency submit"), "{err}");
+    assert_eq!(main_head(&s.repo), before);
+    assert_eq!(s.t.json(&["approvals", "--json"])[0]["status"], "pending");
+    // A re-submission of the same task links to the earlier item.
+    let again = submit(&s, "feature/mv", "moving", "echo '1 passed, 0 failed'");
+    assert_eq!(again["previous_id"], item["id"]);
+}
+
+#[test]
+fn a_dirty_checkout_of_main_is_never_overwritten() {
+    let s = setup();
+    branch(
+        &s.repo,
+        "feature/dirty",
+        &[("src/lib.txt", "changed by the branch\n")],
+    );
+    let item = submit(&s, "feature/dirty", "dirty", "echo '1 passed, 0 failed'");
+    fs::write(s.repo.join("src/lib.txt"), "my local edit\n").unwrap();
+    let before = main_head(&s.repo);
+    let err = s.t.fails(&["approve", &item["id"].to_string()]);
+    assert!(
+        err.contains("uncommitted changes") && err.contains("src/lib.txt"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(s.repo.join("src/lib.txt")).unwrap(),
+        "my local edit\n"
+    );
+    assert_eq!(main_head(&s.repo), before);
+    assert_eq!(s.t.json(&["approvals", "--json"])[0]["status"], "pending");
+}
+
+#[test]
+fn failed_tests_need_force() {
+    let s = setup();
+    branch(&s.repo, "feature/f", &[("f.txt", "f\n")]);
+    let item = submit(
+        &s,
+        "feature/f",
+        "failing",
+        "echo '1 passed, 1 failed'; exit 1",
+    );
+    assert_eq!(item["tests_failed"], 1);
+    let err = s.t.fails(&["approve", &item["id"].to_string()]);
+    assert!(err.contains("--force"), "{err}");
+    s.t.ok(&["approve", &item["id"].to_string(), "--force"]);
+}
+
+#[test]
+fn reject_sends_feedback_and_decisions_are_final() {
+    let s = setup();
+    branch(&s.repo, "feature/r", &[("r.txt", "r\n")]);
+    let item = submit(&s, "feature/r", "rejectable", "echo '1 passed, 0 failed'");
+    let id = item["id"].to_string();
+    let err = s.t.fails(&["reject", &id, "--feedback", "  "]);
+    assert!(err.contains("feedback"), "{err}");
+    let before = main_head(&s.repo);
+    s.t.ok(&[
+        "reject",
+        &id,
+        "--feedback",
+        "Please add tests for the error path",
+    ]);
+    assert_eq!(
+        main_head(&s.repo),
+        before,
+        "reject never writes the base branch"
+    );
+    wait_until("the feedback", || {
+        fs::read_to_string(s.out.join("coordinator.out")).is_ok_and(|t| {
+            t.contains("Please add tests for the error path") && t.contains("\"type\":\"rejected\"")
+        })
+    });
+    let err = s.t.fails(&["approve", &id]);
+    assert!(err.contains("already rejected"), "{err}");
+    let err = s.t.fails(&["reject", &id, "--feedback", "again"]);
+    assert!(err.contains("already rejected"), "{err}");
+    let err = s.t.fails(&["approve", "4242"]);
+    assert!(err.contains("#4242"), "{err}");
+    let item = &s.t.json(&["approvals", "--status", "all", "--json"])[0];
+    assert_eq!(item["feedback"], "Please add tests for the error path");
+    assert!(our_worktrees(&s).is_empty());
+    assert_eq!(
+        fs::read_dir(s.t.home.join("sandbox/testing"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn a_missing_project_is_a_clear_error() {
+    let t = TestEnv::new();
+    t.receivers("CodeAgency", "a");
+    // The default project is the workspace itself, which is no repository.
+    let err = t.fails(&[
+        "submit",
+        "CodeAgency",
+        "--task",
+        "x",
+        "--branch",
+        "main",
+        "--test-command",
+        "true",
+    ]);
+    assert!(err.contains("not a git repository"), "{err}");
+    let n: i64 = t
+        .db()
+        .query_row("SELECT count(*) FROM approvals", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
