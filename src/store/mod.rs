@@ -382,46 +382,26 @@ impl Store {
         event_kind: &str,
         detail: &serde_json::Value,
     ) -> StoreResult<String> {
-        let path = self.path.display().to_string();
-        let sql_err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql_err)?;
-        tx.execute(
-            &format!(
-                "INSERT INTO agencies (name, template, layout, session, state, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'running', {NOW}, {NOW})
-                 ON CONFLICT (name) DO UPDATE SET template = ?2, layout = ?3, session = ?4,
-                     state = 'running', updated_at = {NOW}"
-            ),
-            params![agency.name, agency.template, agency.layout, agency.session],
-        )
-        .map_err(sql_err)?;
-        tx.execute("DELETE FROM agents WHERE agency = ?1", [&agency.name])
-            .map_err(sql_err)?;
-        for a in agents {
+        self.write_tx(|tx| {
             tx.execute(
-                "INSERT INTO agents (agency, name, role, position, command, window, pane_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    agency.name,
-                    a.name,
-                    a.role,
-                    a.position,
-                    a.command,
-                    a.window,
-                    a.pane_id
-                ],
-            )
-            .map_err(sql_err)?;
-        }
-        let at = insert_event(&tx, Some(&agency.name), event_kind, detail).map_err(sql_err)?;
-        tx.commit().map_err(sql_err)?;
-        Ok(at)
+                &format!(
+                    "INSERT INTO agencies (name, template, layout, session, state, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, 'running', {NOW}, {NOW})
+                     ON CONFLICT (name) DO UPDATE SET template = ?2, layout = ?3, session = ?4,
+                         state = 'running', updated_at = {NOW}"
+                ),
+                params![agency.name, agency.template, agency.layout, agency.session],
+            )?;
+            tx.execute("DELETE FROM agents WHERE agency = ?1", [&agency.name])?;
+            for a in agents {
+                tx.execute(
+                    "INSERT INTO agents (agency, name, role, position, command, window, pane_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![agency.name, a.name, a.role, a.position, a.command, a.window, a.pane_id],
+                )?;
+            }
+            insert_event(tx, Some(&agency.name), event_kind, detail)
+        })
     }
 
     /// Sets an agency's state and records an event, in one transaction.
@@ -432,23 +412,13 @@ impl Store {
         event_kind: &str,
         detail: &serde_json::Value,
     ) -> StoreResult<String> {
-        let path = self.path.display().to_string();
-        let sql_err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql_err)?;
-        tx.execute(
-            &format!("UPDATE agencies SET state = ?2, updated_at = {NOW} WHERE name = ?1"),
-            params![agency, state],
-        )
-        .map_err(sql_err)?;
-        let at = insert_event(&tx, Some(agency), event_kind, detail).map_err(sql_err)?;
-        tx.commit().map_err(sql_err)?;
-        Ok(at)
+        self.write_tx(|tx| {
+            tx.execute(
+                &format!("UPDATE agencies SET state = ?2, updated_at = {NOW} WHERE name = ?1"),
+                params![agency, state],
+            )?;
+            insert_event(tx, Some(agency), event_kind, detail)
+        })
     }
 
     /// Appends one event; returns its timestamp.
@@ -458,15 +428,7 @@ impl Store {
         kind: &str,
         detail: &serde_json::Value,
     ) -> StoreResult<String> {
-        let path = self.path.display().to_string();
-        let sql_err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql_err)?;
-        let at = insert_event(&tx, agency, kind, detail).map_err(sql_err)?;
-        tx.commit().map_err(sql_err)?;
-        Ok(at)
+        self.write_tx(|tx| insert_event(tx, agency, kind, detail))
     }
 
     /// The newest `limit` events, oldest first.

@@ -329,9 +329,9 @@ fn workspace_templates_override_builtins() {
 #[test]
 fn seed_script_creates_an_agency() {
     let t = TestEnv::new();
-    let script = t.home.join("scripts/create_agency.sh");
-    let out = std::process::Command::new(&script)
-        .args([
+    t.script(
+        "create_agency.sh",
+        &[
             "CodeAgency",
             "--agents",
             "python-agent,js-agent,go-agent",
@@ -339,18 +339,7 @@ fn seed_script_creates_an_agency() {
             "code-coordinator",
             "--capabilities",
             "backend,frontend,api-design,code-review",
-        ])
-        .env("AGENCY_BIN", env!("CARGO_BIN_EXE_agency"))
-        .env("AGENCY_TMUX_SOCKET", &t.socket)
-        .env_remove("AGENCY_HOME")
-        .env_remove("TMUX")
-        .env("SHELL", "/bin/sh")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     assert_eq!(
         t.windows("CodeAgency"),

@@ -255,20 +255,16 @@ fn test_summaries_are_parsed() {
     );
     assert!(our_worktrees(&s).is_empty());
     // The seed's script.
-    let out = Command::new(s.t.home.join("scripts/deploy-to-sandbox.sh"))
-        .args([
+    let out = s.t.script(
+        "deploy-to-sandbox.sh",
+        &[
             "CodeAgency",
             "feature/t",
             "--test-command",
             "echo '2 passed, 0 failed'",
-        ])
-        .env("AGENCY_BIN", env!("CARGO_BIN_EXE_agency"))
-        .env("AGENCY_TMUX_SOCKET", &s.t.socket)
-        .env_remove("AGENCY_HOME")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("PASSED feature/t"));
+        ],
+    );
+    assert!(out.contains("PASSED feature/t"), "{out}");
 }
 
 #[test]

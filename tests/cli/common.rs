@@ -99,6 +99,30 @@ impl TestEnv {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
     }
 
+    /// Runs one of the workspace's `scripts/` the way a user would (no
+    /// AGENCY_HOME: the script finds its workspace), expecting success;
+    /// returns stdout.
+    pub fn script(&self, name: &str, args: &[&str]) -> String {
+        let out = Command::new(self.home.join("scripts").join(name))
+            .args(args)
+            .env("AGENCY_BIN", env!("CARGO_BIN_EXE_agency"))
+            .env("AGENCY_TMUX_SOCKET", &self.socket)
+            .env("SHELL", "/bin/sh")
+            .env_remove("AGENCY_HOME")
+            .env_remove("AGENCY_NAME")
+            .env_remove("AGENCY_AGENT")
+            .env_remove("TMUX")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// Runs tmux on this test's server.
     pub fn tmux(&self, args: &[&str]) -> Output {
         Command::new("tmux")

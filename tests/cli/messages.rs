@@ -435,29 +435,11 @@ fn seed_scripts_send_messages() {
     let t = TestEnv::new();
     t.receivers("CodeAgency", "python-agent");
     t.receivers("QAAgency", "qa");
-    let script = |name: &str, args: &[&str]| {
-        let out = std::process::Command::new(t.home.join("scripts").join(name))
-            .args(args)
-            .env("AGENCY_BIN", env!("CARGO_BIN_EXE_agency"))
-            .env("AGENCY_TMUX_SOCKET", &t.socket)
-            .env("SHELL", "/bin/sh")
-            .env_remove("AGENCY_HOME")
-            .env_remove("AGENCY_NAME")
-            .env_remove("AGENCY_AGENT")
-            .env_remove("TMUX")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    script(
+    t.script(
         "send-agency-message.sh",
         &["CodeAgency", "python-agent", "TASK-042: Implement OAuth2"],
     );
-    script(
+    t.script(
         "send-inter-agency.sh",
         &[
             "CodeAgency",
@@ -465,7 +447,7 @@ fn seed_scripts_send_messages() {
             r#"{"type": "handoff", "branch": "feature/user-auth"}"#,
         ],
     );
-    script(
+    t.script(
         "broadcast-agency.sh",
         &[
             "MetaOrchestrator",
