@@ -51,15 +51,17 @@ fn concurrent_senders_all_arrive_once_in_order() {
     }
     assert_eq!(seen.len(), senders * per);
     assert!(seen.values().all(|&n| n == 1));
-    let delivered: i64 = t
-        .db()
-        .query_row(
-            "SELECT count(*) FROM messages WHERE state = 'delivered'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(delivered, (senders * per) as i64);
+    // Typed first, recorded after: the records follow.
+    wait_until("every message recorded as delivered", || {
+        t.db()
+            .query_row(
+                "SELECT count(*) FROM messages WHERE state = 'delivered'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+            == (senders * per) as i64
+    });
 }
 
 #[test]
@@ -97,19 +99,21 @@ fn killing_the_router_loses_nothing() {
         bodies.dedup();
         bodies.len() == total
     });
+    // Typed first, recorded after: wait for the records too.
+    let undelivered = || -> i64 {
+        t.db()
+            .query_row(
+                "SELECT count(*) FROM messages WHERE state != 'delivered'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    wait_until("every message recorded as delivered", || undelivered() == 0);
     let lines = lines_of(&file);
     let repeats = lines.len() - total;
     assert!(kills >= 1, "the router was never caught running");
     assert!(repeats <= kills, "{repeats} repeats after {kills} kills");
-    let queued: i64 = t
-        .db()
-        .query_row(
-            "SELECT count(*) FROM messages WHERE state != 'delivered'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(queued, 0);
 }
 
 #[test]
@@ -238,10 +242,9 @@ fn a_message_to_a_killed_agency_waits_for_it() {
     wait_until("the queued message", || {
         fs::read_to_string(&file).is_ok_and(|s| s.contains("while you were out"))
     });
-    assert_eq!(
-        t.json(&["inbox", "Bus", "rx", "--json"])[0]["state"],
-        "delivered"
-    );
+    wait_until("the delivery record", || {
+        t.json(&["inbox", "Bus", "rx", "--json"])[0]["state"] == "delivered"
+    });
 }
 
 #[test]
@@ -283,6 +286,9 @@ fn inbox_ack_and_log() {
         .unwrap();
     wait_until("delivery", || {
         fs::read_to_string(out.join("rx.out")).is_ok_and(|s| s.contains("TASK-7"))
+    });
+    wait_until("the delivery record", || {
+        t.json(&["inbox", "Bus", "rx", "--json"])[0]["state"] == "delivered"
     });
     let inbox = t.json(&["inbox", "Bus", "rx", "--json"]);
     let m = &inbox[0];
