@@ -70,6 +70,24 @@ pub enum CheckoutUpdate {
     Updated,
 }
 
+/// An agent's worktree as `agency status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorktreeState {
+    pub branch: Option<String>,
+    /// Commits on the branch that the base branch lacks, and the reverse.
+    pub ahead: usize,
+    pub behind: usize,
+    /// Files changed, staged or untracked (ignored ones not counted).
+    pub uncommitted: usize,
+}
+
+/// What would be lost by removing an agent's worktree and branch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AtRisk {
+    pub uncommitted: Vec<String>,
+    pub unmerged_commits: usize,
+}
+
 /// Prefix of our sandbox worktrees and their temporary branches.
 const SANDBOX_PREFIX: &str = "agency-sandbox-";
 
@@ -186,6 +204,133 @@ impl Project {
             .flatten()
             .filter_map(|n| n.strip_prefix(SANDBOX_PREFIX).map(str::to_string))
             .collect())
+    }
+
+    /// Makes sure `dir` is a worktree on `branch` (made from `base` when it
+    /// does not exist). An existing worktree is kept as it is, uncommitted
+    /// work included. Returns whether the worktree was made now.
+    pub fn ensure_worktree(
+        &self,
+        name: &str,
+        dir: &Path,
+        branch: &str,
+        base: &str,
+    ) -> GitResult<bool> {
+        if dir.join(".git").exists() {
+            return Ok(false);
+        }
+        // A worktree whose folder vanished is still registered: forget it.
+        if let Ok(wt) = self.repo.find_worktree(name) {
+            if wt.validate().is_err() {
+                let mut opts = git2::WorktreePruneOptions::new();
+                opts.valid(true).locked(true);
+                wt.prune(Some(&mut opts))?;
+            }
+        }
+        let reference = match self.repo.find_branch(branch, BranchType::Local) {
+            Ok(b) => b.into_reference(),
+            Err(_) => {
+                let base_commit = self.repo.find_commit(self.branch_oid(base)?)?;
+                self.repo
+                    .branch(branch, &base_commit, false)?
+                    .into_reference()
+            }
+        };
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| git2::Error::from_str(&e.to_string()))?;
+        }
+        let mut opts = git2::WorktreeAddOptions::new();
+        opts.reference(Some(&reference));
+        self.repo.worktree(name, dir, Some(&opts))?;
+        Ok(true)
+    }
+
+    /// Branch, ahead/behind the base, and uncommitted files of a worktree.
+    pub fn worktree_state(&self, dir: &Path, base: &str) -> GitResult<WorktreeState> {
+        let wt = Repository::open(dir).map_err(|_| GitError::NotARepo {
+            path: dir.display().to_string(),
+        })?;
+        let head = wt.head()?;
+        let branch = head.shorthand().ok().map(str::to_string);
+        let (ahead, behind) = match (head.target(), self.branch_oid(base)) {
+            (Some(h), Ok(b)) => wt.graph_ahead_behind(h, b)?,
+            _ => (0, 0),
+        };
+        let mut opts = StatusOptions::new();
+        opts.include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false);
+        let uncommitted = wt.statuses(Some(&mut opts))?.len();
+        Ok(WorktreeState {
+            branch,
+            ahead,
+            behind,
+            uncommitted,
+        })
+    }
+
+    /// What removing the worktree at `dir` and deleting `branch` would lose.
+    pub fn at_risk(&self, dir: &Path, branch: &str, base: &str) -> GitResult<AtRisk> {
+        let mut risk = AtRisk::default();
+        if dir.join(".git").exists() {
+            let wt = Repository::open(dir)?;
+            let mut opts = StatusOptions::new();
+            opts.include_untracked(true)
+                .recurse_untracked_dirs(true)
+                .include_ignored(false);
+            risk.uncommitted = wt
+                .statuses(Some(&mut opts))?
+                .iter()
+                .filter_map(|s| s.path().ok().map(str::to_string))
+                .collect();
+        }
+        if let Ok(oid) = self.branch_oid(branch) {
+            risk.unmerged_commits = self.repo.graph_ahead_behind(oid, self.branch_oid(base)?)?.0;
+        }
+        Ok(risk)
+    }
+
+    /// Removes an agent's worktree and deletes its branch. Callers check
+    /// `at_risk` first: this removes whatever is there.
+    pub fn remove_worktree(&self, name: &str, dir: &Path, branch: &str) -> GitResult<()> {
+        if let Ok(wt) = self.repo.find_worktree(name) {
+            let mut opts = git2::WorktreePruneOptions::new();
+            opts.valid(true).working_tree(true).locked(true);
+            wt.prune(Some(&mut opts))?;
+        }
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Ok(mut b) = self.repo.find_branch(branch, BranchType::Local) {
+            b.delete()?;
+        }
+        Ok(())
+    }
+
+    /// Adds `pattern` to the repository's `info/exclude` once, so our
+    /// folders inside the project are never committed.
+    pub fn exclude(&self, pattern: &str) -> GitResult<()> {
+        let path = self.repo.commondir().join("info").join("exclude");
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.lines().any(|l| l.trim() == pattern) {
+            return Ok(());
+        }
+        let io = |e: std::io::Error| GitError::Git(git2::Error::from_str(&e.to_string()));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let mut new = text;
+        if !new.is_empty() && !new.ends_with('\n') {
+            new.push('\n');
+        }
+        new.push_str(pattern);
+        new.push('\n');
+        std::fs::write(&path, new).map_err(io)
+    }
+
+    /// The folder the repository's files are checked out in.
+    pub fn workdir(&self) -> Option<PathBuf> {
+        self.repo.workdir().map(Path::to_path_buf)
     }
 
     /// Merges `branch` into `base` if it is still at `tested`: fast-forward

@@ -36,6 +36,10 @@ pub struct TmuxConfig {
 #[serde(default)]
 pub struct AgentsConfig {
     pub command: Option<String>,
+    /// `false`: agents share the project checkout instead of a worktree each.
+    pub worktrees: Option<bool>,
+    /// Run in each new agent worktree before the agent starts.
+    pub setup_command: Option<String>,
 }
 
 /// The default `agency.toml` written by `agency init`.
@@ -144,6 +148,15 @@ impl Workspace {
             Some(p) if !p.is_empty() => self.root.join(p),
             _ => self.root.clone(),
         }
+    }
+
+    /// Where approved work is merged: `base_branch`, else `main`.
+    pub fn base_branch(&self) -> String {
+        self.config
+            .base_branch
+            .clone()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| "main".into())
     }
 
     pub fn default_agent_command(&self) -> String {

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use crate::git::{Project, WorktreeState};
 use crate::store::{AgencyRow, AgentRow, Store};
 use crate::tmux::{Op, PaneInfo, PaneSpec, Place, Tmux};
 use crate::workspace::Workspace;
@@ -184,6 +185,11 @@ struct Slot {
     window: String,
     command: Option<String>,
     dir: PathBuf,
+    /// The agent's own worktree and branch.
+    worktree: Option<PathBuf>,
+    branch: Option<String>,
+    /// The setup command failed: the agent is not started.
+    setup_error: Option<String>,
 }
 
 fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout) -> Vec<Slot> {
@@ -204,6 +210,9 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout) -> Vec<Slot> {
                 .unwrap_or(default_cmd.clone()),
         ),
         dir: work_dir.clone(),
+        worktree: None,
+        branch: None,
+        setup_error: None,
     }];
     for a in &spec.agents {
         out.push(Slot {
@@ -212,6 +221,9 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout) -> Vec<Slot> {
             window: agent_window(&a.name),
             command: Some(a.command.clone().unwrap_or(default_cmd.clone())),
             dir: work_dir.clone(),
+            worktree: None,
+            branch: None,
+            setup_error: None,
         });
     }
     out.push(Slot {
@@ -220,6 +232,9 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout) -> Vec<Slot> {
         window: "tools".into(),
         command: None,
         dir: ws.agency_dir(&spec.name),
+        worktree: None,
+        branch: None,
+        setup_error: None,
     });
     out.push(Slot {
         name: "sandbox".into(),
@@ -227,9 +242,126 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout) -> Vec<Slot> {
         window: "sandbox".into(),
         command: None,
         dir: ws.root.join("sandbox").join("testing"),
+        worktree: None,
+        branch: None,
+        setup_error: None,
     });
     out
 }
+
+/// Gives each agent that wants one its own worktree on branch
+/// `agency/<Agency>/<agent>` under `agencies/<Agency>/worktrees/<agent>`
+/// (kept as it is when it exists), and runs the setup command in new ones.
+/// Nothing happens when the project is no git repository or worktrees are
+/// turned off.
+fn prepare_worktrees(
+    ctx: &Ctx,
+    spec: &AgencySpec,
+    slots: &mut [Slot],
+    prior: &[AgentRow],
+) -> Result<()> {
+    let enabled = spec
+        .worktrees
+        .or(ctx.ws.config.agents.worktrees)
+        .unwrap_or(true);
+    if !enabled {
+        return Ok(());
+    }
+    let Ok(project) = Project::open(&ctx.ws.project_dir()) else {
+        return Ok(());
+    };
+    let base = ctx.ws.base_branch();
+    if project.branch_commit(&base).is_err() {
+        // No base branch yet (an empty repository): nothing to branch from.
+        return Ok(());
+    }
+    // Inside the project, our folders must never be committed.
+    if let Some(workdir) = project.workdir().and_then(|w| fs::canonicalize(w).ok()) {
+        if let Ok(rel) = ctx.ws.agencies_dir().strip_prefix(&workdir) {
+            project.exclude(&format!("/{}/*/worktrees/", rel.display()))?;
+        }
+    }
+    let setup = spec
+        .setup_command
+        .clone()
+        .or_else(|| ctx.ws.config.agents.setup_command.clone())
+        .filter(|c| !c.trim().is_empty());
+    for slot in slots.iter_mut() {
+        let wants = match slot.role {
+            "coordinator" => spec.coordinator.worktree == Some(true),
+            "specialist" => spec
+                .agents
+                .iter()
+                .find(|a| a.name == slot.name)
+                .is_some_and(|a| a.worktree != Some(false)),
+            _ => false,
+        };
+        if !wants {
+            continue;
+        }
+        let dir = ctx
+            .ws
+            .agency_dir(&spec.name)
+            .join("worktrees")
+            .join(&slot.name);
+        let branch = format!("agency/{}/{}", spec.name, slot.name);
+        let made = project.ensure_worktree(
+            &format!("{}-{}", spec.name, slot.name),
+            &dir,
+            &branch,
+            &base,
+        )?;
+        let failed_before = prior
+            .iter()
+            .any(|a| a.name == slot.name && a.setup_error.is_some());
+        if let Some(cmd) = &setup {
+            if made || failed_before {
+                slot.setup_error = run_setup(ctx, &spec.name, &slot.name, &dir, cmd)?;
+            }
+        }
+        slot.dir = dir.clone();
+        slot.worktree = Some(dir);
+        slot.branch = Some(branch);
+    }
+    Ok(())
+}
+
+/// Runs the setup command in a new worktree; output to
+/// `logs/setup-<agent>.log`. Returns why it failed, if it did.
+fn run_setup(
+    ctx: &Ctx,
+    agency: &str,
+    agent: &str,
+    dir: &Path,
+    cmd: &str,
+) -> Result<Option<String>> {
+    let log = ctx
+        .ws
+        .agency_dir(agency)
+        .join("logs")
+        .join(format!("setup-{agent}.log"));
+    let run = crate::approval::testrun::run(dir, cmd, SETUP_TIMEOUT, &log)?;
+    let error = if run.exit_code == Some(0) {
+        None
+    } else if run.timed_out {
+        Some(format!("setup command timed out; see {}", log.display()))
+    } else {
+        Some(format!(
+            "setup command exited with {}; see {}",
+            run.exit_code.map_or("a signal".into(), |c| c.to_string()),
+            log.display()
+        ))
+    };
+    ctx.activity_line(
+        agency,
+        "setup",
+        &json!({"agent": agent, "command": cmd, "ok": error.is_none(), "log": log.display().to_string()}),
+    )?;
+    Ok(error)
+}
+
+/// How long a worktree's setup command may run.
+const SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The pane's shell runs the agent command; `exec` makes the agent the
 /// pane's foreground program (what readiness and status look at) whenever
@@ -279,7 +411,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         ));
     }
     let layout = Layout::parse(spec.layout.as_deref().unwrap_or("windows"))?;
-    let slots = slots(&ctx.ws, &spec, layout);
+    let mut slots = slots(&ctx.ws, &spec, layout);
     let root = ctx.ws.root.display().to_string();
     let _ = fs::create_dir_all(ctx.ws.root.join("sandbox").join("testing"));
 
@@ -295,9 +427,10 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         }
     }
     let previous = ctx.store.agency(&name)?;
-    let prior: HashMap<String, Option<String>> = ctx
-        .store
-        .agents(&name)?
+    let prior_rows = ctx.store.agents(&name)?;
+    prepare_worktrees(ctx, &spec, &mut slots, &prior_rows)?;
+    let slots = slots;
+    let prior: HashMap<String, Option<String>> = prior_rows
         .into_iter()
         .map(|a| (a.name, a.pane_id))
         .collect();
@@ -351,7 +484,14 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
     let pane_spec = |s: &Slot| PaneSpec {
         name: s.window.clone(),
         dir: s.dir.display().to_string(),
-        env: pane_env(&ctx.ws, &name, &s.name),
+        env: {
+            let mut env = pane_env(&ctx.ws, &name, &s.name);
+            if let (Some(w), Some(b)) = (&s.worktree, &s.branch) {
+                env.push(("AGENCY_WORKTREE".into(), w.display().to_string()));
+                env.push(("AGENCY_BRANCH".into(), b.clone()));
+            }
+            env
+        },
         command: s.command.as_deref().map(launch_command),
     };
     let mut ops: Vec<Op> = Vec::new();
@@ -402,6 +542,10 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         group.clear();
     };
     for (u, unit) in units.iter().enumerate() {
+        // An agent whose setup failed is not started.
+        if unit.iter().all(|&i| slots[i].setup_error.is_some()) {
+            continue;
+        }
         match live_pane(&pane_of, unit).and_then(|p| window_of(&p)) {
             Some(p) => {
                 flush(
@@ -441,7 +585,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
             let mut split_slots = Vec::new();
             // Each split lands right after the anchor: go backwards to keep order.
             for &i in units[0].iter().rev() {
-                if pane_of[i].is_none() {
+                if pane_of[i].is_none() && slots[i].setup_error.is_none() {
                     ops.push(Op::SplitWindow {
                         target: anchor.clone(),
                         pane: pane_spec(&slots[i]),
@@ -468,7 +612,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
     let created: Vec<String> = slots
         .iter()
         .zip(&was_live)
-        .filter(|(_, live)| !**live)
+        .filter(|(s, live)| !**live && s.setup_error.is_none())
         .map(|(s, _)| s.name.clone())
         .collect();
     let agents: Vec<AgentRow> = slots
@@ -481,6 +625,9 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
             command: s.command.clone().unwrap_or_default(),
             window: s.window.clone(),
             pane_id: pane_of[i].clone(),
+            worktree: s.worktree.as_ref().map(|w| w.display().to_string()),
+            branch: s.branch.clone(),
+            setup_error: s.setup_error.clone(),
         })
         .collect();
     let action = match (&previous, session_exists) {
@@ -535,6 +682,15 @@ pub struct AgentStatus {
     pub queued: i64,
     /// Messages that could not be delivered (see `agency inbox`).
     pub failed: i64,
+    /// The agent's own worktree, its branch, commits ahead of / behind the
+    /// base branch, and uncommitted files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub git: Option<WorktreeState>,
+    /// Why its setup command failed; the agent was not started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -584,6 +740,8 @@ pub fn list(ctx: &Ctx) -> Result<Vec<AgencyStatus>> {
 
 fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<AgencyStatus> {
     let row = ctx.store.agency(name)?;
+    let project = Project::open(&ctx.ws.project_dir()).ok();
+    let base = ctx.ws.base_branch();
     let ours: Vec<&PaneInfo> = panes
         .iter()
         .filter(|p| p.session == name && p.agency_home == root)
@@ -602,6 +760,12 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
                 state: pane_state(pane).into(),
                 current_command: pane.map(|p| p.current_command.clone()),
                 pane: pane.map(|p| p.pane_id.clone()),
+                git: a.worktree.as_ref().and_then(|w| {
+                    let p = project.as_ref()?;
+                    p.worktree_state(Path::new(w), &base).ok()
+                }),
+                worktree: a.worktree,
+                setup_error: a.setup_error,
                 name: a.name,
                 role: a.role,
                 window: a.window,
@@ -638,6 +802,9 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
                     current_command: None,
                     queued: 0,
                     failed: 0,
+                    worktree: None,
+                    git: None,
+                    setup_error: None,
                 })
                 .collect();
             (spec.template, layout)
@@ -724,8 +891,49 @@ pub struct KillReport {
 
 /// `agency kill`: ends the agency's session and marks it stopped; its files
 /// stay unless `purge`.
-pub fn kill(ctx: &mut Ctx, name: &str, purge: bool) -> Result<KillReport> {
+pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillReport> {
     require_known(ctx, name)?;
+    // Before anything ends: what would purging lose?
+    let worktrees: Vec<AgentRow> = ctx
+        .store
+        .agents(name)?
+        .into_iter()
+        .filter(|a| a.worktree.is_some() && a.branch.is_some())
+        .collect();
+    let project = Project::open(&ctx.ws.project_dir()).ok();
+    if purge && !force {
+        if let Some(p) = &project {
+            let base = ctx.ws.base_branch();
+            let mut lost = Vec::new();
+            for a in &worktrees {
+                let (dir, branch) = (a.worktree.as_deref().unwrap(), a.branch.as_deref().unwrap());
+                let risk = p.at_risk(Path::new(dir), branch, &base)?;
+                if !risk.uncommitted.is_empty() {
+                    lost.push(format!(
+                        "{}: {} uncommitted file(s) ({})",
+                        a.name,
+                        risk.uncommitted.len(),
+                        risk.uncommitted.join(", ")
+                    ));
+                }
+                if risk.unmerged_commits > 0 {
+                    lost.push(format!(
+                        "{}: {} commit(s) on {branch} not in {base}",
+                        a.name, risk.unmerged_commits
+                    ));
+                }
+            }
+            if !lost.is_empty() {
+                return Err(Error::user(
+                    format!(
+                        "purging {name} would lose work; nothing was changed:\n  {}",
+                        lost.join("\n  ")
+                    ),
+                    "commit and hand off or submit that work first, or purge anyway with --force",
+                ));
+            }
+        }
+    }
     let root = ctx.ws.root.display().to_string();
     let panes = ctx.tmux.list_panes()?;
     let session = panes.iter().find(|p| p.session == name);
@@ -752,6 +960,12 @@ pub fn kill(ctx: &mut Ctx, name: &str, purge: bool) -> Result<KillReport> {
         ctx.event(name, "kill", detail)?;
     }
     if purge {
+        if let Some(p) = &project {
+            for a in &worktrees {
+                let (dir, branch) = (a.worktree.as_deref().unwrap(), a.branch.as_deref().unwrap());
+                p.remove_worktree(&format!("{name}-{}", a.name), Path::new(dir), branch)?;
+            }
+        }
         let dir = ctx.ws.agency_dir(name);
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;

@@ -51,6 +51,12 @@ pub struct AgencySpec {
     /// `windows` (default) or `panes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<String>,
+    /// `false`: no git worktree per agent (overrides `agency.toml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktrees: Option<bool>,
+    /// Run in each new worktree before its agent starts (overrides `agency.toml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_command: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -67,6 +73,10 @@ pub struct AgentSpec {
     /// The runtime profile; chosen from the command's program name when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// Own git worktree: specialists have one unless `false`; the
+    /// coordinator only with `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<bool>,
 }
 
 impl AgencySpec {

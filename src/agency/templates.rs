@@ -188,6 +188,7 @@ pub fn instantiate(template: &Template, name: &str, o: &Overrides) -> Result<Age
                     role_file: format!("agents/{n}.md"),
                     command: None,
                     profile: None,
+                    worktree: None,
                 });
             spec.agents.push(agent);
         }

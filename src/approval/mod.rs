@@ -35,15 +35,6 @@ fn project(ctx: &Ctx) -> Result<Project> {
     Ok(Project::open(&dir)?)
 }
 
-fn base_branch(ctx: &Ctx) -> String {
-    ctx.ws
-        .config
-        .base_branch
-        .clone()
-        .filter(|b| !b.is_empty())
-        .unwrap_or_else(|| "main".into())
-}
-
 /// `--branch`, else `AGENCY_BRANCH` (set in an agent's pane), else an error.
 pub fn branch_or_env(branch: Option<&str>) -> Result<String> {
     branch
@@ -216,7 +207,7 @@ pub fn submit(ctx: &mut Ctx, r: &SubmitRequest) -> Result<ApprovalRow> {
         ));
     }
     let branch = branch_or_env(r.branch.as_deref())?;
-    let base = base_branch(ctx);
+    let base = ctx.ws.base_branch();
     // Check the cheap things before spending a test run.
     require_agency(ctx, &r.agency)?;
     let stats: DiffStats = {

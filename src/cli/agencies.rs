@@ -196,6 +196,19 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
                 s.failed,
                 s.command
             ));
+            if let Some(g) = &s.git {
+                lines.push(format!(
+                    "  {:w$}  branch {} (+{} -{} against the base), {} uncommitted",
+                    "",
+                    g.branch.as_deref().unwrap_or("(detached)"),
+                    g.ahead,
+                    g.behind,
+                    g.uncommitted
+                ));
+            }
+            if let Some(e) = &s.setup_error {
+                lines.push(format!("  {:w$}  not started: {e}", ""));
+            }
         }
     }
     print_lines(lines)
@@ -220,16 +233,20 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
 pub struct KillArgs {
     #[arg(allow_hyphen_values = true)]
     pub name: String,
-    /// Also delete the agency's folder
+    /// Also delete the agency's folder, and its agents' worktrees and branches
+    /// (refused while they hold uncommitted or unmerged work)
     #[arg(long)]
     pub purge: bool,
+    /// With --purge: delete even uncommitted and unmerged work
+    #[arg(long, requires = "purge")]
+    pub force: bool,
     /// Print a JSON report
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn kill(ctx: &mut Ctx, args: &KillArgs) -> Result<()> {
-    let report = agency::kill(ctx, &args.name, args.purge)?;
+    let report = agency::kill(ctx, &args.name, args.purge, args.force)?;
     if args.json {
         return print_json(&report);
     }

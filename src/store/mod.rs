@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_agencies.sql"),
     include_str!("migrations/002_messages.sql"),
     include_str!("migrations/003_approvals.sql"),
+    include_str!("migrations/004_worktrees.sql"),
 ];
 
 /// How long a writer waits for another process's transaction.
@@ -75,6 +76,11 @@ pub struct AgentRow {
     pub command: String,
     pub window: String,
     pub pane_id: Option<String>,
+    /// The agent's own git worktree and branch, when it has them.
+    pub worktree: Option<String>,
+    pub branch: Option<String>,
+    /// Why the setup command failed (then the agent was not started).
+    pub setup_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -352,7 +358,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT name, role, position, command, window, pane_id
+                "SELECT name, role, position, command, window, pane_id, worktree, branch, setup_error
                  FROM agents WHERE agency = ?1 ORDER BY position",
             )
             .map_err(self.err())?;
@@ -365,6 +371,9 @@ impl Store {
                     command: r.get(3)?,
                     window: r.get(4)?,
                     pane_id: r.get(5)?,
+                    worktree: r.get(6)?,
+                    branch: r.get(7)?,
+                    setup_error: r.get(8)?,
                 })
             })
             .map_err(self.err())?
@@ -395,9 +404,21 @@ impl Store {
             tx.execute("DELETE FROM agents WHERE agency = ?1", [&agency.name])?;
             for a in agents {
                 tx.execute(
-                    "INSERT INTO agents (agency, name, role, position, command, window, pane_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![agency.name, a.name, a.role, a.position, a.command, a.window, a.pane_id],
+                    "INSERT INTO agents (agency, name, role, position, command, window, pane_id,
+                       worktree, branch, setup_error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        agency.name,
+                        a.name,
+                        a.role,
+                        a.position,
+                        a.command,
+                        a.window,
+                        a.pane_id,
+                        a.worktree,
+                        a.branch,
+                        a.setup_error
+                    ],
                 )?;
             }
             insert_event(tx, Some(&agency.name), event_kind, detail)
@@ -890,6 +911,9 @@ mod tests {
             command: "bash".into(),
             window: "coordinator".into(),
             pane_id: Some("%1".into()),
+            worktree: None,
+            branch: None,
+            setup_error: None,
         }];
         (agency, agents)
     }

@@ -3,39 +3,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::common::{wait_until, TestEnv};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Writes files and commits them on the current branch.
-fn commit(dir: &Path, files: &[(&str, &str)], msg: &str) -> String {
-    for (name, text) in files {
-        let p = dir.join(name);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
-    }
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-qm", msg]);
-    git(dir, &["rev-parse", "HEAD"]).trim().to_string()
-}
+use crate::common::{commit, git, wait_until, TestEnv};
 
 /// A workspace whose project is a fresh repository on `main`, plus
 /// CodeAgency and QAAgency whose agents record what they receive.
@@ -46,24 +15,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let t = TestEnv::bare();
-    let repo = t.root().join("project");
-    fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    commit(
-        &repo,
-        &[
-            ("README.md", "hello\n"),
-            ("src/lib.txt", "one\ntwo\nthree\n"),
-        ],
-        "init",
-    );
-    t.ok(&[
-        "init",
-        t.home.to_str().unwrap(),
-        "--project",
-        repo.to_str().unwrap(),
-    ]);
+    let (t, repo) = TestEnv::with_project();
     let out = t.receivers("CodeAgency", "python-agent");
     t.receivers("QAAgency", "qa-engineer");
     Setup { t, repo, out }
@@ -181,23 +133,36 @@ fn handoff_of_a_missing_branch_is_refused() {
 #[test]
 fn handoff_and_submit_default_to_the_agents_branch() {
     let s = setup();
-    let c = branch(
-        &s.repo,
-        "agency/CodeAgency/python-agent",
-        &[("p.txt", "p\n")],
-    );
-    let out =
-        s.t.cmd(&["handoff", "CodeAgency", "QAAgency", "--task", "t", "--json"])
-            .env("AGENCY_BRANCH", "agency/CodeAgency/python-agent")
-            .output()
-            .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let h: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // python-agent works in its own worktree, on its own branch.
+    let wt = s.t.home.join("agencies/CodeAgency/worktrees/python-agent");
+    let c = commit(&wt, &[("p.txt", "p\n")], "agent work");
+    let in_pane = |args: &[&str]| {
+        let out =
+            s.t.cmd(args)
+                .env("AGENCY_BRANCH", "agency/CodeAgency/python-agent")
+                .output()
+                .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let h = in_pane(&["handoff", "CodeAgency", "QAAgency", "--task", "t", "--json"]);
     assert_eq!(h["commit"], c);
+    assert_eq!(h["branch"], "agency/CodeAgency/python-agent");
+    let item = in_pane(&[
+        "submit",
+        "CodeAgency",
+        "--task",
+        "t",
+        "--test-command",
+        "echo '1 passed, 0 failed'",
+        "--json",
+    ]);
+    assert_eq!(item["commit"], c);
+    assert_eq!(item["files_changed"], 1);
 }
 
 #[test]

@@ -19,17 +19,48 @@ impl TestEnv {
     pub fn new() -> TestEnv {
         let env = TestEnv::bare();
         env.ok(&["init", env.home.to_str().unwrap()]);
-        // Agents and utility windows run plain `sh`: the tests are about
-        // panes, and a user's interactive bash start-up (rc files) killed
-        // half-way can leave its own lock files behind.
-        let config = env.home.join("agency.toml");
-        let text = std::fs::read_to_string(&config).unwrap();
-        std::fs::write(
-            &config,
-            text.replace("command = \"bash\"", "command = \"sh\""),
-        )
-        .unwrap();
+        env.use_sh();
         env
+    }
+
+    /// Agents and utility windows run plain `sh`: the tests are about
+    /// panes, and a user's interactive bash start-up (rc files) killed
+    /// half-way can leave its own lock files behind.
+    fn use_sh(&self) {
+        self.set_config("command = \"bash\"", "command = \"sh\"");
+    }
+
+    /// Replaces `from` with `to` in the workspace's agency.toml.
+    pub fn set_config(&self, from: &str, to: &str) {
+        let config = self.home.join("agency.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        assert!(text.contains(from), "{from} not in agency.toml");
+        std::fs::write(&config, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// A workspace whose project is a fresh git repository on `main` (with
+    /// `README.md` and `src/lib.txt`), beside it in the temp folder.
+    pub fn with_project() -> (TestEnv, PathBuf) {
+        let t = TestEnv::bare();
+        let repo = t.root().join("project");
+        std::fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        commit(
+            &repo,
+            &[
+                ("README.md", "hello\n"),
+                ("src/lib.txt", "one\ntwo\nthree\n"),
+            ],
+            "init",
+        );
+        t.ok(&[
+            "init",
+            t.home.to_str().unwrap(),
+            "--project",
+            repo.to_str().unwrap(),
+        ]);
+        t.use_sh();
+        (t, repo)
     }
 
     /// A temp folder with no workspace in it.
@@ -273,4 +304,34 @@ pub fn wait_for(what: &str, limit: Duration, mut pred: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("timed out waiting for {what}");
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Writes files and commits them on the current branch.
+pub fn commit(dir: &Path, files: &[(&str, &str)], msg: &str) -> String {
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", msg]);
+    git(dir, &["rev-parse", "HEAD"]).trim().to_string()
 }

@@ -8,3 +8,4 @@ mod approvals;
 mod bad_input;
 mod messages;
 mod workspace;
+mod worktrees;
