@@ -10,6 +10,7 @@
 //! - [`approval`]: handoffs, sandbox test runs and their summaries, submit, approve, reject.
 //! - [`tmux`]: the only code that runs tmux, through `tmux_interface`, on the configured socket.
 //! - [`store`]: the only code that writes SQL: the registry database, its migrations, the JSON mirrors.
+//! - [`tui`]: the approval screen (ratatui): state and update, drawing, the event loop.
 //! - [`error`]: the error type, with a hint for what to do next.
 
 pub mod agency;
@@ -20,4 +21,5 @@ pub mod error;
 pub mod git;
 pub mod store;
 pub mod tmux;
+pub mod tui;
 pub mod workspace;

@@ -8,6 +8,7 @@ use super::{print_json, print_lines, split_list};
 use crate::agency::Ctx;
 use crate::approval::{self, HandoffRequest, SubmitRequest};
 use crate::error::{Error, Result};
+use crate::tui::app::Filter;
 
 /// Hand a branch to another agency's coordinator
 #[derive(Debug, Args)]
@@ -184,52 +185,19 @@ pub struct ApprovalsArgs {
     pub json: bool,
 }
 
-pub fn approvals(ctx: &Ctx, a: &ApprovalsArgs) -> Result<()> {
-    let status = match a.status.as_str() {
-        "all" => None,
-        s @ ("pending" | "approved" | "rejected") => Some(s),
-        other => {
-            return Err(Error::user(
-                format!("unknown status {other:?}"),
-                "use --status pending, approved, rejected or all",
-            ))
-        }
-    };
-    let items = ctx.store.approvals(status)?;
-    if a.json || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        let out: Vec<serde_json::Value> = items.iter().map(approval_json).collect();
-        return print_json(&out);
-    }
-    let mut lines = vec![format!(
-        "PENDING APPROVALS ({})",
-        ctx.store.approvals(Some("pending"))?.len()
-    )];
-    for i in &items {
-        let tests = match (i.tests_passed, i.tests_failed) {
-            (Some(p), Some(f)) => format!("{p} passed, {f} failed"),
-            _ => format!(
-                "exit {}",
-                i.test_exit_code.map_or("-".into(), |c| c.to_string())
-            ),
-        };
-        lines.push(format!(
-            "#{:<4} {:8} {:14} {}  [{}]  {}  {} files +{} -{}{}",
-            i.id,
-            i.status,
-            i.agency,
-            i.title,
-            i.branch,
-            tests,
-            i.files_changed,
-            i.insertions,
-            i.deletions,
-            i.demo
-                .as_ref()
-                .map(|d| format!("  demo {d}"))
-                .unwrap_or_default()
+pub fn approvals(ctx: &mut Ctx, a: &ApprovalsArgs) -> Result<()> {
+    let Some(filter) = Filter::parse(&a.status) else {
+        return Err(Error::user(
+            format!("unknown status {:?}", a.status),
+            "use --status pending, approved, rejected or all",
         ));
+    };
+    if !a.json && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return crate::tui::run(ctx, filter);
     }
-    print_lines(lines)
+    let items = ctx.store.approvals(filter.status())?;
+    let out: Vec<serde_json::Value> = items.iter().map(approval_json).collect();
+    print_json(&out)
 }
 
 /// The fields CLI.md promises, plus the rest of the record.

@@ -73,7 +73,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Handoff(args) => approvals::handoff(&mut open(home)?, args),
         Command::Sandbox(args) => approvals::sandbox(&open(home)?, args),
         Command::Submit(args) => approvals::submit(&mut open(home)?, args),
-        Command::Approvals(args) => approvals::approvals(&open(home)?, args),
+        Command::Approvals(args) => approvals::approvals(&mut open(home)?, args),
         Command::Approve(args) => approvals::approve(&mut open(home)?, args),
         Command::Reject(args) => approvals::reject(&mut open(home)?, args),
     }

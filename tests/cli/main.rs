@@ -7,5 +7,6 @@ mod agencies;
 mod approvals;
 mod bad_input;
 mod messages;
+mod tui;
 mod workspace;
 mod worktrees;
