@@ -172,14 +172,12 @@ fn list(app: &App, f: &mut Frame, area: Rect) {
         Constraint::Length(12),
         Constraint::Fill(2),
         Constraint::Fill(1),
-        Constraint::Length(9),
+        Constraint::Length(13),
         Constraint::Length(14),
         Constraint::Length(4),
     ];
     let mut header = vec!["ID", "AGENCY", "TITLE", "BRANCH", "TESTS", "CHANGES", "AGE"];
     if wide {
-        widths.insert(5, Constraint::Length(5));
-        header.insert(5, "COV");
         widths.push(Constraint::Fill(1));
         header.push("DEMO");
     }
