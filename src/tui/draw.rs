@@ -100,13 +100,16 @@ pub fn age(created_at: &str, now: SystemTime) -> String {
 
 fn tests(i: &ApprovalRow) -> (String, Style) {
     let failed = i.tests_failed.unwrap_or(0) > 0 || i.test_exit_code != Some(0);
-    let text = match (i.tests_passed, i.tests_failed) {
+    let mut text = match (i.tests_passed, i.tests_failed) {
         (Some(p), Some(f)) => format!("{p}✓ {f}✗"),
         _ => format!(
             "exit {}",
             i.test_exit_code.map_or("-".into(), |c| c.to_string())
         ),
     };
+    if let Some(c) = i.coverage {
+        text.push_str(&format!(" {c:.0}%"));
+    }
     let color = if failed { Color::Red } else { Color::Green };
     (text, Style::new().fg(color))
 }
