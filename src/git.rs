@@ -95,6 +95,29 @@ pub struct Project {
     repo: Repository,
 }
 
+/// Makes a repository at `dir` on branch `base` with `files` in its first
+/// commit (the demo's small project).
+pub fn init_repo(dir: &Path, base: &str, files: &[(&str, &str)], message: &str) -> GitResult<()> {
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.initial_head(base);
+    let repo = Repository::init_opts(dir, &opts)?;
+    let io = |e: std::io::Error| GitError::Git(git2::Error::from_str(&e.to_string()));
+    for (name, text) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::write(&path, text).map_err(io)?;
+    }
+    let mut index = repo.index()?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    index.write()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let sig = Signature::now("agency demo", "demo@agency.local")?;
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[])?;
+    Ok(())
+}
+
 impl Project {
     pub fn open(path: &Path) -> GitResult<Project> {
         let repo = Repository::open(path).map_err(|_| GitError::NotARepo {

@@ -10,6 +10,8 @@
 //! - [`approval`]: handoffs, sandbox test runs and their summaries, submit, approve, reject.
 //! - [`tmux`]: the only code that runs tmux, through `tmux_interface`, on the configured socket.
 //! - [`store`]: the only code that writes SQL: the registry database, its migrations, the JSON mirrors.
+//! - [`runtime`]: agent runtimes: the scripted agent.
+//! - [`demo`]: the offline demo on scripted agents.
 //! - [`tui`]: the approval screen (ratatui): state and update, drawing, the event loop.
 //! - [`error`]: the error type, with a hint for what to do next.
 
@@ -17,8 +19,10 @@ pub mod agency;
 pub mod approval;
 pub mod bus;
 pub mod cli;
+pub mod demo;
 pub mod error;
 pub mod git;
+pub mod runtime;
 pub mod store;
 pub mod tmux;
 pub mod tui;

@@ -3,6 +3,7 @@
 
 mod agencies;
 mod approvals;
+mod demo;
 mod messages;
 mod workspace;
 
@@ -50,6 +51,8 @@ pub enum Command {
     Approvals(approvals::ApprovalsArgs),
     Approve(approvals::ApproveArgs),
     Reject(approvals::RejectArgs),
+    Demo(demo::DemoArgs),
+    Agent(demo::AgentArgs),
 }
 
 /// Runs a parsed command line.
@@ -76,6 +79,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Approvals(args) => approvals::approvals(&mut open(home)?, args),
         Command::Approve(args) => approvals::approve(&mut open(home)?, args),
         Command::Reject(args) => approvals::reject(&mut open(home)?, args),
+        Command::Demo(args) => demo::demo(home, args),
+        Command::Agent(args) => demo::agent(args),
     }
 }
 

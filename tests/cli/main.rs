@@ -6,6 +6,7 @@ mod common;
 mod agencies;
 mod approvals;
 mod bad_input;
+mod demo;
 mod messages;
 mod tui;
 mod workspace;

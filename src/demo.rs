@@ -1,0 +1,292 @@
+//! `agency demo`: the whole system, offline, on scripted agents. A
+//! throw-away workspace with a small git project; CodeAgency (coordinator +
+//! `dev`) and QAAgency (coordinator + `tester`); one task flowing
+//! implement → handoff → QA tests → results → submit, ending with a tested
+//! item in the approval queue.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::agency::{self, CreateOptions, Ctx};
+use crate::bus;
+use crate::error::{Error, Result};
+use crate::git;
+use crate::store::ApprovalRow;
+use crate::workspace::{self, write_atomic, Workspace};
+
+/// How long the flow may take before the demo gives up.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+const TEST_SH: &str = r#"#!/bin/sh
+# The project's tests: every tests/*.sh calls `check NAME ACTUAL EXPECTED`.
+passed=0; failed=0
+check() {
+  if [ "$2" = "$3" ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $1: got '$2'"; fi
+}
+for t in tests/*.sh; do . "./$t"; done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
+"#;
+
+const IMPLEMENT_SH: &str = r#"#!/bin/sh
+# dev's work, run in its own worktree on its own branch.
+set -e
+cat > greet.sh <<'EOF'
+#!/bin/sh
+echo "hello, ${1:-world}"
+EOF
+cat > tests/greet.sh <<'EOF'
+check "greet says hello" "$(sh greet.sh agency)" "hello, agency"
+check "greet has a default" "$(sh greet.sh)" "hello, world"
+EOF
+git add -A
+git -c user.name=dev -c user.email=dev@agency.local commit -qm "greet: say hello"
+agency send "$AGENCY_NAME" coordinator "COMPLETE greeting on $AGENCY_BRANCH"
+"#;
+
+const QA_TEST_SH: &str = r#"#!/bin/sh
+# tester's work: run the branch's tests in the sandbox, report the results.
+branch=$1
+if agency sandbox deploy CodeAgency "$branch" --json | grep -q '"passed": true'; then
+  status=passed
+else
+  status=issues_found
+fi
+agency send-inter QAAgency CodeAgency "{\"type\": \"results\", \"task\": \"greeting\", \"branch\": \"$branch\", \"status\": \"$status\"}"
+"#;
+
+const CODE_COORDINATOR: &str = r#"# CodeAgency's coordinator.
+[[rule]]
+type = "TASK"
+run = ['agency send CodeAgency dev "$MSG_BODY"']
+
+[[rule]]
+type = "COMPLETE"
+when = 'on (?P<branch>\S+)'
+run = ['agency handoff CodeAgency QAAgency --task greeting --branch "$MSG_BRANCH" --notes "tests in tests/greet.sh"']
+
+[[rule]]
+type = "results"
+when = '"status":"passed"'
+run = ['agency submit CodeAgency --task greeting --branch agency/CodeAgency/dev --title "Add a greeting script"']
+
+[[rule]]
+type = "results"
+run = ['agency send CodeAgency dev "BLOCKED QA found issues; see the handoff results"']
+"#;
+
+const DEV: &str = r#"# CodeAgency's dev.
+[[rule]]
+type = "TASK"
+run = ['sh "$AGENCY_HOME/demo/implement.sh"']
+"#;
+
+const QA_COORDINATOR: &str = r#"# QAAgency's coordinator.
+[[rule]]
+type = "handoff"
+when = '"branch":"(?P<branch>[^"]+)"'
+run = ['agency send QAAgency tester "TASK test $MSG_BRANCH"']
+"#;
+
+const TESTER: &str = r#"# QAAgency's tester.
+[[rule]]
+type = "TASK"
+when = 'test (?P<branch>\S+)'
+run = ['sh "$AGENCY_HOME/demo/qa-test.sh" "$MSG_BRANCH"']
+"#;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DemoReport {
+    pub home: PathBuf,
+    pub socket: Option<String>,
+    pub item: ApprovalRow,
+    pub seconds: f64,
+}
+
+/// Builds the demo workspace at `home` (a new temp folder when `None`),
+/// runs the flow, and returns once a tested item is pending. `progress`
+/// hears of each event on the way.
+pub fn run(home: Option<&Path>, mut progress: impl FnMut(&str)) -> Result<(Ctx, DemoReport)> {
+    let start = Instant::now();
+    let home = match home {
+        Some(h) => {
+            if h.exists()
+                && fs::read_dir(h)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(true)
+            {
+                return Err(Error::user(
+                    format!("{} is not empty", h.display()),
+                    "the demo builds a throw-away workspace: give it a new folder, or no --home",
+                ));
+            }
+            h.to_path_buf()
+        }
+        None => tempfile::Builder::new()
+            .prefix("agency-demo-")
+            .tempdir()
+            .map_err(|e| Error::io("a temporary folder", e))?
+            .keep(),
+    };
+    let project = home.join("project");
+    git::init_repo(
+        &project,
+        "main",
+        &[
+            ("README.md", "# demo project\n\nRun `sh test.sh`.\n"),
+            ("test.sh", TEST_SH),
+            (
+                "tests/basic.sh",
+                "check \"arithmetic\" \"$((1 + 1))\" \"2\"\n",
+            ),
+        ],
+        "init: a project with one test",
+    )?;
+    workspace::init(&home, Some(&project))?;
+    // Its own tmux server, so it never meets the user's sessions.
+    let socket = match std::env::var("AGENCY_TMUX_SOCKET")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        Some(_) => None,
+        None => Some(format!("agency-demo-{}", std::process::id())),
+    };
+    let config = home.join(workspace::CONFIG_FILE);
+    let text = fs::read_to_string(&config).map_err(|e| Error::io(config.display(), e))?;
+    let text = text
+        .replace(
+            "test_command = \"cargo test\"",
+            "test_command = \"sh test.sh\"",
+        )
+        .replace(
+            "socket = \"\"",
+            &format!("socket = \"{}\"", socket.clone().unwrap_or_default()),
+        );
+    write_atomic(&config, text.as_bytes())?;
+
+    let demo = home.join("demo");
+    for (name, text) in [
+        ("implement.sh", IMPLEMENT_SH),
+        ("qa-test.sh", QA_TEST_SH),
+        ("code-coordinator.toml", CODE_COORDINATOR),
+        ("dev.toml", DEV),
+        ("qa-coordinator.toml", QA_COORDINATOR),
+        ("tester.toml", TESTER),
+    ] {
+        write_atomic(&demo.join(name), text.as_bytes())?;
+    }
+    // AGENCY_BIN is this binary, in every pane's environment.
+    let scripted = |rules: &str| {
+        format!(
+            "\"$AGENCY_BIN\" agent scripted --rules {}",
+            demo.join(rules).display()
+        )
+    };
+    for (name, caps, coordinator, agent) in [
+        (
+            "CodeAgency",
+            ["backend", "code-review"],
+            "code-coordinator",
+            "dev",
+        ),
+        ("QAAgency", ["testing", "qa"], "qa-coordinator", "tester"),
+    ] {
+        let dir = home.join("agencies").join(name);
+        let spec = json!({
+            "name": name,
+            "description": format!("{name} of the offline demo, run by scripted agents"),
+            "template": name,
+            "capabilities": caps,
+            "coordinator": {"name": coordinator, "title": "Coordinator", "role_file": "coordinator.md",
+                            "command": scripted(&format!("{coordinator}.toml"))},
+            "agents": [{"name": agent, "title": agent, "role_file": format!("agents/{agent}.md"),
+                        "command": scripted(&format!("{agent}.toml")), "worktree": agent == "dev"}],
+        });
+        write_atomic(&dir.join("agency.json"), format!("{spec:#}\n").as_bytes())?;
+        write_atomic(
+            &dir.join("coordinator.md"),
+            format!("# {name} coordinator (scripted)\n\nRules: demo/{coordinator}.toml\n")
+                .as_bytes(),
+        )?;
+        write_atomic(
+            &dir.join("agents").join(format!("{agent}.md")),
+            format!("# {agent} of {name} (scripted)\n\nRules: demo/{agent}.toml\n").as_bytes(),
+        )?;
+    }
+
+    let ws = Workspace::open(fs::canonicalize(&home).map_err(|e| Error::io(home.display(), e))?)?;
+    let mut ctx = Ctx::open(ws)?;
+    for name in ["CodeAgency", "QAAgency"] {
+        agency::create(
+            &mut ctx,
+            &CreateOptions {
+                name: name.into(),
+                ..Default::default()
+            },
+        )?;
+        progress(&format!("agency {name} is up"));
+    }
+    bus::send(
+        &mut ctx,
+        "CodeAgency",
+        "coordinator",
+        "TASK greeting: add a greet.sh that says hello, with tests",
+        None,
+        Some("human"),
+    )?;
+    progress("task sent to CodeAgency's coordinator");
+
+    let mut seen = ctx.store.events_after(None, 0)?.last().map_or(0, |e| e.id);
+    loop {
+        for e in ctx.store.events_after(None, seen)? {
+            seen = e.id;
+            if let Some(line) = describe(&e) {
+                progress(&line);
+            }
+        }
+        if let Some(item) = ctx.store.approvals(Some("pending"))?.pop() {
+            let report = DemoReport {
+                home: ctx.ws.root.clone(),
+                socket,
+                item,
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            return Ok((ctx, report));
+        }
+        if start.elapsed() > DEADLINE {
+            return Err(Error::user(
+                format!("the demo's task did not reach the approval queue in {}s", DEADLINE.as_secs()),
+                format!(
+                    "look at `agency --home {} log` and the panes (`agency --home {0} attach CodeAgency`)",
+                    ctx.ws.root.display()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One line for the events worth telling.
+fn describe(e: &crate::store::EventRow) -> Option<String> {
+    let d = &e.detail;
+    let s = |k: &str| d[k].as_str().unwrap_or("?").to_string();
+    Some(match e.kind.as_str() {
+        "message.delivered" => format!("  delivered #{} {} to {}", d["id"], s("type"), s("to")),
+        "handoff" => format!(
+            "  handoff of {} from {} to {}",
+            s("branch"),
+            s("from"),
+            s("to")
+        ),
+        "approval.submitted" => format!(
+            "  submitted {} for approval ({} passed, {} failed)",
+            s("branch"),
+            d["tests_passed"],
+            d["tests_failed"]
+        ),
+        _ => return None,
+    })
+}

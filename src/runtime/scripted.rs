@@ -1,0 +1,302 @@
+//! The scripted agent: a deterministic stand-in for an LLM agent CLI. It
+//! shows a prompt, reads the messages the router types into its pane, and
+//! acts by rules — shell commands that may commit, run tests, and answer
+//! with `agency send`, `send-inter`, `handoff` or `submit`.
+//!
+//! Rules file (TOML); the first rule that matches a message runs:
+//!
+//! ```toml
+//! [[rule]]
+//! type = "TASK"                       # optional: the message type, any case
+//! when = "greet(?P<who>\\w+)"         # optional: a regex over the body
+//! run = ["echo hello $MSG_WHO", "agency send $AGENCY_NAME coordinator \"COMPLETE done\""]
+//! ```
+//!
+//! Commands run with `sh -c` in the agent's folder, with `MSG_ID`,
+//! `MSG_TYPE`, `MSG_FROM`, `MSG_BODY` and one `MSG_<NAME>` per named group of
+//! `when` in their environment. After its rule ran, a message is acked.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Deserialize)]
+struct RulesFile {
+    #[serde(default)]
+    rule: Vec<RuleSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RuleSpec {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    when: Option<String>,
+    run: Vec<String>,
+}
+
+pub struct Rule {
+    kind: Option<String>,
+    when: Option<Regex>,
+    run: Vec<String>,
+}
+
+/// A message as it arrived in the pane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub id: i64,
+    pub kind: String,
+    pub from: String,
+    pub body: String,
+}
+
+pub fn load_rules(path: &Path) -> Result<Vec<Rule>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
+    let file: RulesFile = toml::from_str(&text).map_err(|e| {
+        Error::user(
+            format!(
+                "{} is not a valid rules file: {}",
+                path.display(),
+                e.message()
+            ),
+            "see `agency agent scripted --help` for the format",
+        )
+    })?;
+    file.rule
+        .into_iter()
+        .map(|r| {
+            let when = match r.when {
+                Some(w) => Some(Regex::new(&w).map_err(|e| {
+                    Error::user(format!("bad `when` regex {w:?}: {e}"), "fix the rules file")
+                })?),
+                None => None,
+            };
+            Ok(Rule {
+                kind: r.kind,
+                when,
+                run: r.run,
+            })
+        })
+        .collect()
+}
+
+/// `[msg #12 TASK from CodeAgency/coordinator] body` → its parts; the body
+/// is empty when it follows on the next lines.
+pub fn parse_header(line: &str) -> Option<Received> {
+    let rest = line.trim_start().strip_prefix("[msg #")?;
+    let (id, rest) = rest.split_once(' ')?;
+    let (kind, rest) = rest.split_once(" from ")?;
+    let (from, body) = rest.split_once(']')?;
+    Some(Received {
+        id: id.parse().ok()?,
+        kind: kind.to_string(),
+        from: from.to_string(),
+        body: body.strip_prefix(' ').unwrap_or(body).to_string(),
+    })
+}
+
+/// The environment a matching rule runs with, or `None` if it does not match.
+pub fn matches(rule: &Rule, m: &Received) -> Option<Vec<(String, String)>> {
+    if let Some(k) = &rule.kind {
+        if !k.eq_ignore_ascii_case(&m.kind) {
+            return None;
+        }
+    }
+    let mut env = vec![
+        ("MSG_ID".to_string(), m.id.to_string()),
+        ("MSG_TYPE".to_string(), m.kind.clone()),
+        ("MSG_FROM".to_string(), m.from.clone()),
+        ("MSG_BODY".to_string(), m.body.clone()),
+    ];
+    if let Some(re) = &rule.when {
+        let caps = re.captures(&m.body)?;
+        for name in re.capture_names().flatten() {
+            if let Some(v) = caps.name(name) {
+                env.push((
+                    format!("MSG_{}", name.to_ascii_uppercase()),
+                    v.as_str().to_string(),
+                ));
+            }
+        }
+    }
+    Some(env)
+}
+
+const PROMPT: &str = "scripted> ";
+/// A pasted message's body lines follow its header; this much quiet ends it.
+const QUIET: Duration = Duration::from_millis(300);
+
+/// `agency agent scripted`: runs until its input closes.
+pub fn run(rules_path: &Path) -> Result<()> {
+    let rules = load_rules(rules_path)?;
+    let agent = std::env::var("AGENCY_AGENT").unwrap_or_else(|_| "agent".into());
+    println!(
+        "scripted agent {agent}: {} rule(s) from {}",
+        rules.len(),
+        rules_path.display()
+    );
+    prompt();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(|l| l.ok()) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut current: Option<Received> = None;
+    loop {
+        let line = match rx.recv_timeout(QUIET) {
+            Ok(l) => Some(l),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if let Some(m) = current.take() {
+                    handle(&rules, &m);
+                }
+                return Ok(());
+            }
+        };
+        match line {
+            None => {
+                if let Some(m) = current.take() {
+                    handle(&rules, &m);
+                    prompt();
+                }
+            }
+            Some(l) => match parse_header(&l) {
+                Some(m) => {
+                    if let Some(prev) = current.take() {
+                        handle(&rules, &prev);
+                    }
+                    if m.body.is_empty() {
+                        current = Some(m); // the body follows
+                    } else {
+                        handle(&rules, &m);
+                        prompt();
+                    }
+                }
+                None => match &mut current {
+                    Some(m) => {
+                        if !m.body.is_empty() {
+                            m.body.push('\n');
+                        }
+                        m.body.push_str(&l);
+                    }
+                    None => {
+                        if !l.trim().is_empty() {
+                            println!("(not a message; ignored)");
+                        }
+                        prompt();
+                    }
+                },
+            },
+        }
+    }
+}
+
+fn prompt() {
+    print!("{PROMPT}");
+    let _ = std::io::stdout().flush();
+}
+
+fn handle(rules: &[Rule], m: &Received) {
+    let Some((rule, env)) = rules.iter().find_map(|r| matches(r, m).map(|e| (r, e))) else {
+        println!(
+            "#{} {} from {}: no rule matches; left unacknowledged",
+            m.id, m.kind, m.from
+        );
+        return;
+    };
+    println!(
+        "#{} {} from {}: running {} command(s)",
+        m.id,
+        m.kind,
+        m.from,
+        rule.run.len()
+    );
+    // Rules call `agency ...`: make that this very binary.
+    let exe = std::env::current_exe().unwrap_or_else(|_| "agency".into());
+    let path = match (exe.parent(), std::env::var("PATH")) {
+        (Some(dir), Ok(p)) => format!("{}:{p}", dir.display()),
+        (Some(dir), Err(_)) => dir.display().to_string(),
+        (None, p) => p.unwrap_or_default(),
+    };
+    for cmd in &rule.run {
+        println!("$ {cmd}");
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("PATH", &path)
+            .stdin(Stdio::null())
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => {
+                println!("(exited with {s}; the rule stops here)");
+                return;
+            }
+            Err(e) => {
+                println!("(could not run: {e})");
+                return;
+            }
+        }
+    }
+    let _ = Command::new(exe)
+        .args(["ack", &m.id.to_string()])
+        .stdin(Stdio::null())
+        .status();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_parse() {
+        let m = parse_header("[msg #12 TASK from CodeAgency/coordinator] do it; now").unwrap();
+        assert_eq!(
+            (m.id, m.kind.as_str(), m.from.as_str(), m.body.as_str()),
+            (12, "TASK", "CodeAgency/coordinator", "do it; now")
+        );
+        let m = parse_header("[msg #3 handoff from CodeAgency]").unwrap();
+        assert_eq!(m.body, "");
+        assert!(parse_header("hello").is_none());
+    }
+
+    #[test]
+    fn rules_match_by_type_and_regex() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[rule]]
+type = "handoff"
+when = '"branch":"(?P<branch>[^"]+)"'
+run = ["true"]
+"#,
+        )
+        .unwrap();
+        let rules = load_rules(&path).unwrap();
+        let m = Received {
+            id: 1,
+            kind: "handoff".into(),
+            from: "X".into(),
+            body: r#"{"branch":"feature/x"}"#.into(),
+        };
+        let env = matches(&rules[0], &m).unwrap();
+        assert!(env.contains(&("MSG_BRANCH".to_string(), "feature/x".to_string())));
+        let other = Received {
+            kind: "TASK".into(),
+            ..m
+        };
+        assert!(matches(&rules[0], &other).is_none());
+    }
+}
