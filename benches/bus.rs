@@ -172,6 +172,7 @@ fn main() {
             body: format!("throughput {i}"),
             payload: None,
             origin: None,
+            deliver_at: None,
         })
         .collect();
     store.queue_messages(&msgs).unwrap();

@@ -881,6 +881,37 @@ mod tests {
     }
 }
 
+/// `agency restore`: brings back every agency that should be running (or
+/// the one named) — sessions, missing windows, worktrees — and so resumes
+/// delivery of what was queued meanwhile.
+pub fn restore(ctx: &mut Ctx, name: Option<&str>) -> Result<Vec<CreateReport>> {
+    let names: Vec<String> = match name {
+        Some(n) => {
+            require_known(ctx, n)?;
+            vec![n.to_string()]
+        }
+        None => ctx
+            .store
+            .agencies()?
+            .into_iter()
+            .filter(|a| a.state == "running")
+            .map(|a| a.name)
+            .collect(),
+    };
+    let mut reports = Vec::new();
+    for n in names {
+        reports.push(create(
+            ctx,
+            &CreateOptions {
+                name: n,
+                ..Default::default()
+            },
+        )?);
+    }
+    crate::bus::router::ensure_running(&ctx.ws)?;
+    Ok(reports)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct KillReport {
     pub name: String,

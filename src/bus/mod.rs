@@ -138,6 +138,32 @@ pub fn send(
     kind: Option<&str>,
     from: Option<&str>,
 ) -> Result<i64> {
+    send_at(ctx, agency_name, agent, body, kind, from, None)
+}
+
+/// `agency schedule`: like `send`, delivered when `at` has come, never
+/// before.
+pub fn schedule(
+    ctx: &mut Ctx,
+    agency_name: &str,
+    agent: &str,
+    body: &str,
+    kind: Option<&str>,
+    at: std::time::SystemTime,
+) -> Result<i64> {
+    let at = humantime::format_rfc3339_millis(at).to_string();
+    send_at(ctx, agency_name, agent, body, kind, None, Some(at))
+}
+
+fn send_at(
+    ctx: &mut Ctx,
+    agency_name: &str,
+    agent: &str,
+    body: &str,
+    kind: Option<&str>,
+    from: Option<&str>,
+    deliver_at: Option<String>,
+) -> Result<i64> {
     validate_name("agency", agency_name)?;
     validate_name("agent", agent)?;
     let body = check_body(body)?;
@@ -154,6 +180,7 @@ pub fn send(
             body,
             payload: None,
             origin: None,
+            deliver_at,
         }],
     )?;
     Ok(ids[0])
@@ -186,6 +213,7 @@ pub fn inter_message(from: &str, to: &str, payload: Value) -> Result<NewMessage>
         body,
         payload: Some(payload),
         origin: None,
+        deliver_at: None,
     })
 }
 
@@ -223,6 +251,7 @@ pub fn broadcast(ctx: &mut Ctx, from: &str, message: &str, all_agents: bool) -> 
                     body: body.clone(),
                     payload: payload.clone(),
                     origin: None,
+                    deliver_at: None,
                 });
             }
         }

@@ -150,6 +150,7 @@ fn parse(ctx: &Ctx, bytes: &[u8]) -> Result<NewMessage> {
             body,
             payload: None,
             origin: None,
+            deliver_at: None,
         });
     }
     let payload = match obj.get("payload") {

@@ -247,3 +247,125 @@ pub fn router(ws: Workspace, args: &RouterArgs) -> Result<()> {
         }
     }
 }
+
+/// Check-ins: a message delivered later (`--in 30m`, `--at TIME`), listed
+/// with `--list`, cancelled with `--cancel ID`
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    pub agency: Option<String>,
+    pub agent: Option<String>,
+    #[arg(allow_hyphen_values = true)]
+    pub message: Option<String>,
+    /// After this long: `90s`, `30m`, `2h`
+    #[arg(long = "in", value_name = "DURATION", conflicts_with = "at")]
+    pub after: Option<String>,
+    /// At this UTC time: `2026-11-22T15:00:00Z` or `2026-11-22 15:00:00`
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    #[arg(long = "type", value_name = "T")]
+    pub kind: Option<String>,
+    /// List the check-ins still waiting
+    #[arg(long, conflicts_with_all = ["cancel", "agency"])]
+    pub list: bool,
+    /// Cancel a waiting check-in
+    #[arg(long, value_name = "ID", conflicts_with = "agency")]
+    pub cancel: Option<i64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn schedule(ctx: &mut Ctx, a: &ScheduleArgs) -> Result<()> {
+    if a.list {
+        let items = ctx.store.scheduled()?;
+        if a.json {
+            let v: Vec<serde_json::Value> = items
+                .iter()
+                .map(|(m, at)| {
+                    let mut v = serde_json::to_value(m).expect("serializes");
+                    v["deliver_at"] = serde_json::Value::String(at.clone());
+                    v
+                })
+                .collect();
+            return print_json(&v);
+        }
+        if items.is_empty() {
+            return print_lines(["no check-ins waiting".to_string()]);
+        }
+        return print_lines(
+            items
+                .iter()
+                .map(|(m, at)| format!("#{} at {at} to {}: {} {}", m.id, m.to, m.kind, m.body)),
+        );
+    }
+    if let Some(id) = a.cancel {
+        return if ctx.store.cancel_scheduled(id)? {
+            print_lines([format!("cancelled #{id}")])
+        } else {
+            Err(Error::user(
+                format!("no waiting check-in #{id}"),
+                "see them with `agency schedule --list`",
+            ))
+        };
+    }
+    let (Some(agency), Some(agent), Some(message)) = (&a.agency, &a.agent, &a.message) else {
+        return Err(Error::user(
+            "schedule needs AGENCY AGENT MESSAGE",
+            "e.g. agency schedule CodeAgency coordinator --in 30m \"STATUS check-in: how far?\"",
+        ));
+    };
+    let at = match (&a.after, &a.at) {
+        (Some(d), None) => {
+            let d = humantime::parse_duration(d).map_err(|e| {
+                Error::user(format!("bad duration {d:?}: {e}"), "use e.g. 90s, 30m, 2h")
+            })?;
+            std::time::SystemTime::now() + d
+        }
+        (None, Some(t)) => humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).map_err(|e| {
+            Error::user(
+                format!("bad time {t:?}: {e}"),
+                "use UTC like 2026-11-22T15:00:00Z",
+            )
+        })?,
+        _ => {
+            return Err(Error::user(
+                "say when: --in DURATION or --at TIME",
+                "e.g. --in 30m",
+            ))
+        }
+    };
+    let body = bus::read_body(message)?;
+    let id = bus::schedule(ctx, agency, agent, &body, a.kind.as_deref(), at)?;
+    if a.json {
+        return print_json(&serde_json::json!({
+            "id": id,
+            "deliver_at": humantime::format_rfc3339_millis(at).to_string()
+        }));
+    }
+    print_lines([id.to_string()])
+}
+
+/// Bring back every agency that should be running (after a reboot or a tmux
+/// crash) and resume delivery
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    pub name: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn restore(ctx: &mut Ctx, a: &RestoreArgs) -> Result<()> {
+    let reports = crate::agency::restore(ctx, a.name.as_deref())?;
+    if a.json {
+        return print_json(&reports);
+    }
+    if reports.is_empty() {
+        return print_lines(["no agency should be running: nothing to restore".to_string()]);
+    }
+    print_lines(reports.iter().map(|r| {
+        if r.created.is_empty() {
+            format!("{}: running, nothing missing", r.name)
+        } else {
+            format!("{}: brought back {}", r.name, r.created.join(", "))
+        }
+    }))
+}

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/002_messages.sql"),
     include_str!("migrations/003_approvals.sql"),
     include_str!("migrations/004_worktrees.sql"),
+    include_str!("migrations/005_schedule.sql"),
 ];
 
 /// How long a writer waits for another process's transaction.
@@ -138,6 +139,8 @@ pub struct NewMessage {
     pub payload: Option<serde_json::Value>,
     /// Where it came from, when it must be queued at most once (outbox files).
     pub origin: Option<String>,
+    /// Not delivered before this time (RFC 3339 UTC, as stored timestamps).
+    pub deliver_at: Option<String>,
 }
 
 const MESSAGE_COLUMNS: &str = "id, sender, agency, agent, kind, body, payload, state, attempts,
@@ -507,11 +510,21 @@ impl Store {
                 let id: Option<i64> = tx
                     .query_row(
                         &format!(
-                            "INSERT INTO messages (sender, agency, agent, kind, body, payload, origin, created_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW})
+                            "INSERT INTO messages (sender, agency, agent, kind, body, payload, origin,
+                               deliver_at, created_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, {NOW})
                              ON CONFLICT (origin) DO NOTHING RETURNING id"
                         ),
-                        params![m.from, m.agency, m.agent, m.kind, m.body, payload, m.origin],
+                        params![
+                            m.from,
+                            m.agency,
+                            m.agent,
+                            m.kind,
+                            m.body,
+                            payload,
+                            m.origin,
+                            m.deliver_at
+                        ],
                         |r| r.get(0),
                     )
                     .optional()?;
@@ -532,7 +545,9 @@ impl Store {
         self.query(
             &format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN
-                   (SELECT min(id) FROM messages WHERE state = 'queued' GROUP BY agency, agent)
+                   (SELECT min(id) FROM messages
+                    WHERE state = 'queued' AND (deliver_at IS NULL OR deliver_at <= {NOW})
+                    GROUP BY agency, agent)
                  ORDER BY id"
             ),
             [],
@@ -589,6 +604,37 @@ impl Store {
                 insert_event(tx, Some(&msg.agency), "message.failed", &detail)?;
             }
             Ok(state)
+        })
+    }
+
+    /// Scheduled messages not yet delivered, soonest first.
+    pub fn scheduled(&self) -> StoreResult<Vec<(MessageRow, String)>> {
+        self.query(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS}, deliver_at FROM messages
+                 WHERE state = 'queued' AND deliver_at IS NOT NULL ORDER BY deliver_at, id"
+            ),
+            [],
+            |r| Ok((message_from_row(r)?, r.get(12)?)),
+        )
+    }
+
+    /// Cancels a scheduled message that is still waiting; `false` if there
+    /// is none with that id.
+    pub fn cancel_scheduled(&mut self, id: i64) -> StoreResult<bool> {
+        self.write_tx(|tx| {
+            let agency: Option<String> = tx
+                .query_row(
+                    "DELETE FROM messages WHERE id = ?1 AND state = 'queued' AND deliver_at IS NOT NULL
+                     RETURNING agency",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(a) = &agency {
+                insert_event(tx, Some(a), "schedule.cancelled", &serde_json::json!({ "id": id }))?;
+            }
+            Ok(agency.is_some())
         })
     }
 
@@ -949,6 +995,7 @@ mod tests {
                 body: "hi".into(),
                 payload: None,
                 origin: None,
+                deliver_at: None,
             }])
             .unwrap();
         let m = s.message(ids[0]).unwrap().unwrap();
@@ -979,6 +1026,7 @@ mod tests {
             body: "hi".into(),
             payload: None,
             origin: Some("outbox:a.json:1".into()),
+            deliver_at: None,
         };
         assert_eq!(s.queue_messages(std::slice::from_ref(&m)).unwrap().len(), 1);
         assert!(s

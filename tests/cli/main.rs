@@ -8,6 +8,7 @@ mod approvals;
 mod bad_input;
 mod demo;
 mod messages;
+mod runtime;
 mod tui;
 mod workspace;
 mod worktrees;

@@ -1,0 +1,121 @@
+//! Restore after tmux goes away, and check-ins.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use crate::common::{wait_for, wait_until, TestEnv};
+
+#[test]
+fn restore_after_the_server_died_delivers_what_was_queued() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    let file = out.join("rx.out");
+    t.ok(&["send", "Bus", "rx", "before"]);
+    wait_until("the first message", || {
+        fs::read_to_string(&file).is_ok_and(|s| s.contains("before"))
+    });
+    t.tmux_ok(&["kill-server"]);
+    let id = t
+        .ok(&["send", "Bus", "rx", "while tmux was down"])
+        .trim()
+        .to_string();
+    assert_eq!(
+        t.json(&["inbox", "Bus", "rx", "--json"])[1]["state"],
+        "queued"
+    );
+    let report = t.json(&["restore", "--json"]);
+    assert_eq!(report[0]["name"], "Bus");
+    assert_eq!(t.windows("Bus"), ["coordinator", "rx", "tools", "sandbox"]);
+    wait_until("the queued message", || {
+        fs::read_to_string(&file)
+            .is_ok_and(|s| s.contains(&format!("[msg #{id} NOTE from human] while tmux was down")))
+    });
+    // Nothing to do the second time.
+    let again = t.json(&["restore", "--json"]);
+    assert_eq!(again[0]["created"], serde_json::json!([]));
+}
+
+#[test]
+fn a_check_in_arrives_after_its_time_and_not_before() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    let file = out.join("rx.out");
+    let start = Instant::now();
+    let s = t.json(&[
+        "schedule",
+        "Bus",
+        "rx",
+        "--in",
+        "4s",
+        "STATUS check-in: how far?",
+        "--json",
+    ]);
+    // A message sent after it, due now, overtakes it: the router has looked
+    // at the queue while the check-in was not due yet.
+    t.ok(&["send", "Bus", "rx", "right away"]);
+    wait_until("the immediate message", || {
+        fs::read_to_string(&file).is_ok_and(|s| s.contains("right away"))
+    });
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "too slow to tell early from on time"
+    );
+    assert!(
+        !fs::read_to_string(&file).unwrap().contains("check-in"),
+        "delivered early"
+    );
+    wait_for("the check-in", Duration::from_secs(15), || {
+        fs::read_to_string(&file).is_ok_and(|s| s.contains("check-in: how far?"))
+    });
+    assert!(start.elapsed() >= Duration::from_secs(4));
+    let id = s["id"].as_i64().unwrap();
+    wait_until("its delivery record", || {
+        t.db()
+            .query_row("SELECT state FROM messages WHERE id = ?1", [id], |r| {
+                r.get::<_, String>(0)
+            })
+            .is_ok_and(|st| st == "delivered")
+    });
+    let (due, delivered): (String, String) = t
+        .db()
+        .query_row(
+            "SELECT deliver_at, delivered_at FROM messages WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(delivered >= due, "delivered {delivered} before {due}");
+}
+
+#[test]
+fn check_ins_are_listed_and_cancelled() {
+    let t = TestEnv::new();
+    t.receivers("Bus", "rx");
+    let id = t.json(&[
+        "schedule",
+        "Bus",
+        "rx",
+        "--at",
+        "2099-01-01T09:00:00Z",
+        "TASK yearly review",
+        "--json",
+    ])["id"]
+        .as_i64()
+        .unwrap();
+    let list = t.json(&["schedule", "--list", "--json"]);
+    assert_eq!(list[0]["id"], id);
+    assert!(list[0]["deliver_at"]
+        .as_str()
+        .unwrap()
+        .starts_with("2099-01-01T09:00:00"));
+    t.ok(&["schedule", "--cancel", &id.to_string()]);
+    assert_eq!(
+        t.json(&["schedule", "--list", "--json"]),
+        serde_json::json!([])
+    );
+    let err = t.fails(&["schedule", "--cancel", &id.to_string()]);
+    assert!(err.contains(&format!("#{id}")), "{err}");
+    t.fails(&["schedule", "Bus", "rx", "hi"]);
+    t.fails(&["schedule", "Bus", "rx", "--in", "soonish", "hi"]);
+    t.fails(&["schedule", "Bus", "nobody", "--in", "1m", "hi"]);
+}
