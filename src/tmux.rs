@@ -314,6 +314,35 @@ impl Tmux {
         Ok(ids)
     }
 
+    /// The visible screen of each pane, in one tmux invocation.
+    pub fn capture(&self, panes: &[String]) -> Result<Vec<String>, TmuxError> {
+        if panes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Each screen is preceded by a marker line of our own, so the
+        // concatenated output splits back into screens.
+        const MARK: &str = "@@agency-screen-7f3a9c@@";
+        let mut cmds = Vec::new();
+        for p in panes {
+            let mut m = cmd("display-message");
+            m.push_flag("-p")
+                .push_option("-t", p.clone())
+                .push_param(MARK);
+            let mut c = cmd("capture-pane");
+            c.push_flag("-p").push_option("-t", p.clone());
+            cmds.push(m);
+            cmds.push(c);
+        }
+        let out = self.run(cmds)?;
+        let mut screens: Vec<String> = out
+            .split(&format!("{MARK}\n"))
+            .skip(1)
+            .map(str::to_string)
+            .collect();
+        screens.resize(panes.len(), String::new());
+        Ok(screens)
+    }
+
     pub fn kill_session(&self, session: &str) -> Result<(), TmuxError> {
         let mut c = cmd("kill-session");
         c.push_option("-t", exact_session(session));

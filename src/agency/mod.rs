@@ -810,6 +810,7 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
             (spec.template, layout)
         }
     };
+    refine_states(ctx, name, &mut agents)?;
     for (agent, queued, failed) in ctx.store.pending_counts(name)? {
         if let Some(a) = agents.iter_mut().find(|a| a.name == agent) {
             a.queued = queued;
@@ -824,6 +825,48 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
         layout,
         agents,
     })
+}
+
+/// Where an agent's profile can read its screen, `idle`/`busy`/`waiting`
+/// come from what the pane shows.
+fn refine_states(ctx: &Ctx, agency: &str, agents: &mut [AgentStatus]) -> Result<()> {
+    let Ok(spec) = AgencySpec::load(&ctx.ws.agency_dir(agency)) else {
+        return Ok(());
+    };
+    let profiles = crate::runtime::profile::load(&ctx.ws.root)?;
+    let default_cmd = ctx.ws.default_agent_command();
+    let mut targets = Vec::new();
+    for (i, a) in agents.iter().enumerate() {
+        let Some(pane) = &a.pane else { continue };
+        if a.state == "exited" {
+            continue;
+        }
+        let entry = if a.name == "coordinator" {
+            Some(&spec.coordinator)
+        } else {
+            spec.agents.iter().find(|x| x.name == a.name)
+        };
+        let Some(entry) = entry else { continue };
+        let command = entry.command.clone().unwrap_or(default_cmd.clone());
+        if let Some(p) =
+            crate::runtime::profile::for_agent(&profiles, entry.profile.as_deref(), &command)
+        {
+            if p.ready.is_some() || p.waiting.is_some() {
+                targets.push((i, pane.clone(), p.clone()));
+            }
+        }
+    }
+    let panes: Vec<String> = targets.iter().map(|(_, p, _)| p.clone()).collect();
+    let screens = ctx.tmux.capture(&panes)?;
+    for ((i, _, profile), screen) in targets.into_iter().zip(screens) {
+        agents[i].state = match profile.screen_state(&screen) {
+            crate::runtime::profile::ScreenState::Idle => "idle",
+            crate::runtime::profile::ScreenState::Busy => "busy",
+            crate::runtime::profile::ScreenState::Waiting => "waiting",
+        }
+        .into();
+    }
+    Ok(())
 }
 
 /// One agency's status, or an error naming the known ones.

@@ -19,9 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::agency::spec::AgencySpec;
 use crate::agency::{Ctx, SHELLS};
 use crate::bus::{header, outbox, wake_socket};
 use crate::error::{Error, Result};
+use crate::runtime::profile::{self, Profile, ScreenState};
 use crate::store::MessageRow;
 use crate::tmux::{Op, PaneInfo};
 use crate::workspace::{write_atomic, Workspace};
@@ -141,7 +143,10 @@ pub fn run(ws: Workspace) -> Result<()> {
     }
     let _watcher = outbox::watch(&registry, sock_path.clone());
     let mut ctx = Ctx::open(ws)?;
-    let mut router = Router::default();
+    let mut router = Router {
+        profiles: crate::runtime::profile::load(&ctx.ws.root)?,
+        ..Router::default()
+    };
     eprintln!(
         "router: pid {} serving {}",
         std::process::id(),
@@ -206,6 +211,22 @@ pub fn readiness(pane: Option<&PaneInfo>) -> Readiness {
     }
 }
 
+/// An agent's named profile and its command, from `agency.json`.
+fn agent_command(spec: Option<&AgencySpec>, agent: &str) -> (Option<String>, String) {
+    let Some(spec) = spec else {
+        return (None, String::new());
+    };
+    let a = if agent == "coordinator" {
+        Some(&spec.coordinator)
+    } else {
+        spec.agents.iter().find(|a| a.name == agent)
+    };
+    match a {
+        Some(a) => (a.profile.clone(), a.command.clone().unwrap_or_default()),
+        None => (None, String::new()),
+    }
+}
+
 /// The tmux steps that put `m` into `pane` and submit it.
 pub fn delivery_ops(m: &MessageRow, pane: &str) -> Vec<Op> {
     let head = header(m.id, &m.kind, &m.from);
@@ -232,6 +253,11 @@ pub fn delivery_ops(m: &MessageRow, pane: &str) -> Vec<Op> {
 
 #[derive(Default)]
 struct Router {
+    /// Agent profiles, loaded once at start.
+    profiles: std::collections::BTreeMap<String, Profile>,
+    /// The last screen seen of each pane waiting for its agent's prompt:
+    /// typing starts only once it has stayed the same for a tick.
+    screens: HashMap<String, String>,
     /// Messages already announced on a shell pane's status line.
     announced: HashSet<i64>,
     mirror_dirty: bool,
@@ -286,6 +312,7 @@ impl Router {
             // Only a courtesy: the message waits in the inbox either way.
             let _ = ctx.tmux.batch(&notices);
         }
+        let ready = self.prompt_ready(ctx, ready)?;
         if ready.is_empty() {
             return Ok(0);
         }
@@ -329,6 +356,48 @@ impl Router {
         }
         self.mirror_dirty = true;
         Ok(delivered.len())
+    }
+
+    /// Keeps the messages whose agent shows its prompt on a screen that has
+    /// not changed since the last look (for agents whose profile knows
+    /// their prompt; others pass as they are).
+    fn prompt_ready<'m>(
+        &mut self,
+        ctx: &Ctx,
+        ready: Vec<(&'m MessageRow, String)>,
+    ) -> Result<Vec<(&'m MessageRow, String)>> {
+        let mut specs: HashMap<String, Option<AgencySpec>> = HashMap::new();
+        let mut checked = Vec::new();
+        let mut pass = Vec::new();
+        for (m, pane) in ready {
+            let spec = specs
+                .entry(m.agency.clone())
+                .or_insert_with(|| AgencySpec::load(&ctx.ws.agency_dir(&m.agency)).ok());
+            let (named, mut command) = agent_command(spec.as_ref(), &m.agent);
+            if command.is_empty() {
+                command = ctx.ws.default_agent_command();
+            }
+            match profile::for_agent(&self.profiles, named.as_deref(), &command) {
+                Some(p) if p.ready.is_some() => checked.push((m, pane, p.clone())),
+                _ => pass.push((m, pane)),
+            }
+        }
+        if checked.is_empty() {
+            return Ok(pass);
+        }
+        let panes: Vec<String> = checked.iter().map(|(_, p, _)| p.clone()).collect();
+        let screens = ctx.tmux.capture(&panes)?;
+        for ((m, pane, profile), screen) in checked.into_iter().zip(screens) {
+            let stable = self.screens.get(&pane) == Some(&screen);
+            let idle = profile.screen_state(&screen) == ScreenState::Idle;
+            if stable && idle {
+                self.screens.remove(&pane);
+                pass.push((m, pane));
+            } else {
+                self.screens.insert(pane, screen);
+            }
+        }
+        Ok(pass)
     }
 
     /// Rewrites `message_queue.json` when the queue changed: at once when

@@ -1,4 +1,6 @@
-//! Agent runtimes. For now the scripted agent, a deterministic stand-in for
+//! Agent runtimes: profiles (readiness and status from the screen) and the
+//! scripted agent, a deterministic stand-in for
 //! an LLM agent CLI that the offline demo and users' own pipelines run on.
 
+pub mod profile;
 pub mod scripted;

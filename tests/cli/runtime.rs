@@ -119,3 +119,41 @@ fn check_ins_are_listed_and_cancelled() {
     t.fails(&["schedule", "Bus", "rx", "--in", "soonish", "hi"]);
     t.fails(&["schedule", "Bus", "nobody", "--in", "1m", "hi"]);
 }
+
+#[test]
+fn a_message_to_a_slow_starting_agent_waits_for_its_prompt_and_arrives_once() {
+    let t = TestEnv::new();
+    let rules = t.root().join("rules.toml");
+    let got = t.root().join("got");
+    fs::write(
+        &rules,
+        format!(
+            "[[rule]]\nrun = ['echo \"$MSG_BODY\" >> {}']\n",
+            got.display()
+        ),
+    )
+    .unwrap();
+    // Starts slowly, and throws away whatever is typed before its prompt;
+    // `timeout` keeps a program that is no shell in the foreground meanwhile.
+    let cmd = format!(
+        "exec timeout --foreground 600 sh -c 'sleep 1; timeout --foreground 0.5 cat > /dev/null; exec \"$AGENCY_BIN\" agent scripted --rules {}'",
+        rules.display()
+    );
+    t.ok(&["create", "Slow", "--agents", "bot", "--agent-command", &cmd]);
+    let id = t
+        .ok(&["send", "Slow", "bot", "TASK hello there"])
+        .trim()
+        .to_string();
+    wait_for("the message", Duration::from_secs(15), || got.is_file());
+    wait_until("the ack", || {
+        t.json(&["inbox", "Slow", "bot", "--all", "--json"])[0]["state"] == "acked"
+    });
+    assert_eq!(fs::read_to_string(&got).unwrap(), "TASK hello there\n");
+    // Its profile reads the screen: the prompt is up again.
+    wait_until("the agent to be idle", || {
+        t.json(&["status", "Slow", "--json"])["agents"][1]["state"] == "idle"
+    });
+    let screen = t.tmux_ok(&["capture-pane", "-p", "-t", "Slow:bot"]);
+    let handled = format!("#{id} TASK from human: running");
+    assert_eq!(screen.matches(&handled).count(), 1, "{screen}");
+}

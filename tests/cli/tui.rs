@@ -164,6 +164,8 @@ fn q_quits_with_status_zero() {
     let s = Screen::open(0);
     s.wait_for("Nothing waits for you");
     s.keys(&["q"]);
-    wait_until("the screen to exit", || s.exit_file.is_file());
+    wait_until("the screen to exit", || {
+        fs::read_to_string(&s.exit_file).is_ok_and(|t| t.ends_with('\n'))
+    });
     assert_eq!(fs::read_to_string(&s.exit_file).unwrap().trim(), "0");
 }
