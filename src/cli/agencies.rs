@@ -149,12 +149,18 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> Result<()> {
 pub struct StatusArgs {
     /// One agency (default: all)
     pub name: Option<String>,
+    /// First bring back exited agents (and missing windows), as `agency restore` does
+    #[arg(long)]
+    pub restart: bool,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
 }
 
-pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<()> {
+pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
+    if args.restart {
+        agency::restore(ctx, args.name.as_deref())?;
+    }
     let all: Vec<AgencyStatus> = match &args.name {
         Some(n) => vec![agency::status(ctx, n)?],
         None => agency::list(ctx)?,

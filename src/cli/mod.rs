@@ -65,7 +65,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Templates(args) => workspace::templates(home, args),
         Command::Create(args) => agencies::create(&mut open(home)?, args),
         Command::List(args) => agencies::list(&open(home)?, args),
-        Command::Status(args) => agencies::status(&open(home)?, args),
+        Command::Status(args) => agencies::status(&mut open(home)?, args),
         Command::Attach(args) => agencies::attach(&open(home)?, args),
         Command::Kill(args) => agencies::kill(&mut open(home)?, args),
         Command::Send(args) => messages::send(&mut open(home)?, args),

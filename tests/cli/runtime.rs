@@ -33,6 +33,13 @@ fn restore_after_the_server_died_delivers_what_was_queued() {
     // Nothing to do the second time.
     let again = t.json(&["restore", "--json"]);
     assert_eq!(again[0]["created"], serde_json::json!([]));
+    // An agent that exited shows as such, and `status --restart` brings it back.
+    t.tmux_ok(&["kill-window", "-t", "Bus:rx"]);
+    let st = t.json(&["status", "Bus", "--json"]);
+    assert_eq!(st["agents"][1]["state"], "exited");
+    let st = t.json(&["status", "Bus", "--restart", "--json"]);
+    assert_ne!(st["agents"][1]["state"], "exited");
+    assert!(st["agents"][1]["pane"].is_string());
 }
 
 #[test]
