@@ -2,34 +2,23 @@
 //! commits and a 500-file diff, excluding the test command's own time.
 //! Run with `cargo bench --bench approval`.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::fmt::Write as _;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
+
+use support::{fast_import, git};
 
 const COMMITS: usize = 10_000;
 const FILES: usize = 1_000;
 const CHANGED: usize = 500;
 const ROUNDS: usize = 3;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// 10,000 commits on main over 1,000 files, then `feature` changing 500.
 fn make_repo(dir: &Path) {
-    git(dir, &["init", "-q", "-b", "main"]);
     let mut s = String::new();
     let who = "bench <bench@example.com> 1700000000 +0000";
     for c in 0..COMMITS {
@@ -69,15 +58,7 @@ fn make_repo(dir: &Path) {
             body.len()
         );
     }
-    let mut child = Command::new("git")
-        .args(["fast-import", "--quiet"])
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success());
-    git(dir, &["reset", "-q", "--hard", "main"]);
+    fast_import(dir, &s);
 }
 
 fn agency(home: &Path, args: &[&str]) -> (f64, String) {

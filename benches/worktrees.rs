@@ -1,8 +1,10 @@
 //! Benchmark: create an agency of 10 specialists, each with its own worktree,
 //! on a repository of 5,000 files. Run with `cargo bench --bench worktrees`.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::fmt::Write as _;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -12,15 +14,6 @@ const SPECIALISTS: usize = 10;
 const ROUNDS: usize = 2;
 
 fn make_repo(dir: &Path) {
-    let run = |args: &[&str]| {
-        let st = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .status()
-            .unwrap();
-        assert!(st.success(), "git {args:?}");
-    };
-    run(&["init", "-q", "-b", "main"]);
     let mut s = String::from(
         "commit refs/heads/main\ncommitter bench <b@example.com> 1700000000 +0000\ndata 4\ninit\n",
     );
@@ -33,15 +26,7 @@ fn make_repo(dir: &Path) {
             body.len()
         );
     }
-    let mut child = Command::new("git")
-        .args(["fast-import", "--quiet"])
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success());
-    run(&["reset", "-q", "--hard", "main"]);
+    support::fast_import(dir, &s);
 }
 
 fn main() {
