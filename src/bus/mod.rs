@@ -81,7 +81,8 @@ pub fn sender(from: Option<&str>) -> Result<String> {
     })
 }
 
-fn check_body(body: &str) -> Result<String> {
+/// A sanitized, non-empty body no larger than `MAX_BODY`.
+pub fn check_body(body: &str) -> Result<String> {
     let clean = sanitize(body);
     if clean.trim().is_empty() {
         return Err(Error::user(
@@ -170,20 +171,32 @@ fn send_at(
     let kind = intra_type(&body, kind)?;
     let from = sender(from)?;
     check_recipient(ctx, agency_name, agent)?;
-    let ids = queue(
-        ctx,
-        &[NewMessage {
-            from,
-            agency: agency_name.into(),
-            agent: agent.into(),
-            kind,
-            body,
-            payload: None,
-            origin: None,
-            deliver_at,
-        }],
-    )?;
+    let msg = NewMessage {
+        deliver_at,
+        ..intra_message(&from, agency_name, agent, kind, body)
+    };
+    let ids = queue(ctx, &[msg])?;
     Ok(ids[0])
+}
+
+/// An intra-agency message (`body` already checked).
+pub fn intra_message(
+    from: &str,
+    agency: &str,
+    agent: &str,
+    kind: String,
+    body: String,
+) -> NewMessage {
+    NewMessage {
+        from: from.to_string(),
+        agency: agency.to_string(),
+        agent: agent.to_string(),
+        kind,
+        body,
+        payload: None,
+        origin: None,
+        deliver_at: None,
+    }
 }
 
 /// Parses and checks an inter-agency payload: a JSON object with a string

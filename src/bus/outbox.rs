@@ -137,21 +137,9 @@ fn parse(ctx: &Ctx, bytes: &[u8]) -> Result<NewMessage> {
         let body = body
             .as_str()
             .ok_or_else(|| Error::user("\"body\" must be a string", ""))?;
-        let body = bus::sanitize(body);
-        if body.trim().is_empty() {
-            return Err(Error::user("\"body\" is empty", ""));
-        }
+        let body = bus::check_body(body)?;
         let kind = bus::intra_type(&body, obj.get("type").and_then(Value::as_str))?;
-        return Ok(NewMessage {
-            from,
-            agency: agency_name.into(),
-            agent: agent.into(),
-            kind,
-            body,
-            payload: None,
-            origin: None,
-            deliver_at: None,
-        });
+        return Ok(bus::intra_message(&from, agency_name, agent, kind, body));
     }
     let payload = match obj.get("payload") {
         Some(p) => p.clone(),
