@@ -69,6 +69,8 @@ pub struct PaneInfo {
     pub current_command: String,
     /// Value of the session's `@agency-home` option: set on sessions this tool made.
     pub agency_home: String,
+    /// The pane's process: leader of the process group its program runs in.
+    pub pid: u32,
 }
 
 /// What to run in a new pane.
@@ -255,6 +257,7 @@ impl Tmux {
             "#{pane_in_mode}",
             "#{pane_current_command}",
             "#{@agency-home}",
+            "#{pane_pid}",
         ]
         .join(&FIELD_SEP.to_string());
         let mut c = cmd("list-panes");
@@ -343,10 +346,22 @@ impl Tmux {
         Ok(screens)
     }
 
+    /// Ends a session and the programs in its panes. tmux only sends them
+    /// SIGHUP, which some agent CLIs (Gemini CLI among them) survive,
+    /// running on with no terminal: so what is left of each pane's process
+    /// group gets SIGTERM, then SIGKILL.
     pub fn kill_session(&self, session: &str) -> Result<(), TmuxError> {
+        let pids: Vec<u32> = self
+            .list_panes()?
+            .into_iter()
+            .filter(|p| p.session == session && !p.dead)
+            .map(|p| p.pid)
+            .collect();
         let mut c = cmd("kill-session");
         c.push_option("-t", exact_session(session));
-        self.run(vec![c]).map(|_| ())
+        self.run(vec![c])?;
+        end_process_groups(&pids);
+        Ok(())
     }
 
     /// Attaches the user's terminal to `target`, or switches the current
@@ -522,9 +537,58 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
     vec![one]
 }
 
+/// Waits a moment for each process group to end, then signals what is left
+/// of it: SIGTERM, and SIGKILL if that is not enough.
+pub fn end_process_groups(pids: &[u32]) {
+    let alive = |pgid: u32| {
+        // SAFETY: signal 0 only checks that the group exists.
+        pgid > 1
+            && unsafe { libc::kill(-(pgid as libc::pid_t), 0) } == 0
+            && group_has_live_member(pgid)
+    };
+    let wait = |limit: std::time::Duration| {
+        let deadline = std::time::Instant::now() + limit;
+        while pids.iter().any(|&p| alive(p)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let signal = |sig: libc::c_int| {
+        for &p in pids.iter().filter(|&&p| alive(p)) {
+            // SAFETY: sends a signal to a process group this session ran.
+            unsafe { libc::kill(-(p as libc::pid_t), sig) };
+        }
+    };
+    wait(std::time::Duration::from_millis(1500));
+    signal(libc::SIGTERM);
+    wait(std::time::Duration::from_millis(1500));
+    signal(libc::SIGKILL);
+}
+
+/// Whether a process group has a member that is not a zombie (an exited
+/// process nobody has reaped still counts for `kill`). Where there is no
+/// `/proc` to tell, every member counts.
+fn group_has_live_member(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may hold spaces or parens.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            return false;
+        };
+        let mut f = rest.split_whitespace();
+        let state = f.next();
+        let pgrp = f.nth(1).and_then(|g| g.parse::<u32>().ok());
+        pgrp == Some(pgid) && state != Some("Z")
+    })
+}
+
 fn parse_pane_line(line: &str) -> Option<PaneInfo> {
     let f: Vec<&str> = line.split(FIELD_SEP).collect();
-    if f.len() < 9 {
+    if f.len() < 10 {
         return None;
     }
     Some(PaneInfo {
@@ -537,6 +601,7 @@ fn parse_pane_line(line: &str) -> Option<PaneInfo> {
         in_mode: f[6] != "0",
         current_command: f[7].to_string(),
         agency_home: f[8].to_string(),
+        pid: f[9].parse().ok()?,
     })
 }
 
@@ -552,7 +617,7 @@ mod tests {
 
     #[test]
     fn pane_lines_parse() {
-        let p = parse_pane_line("S\t0\tcoordinator\t@2\t%3\t0\t0\tbash\t/w").unwrap();
+        let p = parse_pane_line("S\t0\tcoordinator\t@2\t%3\t0\t0\tbash\t/w\t42").unwrap();
         assert_eq!(p.pane_id, "%3");
         assert_eq!(p.window_index, 0);
         assert!(!p.dead);

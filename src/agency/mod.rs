@@ -14,10 +14,11 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::git::{Project, WorktreeState};
+use crate::runtime::profile::{self, Profile};
 use crate::store::{AgencyRow, AgentRow, Store};
 use crate::tmux::{Op, PaneInfo, PaneSpec, Place, Tmux};
 use crate::workspace::Workspace;
-use spec::{validate_name, AgencySpec, Layout};
+use spec::{validate_name, AgencySpec, AgentSpec, Layout};
 use templates::Overrides;
 
 /// What every command works with: the workspace, its registry, its tmux server.
@@ -178,6 +179,57 @@ pub fn create(ctx: &mut Ctx, opts: &CreateOptions) -> Result<CreateReport> {
     Ok(report)
 }
 
+type Profiles = std::collections::BTreeMap<String, Profile>;
+
+/// Every profile an agent names must exist (before anything is made).
+fn check_profiles(spec: &AgencySpec, profiles: &Profiles) -> Result<()> {
+    for a in std::iter::once(&spec.coordinator).chain(&spec.agents) {
+        if let Some(p) = &a.profile {
+            if !profiles.contains_key(p) {
+                return Err(Error::user(
+                    format!("agent {:?} names the unknown profile {p:?}", a.name),
+                    format!(
+                        "use one of: {} (or add it to profiles.toml at the workspace root)",
+                        profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Queues each newly started agent CLI its role file (`Briefing::Sent`),
+/// from `agency`; the router types it once the agent's prompt is first up.
+fn brief(ctx: &mut Ctx, agency: &str, slots: &[Slot], created: &[String]) -> Result<()> {
+    let mut msgs = Vec::new();
+    for s in slots.iter().filter(|s| created.contains(&s.name)) {
+        let Briefing::Sent(path) = &s.briefing else {
+            continue;
+        };
+        let Ok(role) = fs::read_to_string(path) else {
+            continue;
+        };
+        let body = format!(
+            "You are {} in the agency {agency}. Your role file ({}) follows.\n\n{}",
+            s.name,
+            path.display(),
+            role.trim_end()
+        );
+        msgs.push(crate::bus::intra_message(
+            "agency",
+            agency,
+            &s.name,
+            "BRIEFING".into(),
+            crate::bus::sanitize(&body),
+        ));
+    }
+    if !msgs.is_empty() {
+        crate::bus::queue(ctx, &msgs)?;
+    }
+    Ok(())
+}
+
 /// A pane the tool keeps for an agency, in window order.
 struct Slot {
     name: String,
@@ -190,11 +242,36 @@ struct Slot {
     branch: Option<String>,
     /// The setup command failed: the agent is not started.
     setup_error: Option<String>,
+    /// What becomes of the agent's role file when it starts.
+    briefing: Briefing,
 }
 
-fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout) -> Vec<Slot> {
+/// An agent's role file at its start: sent through the bus to an agent CLI
+/// whose profile asks for it (typed once its prompt is up), shown in a
+/// shell's pane before the shell starts (nothing is ever typed into a
+/// shell), else left alone (the scripted agent, programs without a profile).
+enum Briefing {
+    None,
+    Sent(PathBuf),
+    Shown(PathBuf),
+}
+
+fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles) -> Vec<Slot> {
     let work_dir = fs::canonicalize(ws.project_dir()).unwrap_or_else(|_| ws.root.clone());
     let default_cmd = ws.default_agent_command();
+    // The command each agent runs, and what becomes of its role file.
+    let start = |a: &AgentSpec| {
+        let (command, profile) = profile::resolve(profiles, a, &default_cmd);
+        let role = ws.agency_dir(&spec.name).join(&a.role_file);
+        let briefing = match profile {
+            _ if !role.is_file() => Briefing::None,
+            Some(p) if p.brief => Briefing::Sent(role),
+            Some(p) if p.name == "shell" => Briefing::Shown(role),
+            _ => Briefing::None,
+        };
+        (command, briefing)
+    };
+    let (coordinator_command, coordinator_briefing) = start(&spec.coordinator);
     let agent_window = |name: &str| match layout {
         Layout::Windows => name.to_string(),
         Layout::Panes => "agents".to_string(),
@@ -203,27 +280,25 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout) -> Vec<Slot> {
         name: "coordinator".into(),
         role: "coordinator",
         window: agent_window("coordinator"),
-        command: Some(
-            spec.coordinator
-                .command
-                .clone()
-                .unwrap_or(default_cmd.clone()),
-        ),
+        command: Some(coordinator_command),
         dir: work_dir.clone(),
         worktree: None,
         branch: None,
         setup_error: None,
+        briefing: coordinator_briefing,
     }];
     for a in &spec.agents {
+        let (command, briefing) = start(a);
         out.push(Slot {
             name: a.name.clone(),
             role: "specialist",
             window: agent_window(&a.name),
-            command: Some(a.command.clone().unwrap_or(default_cmd.clone())),
+            command: Some(command),
             dir: work_dir.clone(),
             worktree: None,
             branch: None,
             setup_error: None,
+            briefing,
         });
     }
     out.push(Slot {
@@ -235,6 +310,7 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout) -> Vec<Slot> {
         worktree: None,
         branch: None,
         setup_error: None,
+        briefing: Briefing::None,
     });
     out.push(Slot {
         name: "sandbox".into(),
@@ -245,6 +321,7 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout) -> Vec<Slot> {
         worktree: None,
         branch: None,
         setup_error: None,
+        briefing: Briefing::None,
     });
     out
 }
@@ -411,7 +488,9 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         ));
     }
     let layout = Layout::parse(spec.layout.as_deref().unwrap_or("windows"))?;
-    let mut slots = slots(&ctx.ws, &spec, layout);
+    let profiles = profile::load(&ctx.ws.root)?;
+    check_profiles(&spec, &profiles)?;
+    let mut slots = slots(&ctx.ws, &spec, layout, &profiles);
     let root = ctx.ws.root.display().to_string();
     let _ = fs::create_dir_all(ctx.ws.root.join("sandbox").join("testing"));
 
@@ -492,7 +571,14 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
             }
             env
         },
-        command: s.command.as_deref().map(launch_command),
+        command: s.command.as_deref().map(|c| match &s.briefing {
+            Briefing::Shown(role) => format!(
+                "cat -- '{}'; {}",
+                role.display().to_string().replace('\'', r"'\''"),
+                launch_command(c)
+            ),
+            _ => launch_command(c),
+        }),
     };
     let mut ops: Vec<Op> = Vec::new();
     let mut op_slots: Vec<usize> = Vec::new();
@@ -656,6 +742,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         })?;
     ctx.activity(&name, &at, action, &detail)?;
     ctx.store.write_agencies_mirror()?;
+    brief(ctx, &name, &slots, &created)?;
     Ok(CreateReport {
         name: name.clone(),
         session: name,
@@ -781,6 +868,7 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
             // Never started: describe it from its folder.
             let spec = AgencySpec::load(&ctx.ws.agency_dir(name))?;
             let default_cmd = ctx.ws.default_agent_command();
+            let profiles = profile::load(&ctx.ws.root)?;
             let layout = spec.layout.clone().unwrap_or_else(|| "windows".into());
             agents = std::iter::once(("coordinator".to_string(), "coordinator", &spec.coordinator))
                 .chain(
@@ -798,7 +886,7 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
                     role: role.into(),
                     pane: None,
                     state: "exited".into(),
-                    command: a.command.clone().unwrap_or(default_cmd.clone()),
+                    command: profile::resolve(&profiles, a, &default_cmd).0,
                     current_command: None,
                     queued: 0,
                     failed: 0,
@@ -833,7 +921,7 @@ fn refine_states(ctx: &Ctx, agency: &str, agents: &mut [AgentStatus]) -> Result<
     let Ok(spec) = AgencySpec::load(&ctx.ws.agency_dir(agency)) else {
         return Ok(());
     };
-    let profiles = crate::runtime::profile::load(&ctx.ws.root)?;
+    let profiles = profile::load(&ctx.ws.root)?;
     let default_cmd = ctx.ws.default_agent_command();
     let mut targets = Vec::new();
     for (i, a) in agents.iter().enumerate() {
@@ -841,17 +929,11 @@ fn refine_states(ctx: &Ctx, agency: &str, agents: &mut [AgentStatus]) -> Result<
         if a.state == "exited" {
             continue;
         }
-        let entry = if a.name == "coordinator" {
-            Some(&spec.coordinator)
-        } else {
-            spec.agents.iter().find(|x| x.name == a.name)
+        let Some(entry) = spec.agent(&a.name) else {
+            continue;
         };
-        let Some(entry) = entry else { continue };
-        let command = entry.command.clone().unwrap_or(default_cmd.clone());
-        if let Some(p) =
-            crate::runtime::profile::for_agent(&profiles, entry.profile.as_deref(), &command)
-        {
-            if p.ready.is_some() || p.waiting.is_some() {
+        if let (_, Some(p)) = profile::resolve(&profiles, entry, &default_cmd) {
+            if p.ready.is_some() || p.waiting.is_some() || p.busy.is_some() {
                 targets.push((i, pane.clone(), p.clone()));
             }
         }
@@ -859,12 +941,7 @@ fn refine_states(ctx: &Ctx, agency: &str, agents: &mut [AgentStatus]) -> Result<
     let panes: Vec<String> = targets.iter().map(|(_, p, _)| p.clone()).collect();
     let screens = ctx.tmux.capture(&panes)?;
     for ((i, _, profile), screen) in targets.into_iter().zip(screens) {
-        agents[i].state = match profile.screen_state(&screen) {
-            crate::runtime::profile::ScreenState::Idle => "idle",
-            crate::runtime::profile::ScreenState::Busy => "busy",
-            crate::runtime::profile::ScreenState::Waiting => "waiting",
-        }
-        .into();
+        agents[i].state = profile.screen_state(&screen).as_str().into();
     }
     Ok(())
 }

@@ -99,6 +99,16 @@ impl AgencySpec {
         crate::workspace::write_atomic(&dir.join("agency.json"), &text)
     }
 
+    /// The agent addressed as `name`: the coordinator is `coordinator`
+    /// whatever its display name.
+    pub fn agent(&self, name: &str) -> Option<&AgentSpec> {
+        if name == "coordinator" {
+            Some(&self.coordinator)
+        } else {
+            self.agents.iter().find(|a| a.name == name)
+        }
+    }
+
     /// Names valid, unique and not reserved; the layout known.
     pub fn validate(&self) -> Result<()> {
         validate_name("agency", &self.name)?;

@@ -11,7 +11,7 @@
 //! the commands that queue messages and from the outbox watcher; a short
 //! tick covers everything else (a pane that became ready, a lost wake-up).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
@@ -23,7 +23,7 @@ use crate::agency::spec::AgencySpec;
 use crate::agency::{Ctx, SHELLS};
 use crate::bus::{header, outbox, wake_socket};
 use crate::error::{Error, Result};
-use crate::runtime::profile::{self, Profile, ScreenState};
+use crate::runtime::profile::{self, Multiline, Profile};
 use crate::store::MessageRow;
 use crate::tmux::{Op, PaneInfo};
 use crate::workspace::{write_atomic, Workspace};
@@ -144,7 +144,11 @@ pub fn run(ws: Workspace) -> Result<()> {
     let _watcher = outbox::watch(&registry, sock_path.clone());
     let mut ctx = Ctx::open(ws)?;
     let mut router = Router {
-        profiles: crate::runtime::profile::load(&ctx.ws.root)?,
+        // A broken profiles.toml must not stop delivery to everyone else.
+        profiles: profile::load(&ctx.ws.root).unwrap_or_else(|e| {
+            eprintln!("router: {e}; using the built-in profiles");
+            profile::builtins()
+        }),
         ..Router::default()
     };
     eprintln!(
@@ -211,53 +215,66 @@ pub fn readiness(pane: Option<&PaneInfo>) -> Readiness {
     }
 }
 
-/// An agent's named profile and its command, from `agency.json`.
-fn agent_command(spec: Option<&AgencySpec>, agent: &str) -> (Option<String>, String) {
-    let Some(spec) = spec else {
-        return (None, String::new());
-    };
-    let a = if agent == "coordinator" {
-        Some(&spec.coordinator)
-    } else {
-        spec.agents.iter().find(|a| a.name == agent)
-    };
-    match a {
-        Some(a) => (a.profile.clone(), a.command.clone().unwrap_or_default()),
-        None => (None, String::new()),
-    }
-}
-
-/// The tmux steps that put `m` into `pane` and submit it.
-pub fn delivery_ops(m: &MessageRow, pane: &str) -> Vec<Op> {
+/// The tmux steps that put `m` into `pane` and submit it: one line is
+/// typed, several are pasted (or joined, if the profile says so).
+pub fn delivery_ops(m: &MessageRow, pane: &str, profile: Option<&Profile>) -> Vec<Op> {
     let head = header(m.id, &m.kind, &m.from);
-    let single = !m.body.contains('\n') && m.body.len() <= TYPE_LIMIT;
+    let join = profile.is_some_and(|p| p.multiline == Multiline::Join);
+    let body = if join && m.body.contains('\n') {
+        m.body.lines().collect::<Vec<_>>().join(" | ")
+    } else {
+        m.body.clone()
+    };
+    let single = !body.contains('\n') && (join || body.len() <= TYPE_LIMIT);
     let mut ops = Vec::with_capacity(2);
     if single {
         ops.push(Op::TypeText {
             pane: pane.to_string(),
-            text: format!("{head} {}", m.body),
+            text: format!("{head} {body}"),
         });
     } else {
         ops.push(Op::Paste {
             pane: pane.to_string(),
             buffer: format!("agency-msg-{}", m.id),
-            text: format!("{head}\n{}", m.body),
+            text: format!("{head}\n{body}"),
         });
     }
     ops.push(Op::PressKey {
         pane: pane.to_string(),
-        key: "Enter".into(),
+        key: profile.map_or("Enter", |p| p.submit.as_str()).to_string(),
     });
     ops
 }
 
+/// A message typed into an agent whose profile can read its input box:
+/// checked after a moment, and submitted again if it is still there.
+struct Unsent {
+    head: String,
+    profile: Profile,
+    at: Instant,
+    presses: u32,
+    /// The screen at the last look that still showed the message.
+    screen: Option<String>,
+}
+
+/// How long to let an agent take typed text before checking it left the
+/// input box.
+const VERIFY_AFTER: Duration = Duration::from_millis(400);
+/// Submit presses after the first before giving up on a message.
+const MAX_RESUBMITS: u32 = 3;
+
 #[derive(Default)]
 struct Router {
-    /// Agent profiles, loaded once at start.
-    profiles: std::collections::BTreeMap<String, Profile>,
+    /// Agent profiles, loaded again when the workspace's `profiles.toml`
+    /// changes.
+    profiles: BTreeMap<String, Profile>,
+    profiles_stamp: Option<std::time::SystemTime>,
     /// The last screen seen of each pane waiting for its agent's prompt:
     /// typing starts only once it has stayed the same for a tick.
     screens: HashMap<String, String>,
+    /// Panes whose last message is checked for having been submitted;
+    /// nothing more is typed into them until it has.
+    unsent: HashMap<String, Unsent>,
     /// Messages already announced on a shell pane's status line.
     announced: HashSet<i64>,
     mirror_dirty: bool,
@@ -269,6 +286,8 @@ struct Router {
 impl Router {
     /// One pass over the queue; returns how many messages were delivered.
     fn cycle(&mut self, ctx: &mut Ctx) -> Result<usize> {
+        self.reload_profiles(ctx);
+        self.verify(ctx)?;
         let next = ctx.store.next_per_recipient()?;
         if next.is_empty() {
             return Ok(0);
@@ -293,6 +312,7 @@ impl Router {
                     .find(|p| &p.pane_id == id && p.session == m.agency && p.agency_home == root)
             });
             match readiness(pane) {
+                Readiness::Ready if self.unsent.contains_key(&pane.unwrap().pane_id) => {}
                 Readiness::Ready => ready.push((m, pane.unwrap().pane_id.clone())),
                 Readiness::Shell => {
                     if self.announced.insert(m.id) {
@@ -318,17 +338,23 @@ impl Router {
         }
         let ops: Vec<Op> = ready
             .iter()
-            .flat_map(|(m, pane)| delivery_ops(m, pane))
+            .flat_map(|(m, pane, p)| delivery_ops(m, pane, p.as_ref()))
             .collect();
         let mut delivered: Vec<&MessageRow> = Vec::new();
+        let mut typed: Vec<&(&MessageRow, String, Option<Profile>)> = Vec::new();
         if ctx.tmux.batch(&ops).is_ok() {
-            delivered = ready.iter().map(|(m, _)| *m).collect();
+            delivered = ready.iter().map(|(m, _, _)| *m).collect();
+            typed = ready.iter().collect();
         } else {
             // tmux stops a sequence at the first failing command: find out
             // which ones fail by trying each on its own.
-            for (m, pane) in &ready {
-                match ctx.tmux.batch(&delivery_ops(m, pane)) {
-                    Ok(_) => delivered.push(m),
+            for r in &ready {
+                let (m, pane, p) = r;
+                match ctx.tmux.batch(&delivery_ops(m, pane, p.as_ref())) {
+                    Ok(_) => {
+                        delivered.push(m);
+                        typed.push(r);
+                    }
                     Err(e) => {
                         let state = ctx.store.record_failure(m, &e.to_string(), MAX_ATTEMPTS)?;
                         if state == "failed" {
@@ -341,6 +367,20 @@ impl Router {
                         self.mirror_dirty = true;
                     }
                 }
+            }
+        }
+        for (m, pane, p) in typed {
+            if let Some(p) = p.as_ref().filter(|p| p.input.is_some()) {
+                self.unsent.insert(
+                    pane.clone(),
+                    Unsent {
+                        head: header(m.id, &m.kind, &m.from),
+                        profile: p.clone(),
+                        at: Instant::now(),
+                        presses: 0,
+                        screen: None,
+                    },
+                );
             }
         }
         if delivered.is_empty() {
@@ -358,28 +398,30 @@ impl Router {
         Ok(delivered.len())
     }
 
-    /// Keeps the messages whose agent shows its prompt on a screen that has
-    /// not changed since the last look (for agents whose profile knows
-    /// their prompt; others pass as they are).
+    /// Keeps the messages whose agent shows its prompt, with an empty input
+    /// box, on a screen that has not changed since the last look (for
+    /// agents whose profile knows their prompt; others pass as they are),
+    /// each with its agent's profile.
     fn prompt_ready<'m>(
         &mut self,
         ctx: &Ctx,
         ready: Vec<(&'m MessageRow, String)>,
-    ) -> Result<Vec<(&'m MessageRow, String)>> {
+    ) -> Result<Vec<(&'m MessageRow, String, Option<Profile>)>> {
         let mut specs: HashMap<String, Option<AgencySpec>> = HashMap::new();
+        let default = ctx.ws.default_agent_command();
         let mut checked = Vec::new();
         let mut pass = Vec::new();
         for (m, pane) in ready {
             let spec = specs
                 .entry(m.agency.clone())
                 .or_insert_with(|| AgencySpec::load(&ctx.ws.agency_dir(&m.agency)).ok());
-            let (named, mut command) = agent_command(spec.as_ref(), &m.agent);
-            if command.is_empty() {
-                command = ctx.ws.default_agent_command();
-            }
-            match profile::for_agent(&self.profiles, named.as_deref(), &command) {
-                Some(p) if p.ready.is_some() => checked.push((m, pane, p.clone())),
-                _ => pass.push((m, pane)),
+            let p = match spec.as_ref().and_then(|s| s.agent(&m.agent)) {
+                Some(a) => profile::resolve(&self.profiles, a, &default).1,
+                None => profile::for_agent(&self.profiles, None, &default),
+            };
+            match p.cloned() {
+                Some(p) if p.ready.is_some() => checked.push((m, pane, p)),
+                p => pass.push((m, pane, p)),
             }
         }
         if checked.is_empty() {
@@ -389,15 +431,95 @@ impl Router {
         let screens = ctx.tmux.capture(&panes)?;
         for ((m, pane, profile), screen) in checked.into_iter().zip(screens) {
             let stable = self.screens.get(&pane) == Some(&screen);
-            let idle = profile.screen_state(&screen) == ScreenState::Idle;
-            if stable && idle {
+            if stable && profile.can_type(&screen) {
                 self.screens.remove(&pane);
-                pass.push((m, pane));
+                pass.push((m, pane, Some(profile)));
             } else {
                 self.screens.insert(pane, screen);
             }
         }
         Ok(pass)
+    }
+
+    /// Picks up edits to the workspace's `profiles.toml`; a broken one is
+    /// reported and the profiles in use are kept.
+    fn reload_profiles(&mut self, ctx: &Ctx) {
+        let stamp = fs::metadata(ctx.ws.root.join("profiles.toml"))
+            .and_then(|m| m.modified())
+            .ok();
+        if stamp == self.profiles_stamp {
+            return;
+        }
+        self.profiles_stamp = stamp;
+        match profile::load(&ctx.ws.root) {
+            Ok(p) => self.profiles = p,
+            Err(e) => eprintln!("router: {e}"),
+        }
+    }
+
+    /// Looks again at panes just typed into: a message still in the input
+    /// box (the submit key was lost, or arrived while the program was
+    /// still taking the paste) gets the submit key again.
+    fn verify(&mut self, ctx: &Ctx) -> Result<()> {
+        let due: Vec<String> = self
+            .unsent
+            .iter()
+            .filter(|(_, u)| u.at.elapsed() >= VERIFY_AFTER)
+            .map(|(p, _)| p.clone())
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        // A pane that has gone cannot be captured: forget it.
+        let live: HashSet<String> = ctx
+            .tmux
+            .list_panes()?
+            .into_iter()
+            .filter(|p| !p.dead)
+            .map(|p| p.pane_id)
+            .collect();
+        let (due, gone): (Vec<String>, Vec<String>) =
+            due.into_iter().partition(|p| live.contains(p));
+        for p in gone {
+            self.unsent.remove(&p);
+        }
+        if due.is_empty() {
+            return Ok(());
+        }
+        let screens = ctx.tmux.capture(&due)?;
+        let mut presses = Vec::new();
+        for (pane, screen) in due.into_iter().zip(screens) {
+            let u = self.unsent.get_mut(&pane).expect("present");
+            if !u.profile.unsent(&screen, &u.head) {
+                self.unsent.remove(&pane);
+            } else if u.screen.as_ref() != Some(&screen) {
+                // A program still taking the text changes its screen (a
+                // spinner comes up): only a screen that stays the same
+                // across two looks means the submit key was lost.
+                u.screen = Some(screen);
+                u.at = Instant::now();
+            } else if u.presses >= MAX_RESUBMITS {
+                eprintln!("router: {} stays in the input box of {pane}", u.head);
+                self.unsent.remove(&pane);
+            } else {
+                // Worth a line: it tells which CLIs lose submit keys.
+                eprintln!(
+                    "router: {} still in the input box of {pane} ({}): {} again",
+                    u.head, u.profile.name, u.profile.submit
+                );
+                presses.push(Op::PressKey {
+                    pane: pane.clone(),
+                    key: u.profile.submit.clone(),
+                });
+                u.presses += 1;
+                u.screen = None;
+                u.at = Instant::now();
+            }
+        }
+        if !presses.is_empty() {
+            let _ = ctx.tmux.batch(&presses);
+        }
+        Ok(())
     }
 
     /// Rewrites `message_queue.json` when the queue changed: at once when

@@ -215,6 +215,12 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
             if let Some(e) = &s.setup_error {
                 lines.push(format!("  {:w$}  not started: {e}", ""));
             }
+            if s.state == "waiting" {
+                lines.push(format!(
+                    "  {:w$}  waits for you at a prompt: agency attach {} {}",
+                    "", a.name, s.name
+                ));
+            }
         }
     }
     print_lines(lines)

@@ -8,59 +8,175 @@ use std::path::Path;
 use regex::Regex;
 use serde::Deserialize;
 
+use crate::agency::spec::AgentSpec;
 use crate::error::{Error, Result};
 
 const BUILTIN: &str = include_str!("profiles.toml");
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ProfileSpec {
     #[serde(default)]
     programs: Vec<String>,
+    command: Option<String>,
     ready: Option<String>,
+    #[serde(default = "one")]
+    ready_lines: usize,
+    input: Option<String>,
+    #[serde(default)]
+    input_lines: usize,
+    placeholder: Option<String>,
+    unsent: Option<String>,
     waiting: Option<String>,
     busy: Option<String>,
     #[serde(default = "enter")]
     submit: String,
+    #[serde(default)]
+    multiline: Multiline,
+    #[serde(default)]
+    brief: bool,
 }
 
 fn enter() -> String {
     "Enter".into()
 }
 
+fn one() -> usize {
+    1
+}
+
+/// How a message of several lines goes into the agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Multiline {
+    /// Bracketed paste: the program keeps the lines as one input.
+    #[default]
+    Paste,
+    /// The lines joined with ` | ` and typed as one line.
+    Join,
+}
+
 #[derive(Debug, Clone)]
 pub struct Profile {
     pub name: String,
     pub programs: Vec<String>,
+    pub command: Option<String>,
     pub ready: Option<Regex>,
+    pub ready_lines: usize,
+    pub input: Option<Regex>,
+    /// How many of the last non-empty lines may hold the input box (0: the
+    /// whole screen).
+    pub input_lines: usize,
+    pub placeholder: Option<Regex>,
+    pub unsent: Option<Regex>,
     pub waiting: Option<Regex>,
     pub busy: Option<Regex>,
     pub submit: String,
+    pub multiline: Multiline,
+    pub brief: bool,
 }
 
 /// What a pane's screen says about its agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScreenState {
+    /// Nothing drawn yet, or not yet the input box of a CLI that always
+    /// shows one.
+    Starting,
     Idle,
     Busy,
     Waiting,
 }
 
-impl Profile {
-    /// Reads a screen (as `capture-pane -p` prints it).
-    pub fn screen_state(&self, screen: &str) -> ScreenState {
-        if self.waiting.as_ref().is_some_and(|w| w.is_match(screen)) {
-            return ScreenState::Waiting;
+impl ScreenState {
+    /// The name `agency status` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScreenState::Starting => "starting",
+            ScreenState::Idle => "idle",
+            ScreenState::Busy => "busy",
+            ScreenState::Waiting => "waiting",
         }
-        let last = screen
+    }
+}
+
+impl Profile {
+    /// The last `n` non-empty lines of a screen (all for 0), oldest first.
+    fn tail(screen: &str, n: usize) -> Vec<&str> {
+        let mut tail: Vec<&str> = screen
             .lines()
             .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
-        match &self.ready {
-            Some(r) if r.is_match(last) => ScreenState::Idle,
-            Some(_) => ScreenState::Busy,
-            None if self.busy.as_ref().is_some_and(|b| b.is_match(screen)) => ScreenState::Busy,
-            None => ScreenState::Idle,
+            .filter(|l| !l.trim().is_empty())
+            .take(if n == 0 { usize::MAX } else { n })
+            .collect();
+        tail.reverse();
+        tail
+    }
+
+    /// Reads a screen (as `capture-pane -p` prints it).
+    pub fn screen_state(&self, screen: &str) -> ScreenState {
+        if screen.trim().is_empty() {
+            return ScreenState::Starting;
+        }
+        let anywhere = |r: &Option<Regex>| r.as_ref().is_some_and(|r| r.is_match(screen));
+        if anywhere(&self.waiting) {
+            return ScreenState::Waiting;
+        }
+        if anywhere(&self.busy) {
+            return ScreenState::Busy;
+        }
+        let Some(ready) = &self.ready else {
+            return ScreenState::Idle;
+        };
+        let prompt = Self::tail(screen, self.ready_lines.max(1))
+            .iter()
+            .any(|l| ready.is_match(l));
+        let input = self.input_text(screen);
+        // Text in the input box (a human typing) still means an idle agent.
+        if prompt || input.as_ref().is_some_and(|t| !t.is_empty()) {
+            ScreenState::Idle
+        } else if input.is_none() && self.input.is_some() && self.input_lines == 0 {
+            // A CLI whose input box is always on screen has not drawn it yet.
+            ScreenState::Starting
+        } else {
+            ScreenState::Busy
+        }
+    }
+
+    /// What the input box holds ("" when empty or showing its hint): the
+    /// last line matching `input`, so lines the agent keeps in its history
+    /// in the same shape sit above it. `None` when the profile knows no
+    /// input box or none is on the screen (within `input_lines`).
+    pub fn input_text(&self, screen: &str) -> Option<String> {
+        let input = self.input.as_ref()?;
+        let line = Self::tail(screen, self.input_lines)
+            .into_iter()
+            .rev()
+            .find_map(|l| input.captures(l))?;
+        let text = line.get(1).map_or("", |m| m.as_str()).trim();
+        if self.placeholder.as_ref().is_some_and(|p| p.is_match(text)) {
+            return Some(String::new());
+        }
+        Some(text.to_string())
+    }
+
+    /// Whether a message may be typed now: idle with an empty input box.
+    pub fn can_type(&self, screen: &str) -> bool {
+        self.screen_state(screen) == ScreenState::Idle
+            && self.input_text(screen).is_none_or(|t| t.is_empty())
+    }
+
+    /// Whether our message (`head` is its header) still sits in the input
+    /// box, typed or pasted but not submitted. Only an idle agent can say
+    /// so: with a permission prompt up, the submit key would answer it.
+    pub fn unsent(&self, screen: &str, head: &str) -> bool {
+        if self.screen_state(screen) != ScreenState::Idle {
+            return false;
+        }
+        match self.input_text(screen) {
+            Some(t) if !t.is_empty() => {
+                t.contains(head) || self.unsent.as_ref().is_some_and(|u| u.is_match(&t))
+            }
+            _ => false,
         }
     }
 }
@@ -75,11 +191,21 @@ pub fn load(workspace: &Path) -> Result<BTreeMap<String, Profile>> {
         let extra: BTreeMap<String, ProfileSpec> = toml::from_str(&text).map_err(|e| {
             Error::user(
                 format!("{} is not valid: {}", own.display(), e.message()),
-                "see the built-in profiles in the README for the format",
+                "the fields are listed in the README (Agent profiles) and atop src/runtime/profiles.toml",
             )
         })?;
         specs.extend(extra);
     }
+    compile(specs)
+}
+
+/// The built-in profiles alone.
+pub fn builtins() -> BTreeMap<String, Profile> {
+    compile(toml::from_str(BUILTIN).expect("built-in profiles parse"))
+        .expect("built-in profiles compile")
+}
+
+fn compile(specs: BTreeMap<String, ProfileSpec>) -> Result<BTreeMap<String, Profile>> {
     let re = |name: &str, s: &Option<String>| -> Result<Option<Regex>> {
         s.as_deref()
             .map(|p| {
@@ -97,10 +223,18 @@ pub fn load(workspace: &Path) -> Result<BTreeMap<String, Profile>> {
         .map(|(name, s)| {
             let p = Profile {
                 ready: re(&name, &s.ready)?,
+                ready_lines: s.ready_lines,
+                input: re(&name, &s.input)?,
+                input_lines: s.input_lines,
+                placeholder: re(&name, &s.placeholder)?,
+                unsent: re(&name, &s.unsent)?,
                 waiting: re(&name, &s.waiting)?,
                 busy: re(&name, &s.busy)?,
                 programs: s.programs,
+                command: s.command,
                 submit: s.submit,
+                multiline: s.multiline,
+                brief: s.brief,
                 name: name.clone(),
             };
             Ok((name, p))
@@ -110,7 +244,7 @@ pub fn load(workspace: &Path) -> Result<BTreeMap<String, Profile>> {
 
 /// The profile for an agent: the one it names, else the one whose programs
 /// include its command's program (`"$AGENCY_BIN" agent scripted` is the
-/// scripted agent).
+/// scripted agent; `env VAR=x claude` and `exec claude` are `claude`).
 pub fn for_agent<'a>(
     profiles: &'a BTreeMap<String, Profile>,
     named: Option<&str>,
@@ -119,18 +253,46 @@ pub fn for_agent<'a>(
     if let Some(n) = named {
         return profiles.get(n);
     }
-    let words: Vec<&str> = command
-        .split_whitespace()
-        .filter(|w| *w != "exec")
-        .collect();
+    let words: Vec<&str> = command.split_whitespace().collect();
     if words.windows(2).any(|w| w == ["agent", "scripted"]) {
         return profiles.get("scripted");
     }
-    let program = words.first()?.trim_matches(['"', '\'']);
+    let program = words
+        .iter()
+        .map(|w| w.trim_matches(['"', '\'']))
+        .find(|w| {
+            !matches!(*w, "exec" | "env" | "nohup") && !w.contains('=') && !w.starts_with('-')
+        })?;
     let program = program.rsplit('/').next().unwrap_or(program);
     profiles
         .values()
         .find(|p| p.programs.iter().any(|x| x == program))
+}
+
+/// What an agent runs and its profile: the command from `launch_command`,
+/// the profile from `for_agent` on it.
+pub fn resolve<'a>(
+    profiles: &'a BTreeMap<String, Profile>,
+    agent: &AgentSpec,
+    default: &str,
+) -> (String, Option<&'a Profile>) {
+    let named = agent.profile.as_deref();
+    let command = launch_command(profiles, named, agent.command.as_deref(), default);
+    let profile = for_agent(profiles, named, &command);
+    (command, profile)
+}
+
+/// The command an agent runs: its own, else its named profile's, else the
+/// workspace default.
+pub fn launch_command(
+    profiles: &BTreeMap<String, Profile>,
+    named: Option<&str>,
+    own: Option<&str>,
+    default: &str,
+) -> String {
+    own.map(str::to_string)
+        .or_else(|| named.and_then(|n| profiles.get(n)?.command.clone()))
+        .unwrap_or_else(|| default.to_string())
 }
 
 #[cfg(test)]
@@ -150,6 +312,30 @@ mod tests {
         assert_eq!(for_agent(&p, None, "exec /bin/bash").unwrap().name, "shell");
         assert!(for_agent(&p, None, "cat >> x").is_none());
         assert_eq!(
+            for_agent(
+                &p,
+                None,
+                "env HOME=/h ANTHROPIC_API_KEY=k /opt/bin/claude --verbose"
+            )
+            .unwrap()
+            .name,
+            "claude"
+        );
+        assert_eq!(
+            for_agent(&p, None, "exec aider --yes").unwrap().name,
+            "aider"
+        );
+        assert_eq!(
+            launch_command(&p, Some("codex"), None, "bash"),
+            "codex --no-daemon"
+        );
+        assert_eq!(
+            launch_command(&p, Some("codex"), Some("codex -m x"), "bash"),
+            "codex -m x"
+        );
+        assert_eq!(launch_command(&p, None, None, "bash"), "bash");
+        assert!(p["claude"].brief && !p["scripted"].brief && !p["shell"].brief);
+        assert_eq!(
             for_agent(&p, Some("scripted"), "python3 x.py")
                 .unwrap()
                 .name,
@@ -162,6 +348,33 @@ mod tests {
         );
         assert_eq!(
             s.screen_state("scripted> \n#1 TASK from human: running 1 command(s)\n$ make\n"),
+            ScreenState::Busy
+        );
+    }
+
+    #[test]
+    fn a_cli_is_starting_until_its_input_box_is_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = load(dir.path()).unwrap();
+        let c = &p["claude"];
+        assert_eq!(c.screen_state(""), ScreenState::Starting);
+        assert_eq!(
+            c.screen_state(" ▐▛███▜▌   Claude Code v2.1.197\n  ~/project\n"),
+            ScreenState::Starting
+        );
+        let idle = "Claude Code\n\n────\n❯\u{a0}\n────\n  ? for shortcuts\n";
+        assert_eq!(c.screen_state(idle), ScreenState::Idle);
+        assert!(c.can_type(idle));
+        // The spinner's verbs are not all plain ASCII words.
+        for verb in ["Sautéing", "Razzle-dazzling", "Thinking"] {
+            let busy = format!("✶ {verb}… (3s)\n────\n❯\u{a0}\n────\n  paste again to expand\n");
+            assert_eq!(c.screen_state(&busy), ScreenState::Busy, "{verb}");
+        }
+        let done = "✻ Sautéed for 4s\n────\n❯\u{a0}\n────\n  paste again to expand\n";
+        assert_eq!(c.screen_state(done), ScreenState::Idle);
+        // Aider's prompt is not always drawn: no box there means busy.
+        assert_eq!(
+            p["aider"].screen_state("Aider v0.86.2\nsome streamed answer\n"),
             ScreenState::Busy
         );
     }

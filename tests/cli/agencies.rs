@@ -353,3 +353,41 @@ fn seed_script_creates_an_agency() {
         ]
     );
 }
+
+#[test]
+fn kill_ends_agent_programs_that_ignore_sighup() {
+    let t = TestEnv::new();
+    // Like Gemini CLI: lives on after tmux's SIGHUP (and shrugs off SIGTERM).
+    let stubborn =
+        "exec timeout --foreground 600 sh -c 'trap \"\" HUP TERM; while :; do sleep 1; done'";
+    t.ok(&[
+        "create",
+        "Stub",
+        "--agents",
+        "dev",
+        "--agent-command",
+        stubborn,
+    ]);
+    let pid: u32 = t
+        .tmux_ok(&["display-message", "-p", "-t", "Stub:dev", "#{pane_pid}"])
+        .trim()
+        .parse()
+        .unwrap();
+    wait_until("the agent to run", || {
+        fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    });
+    t.ok(&["kill", "Stub"]);
+    // Nothing of its process group is left running (zombies aside: this
+    // machine's init may not reap them).
+    let live_in_group = || {
+        fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            f.len() > 2 && f[2] == pid.to_string() && f[0] != "Z"
+        })
+    };
+    assert!(!live_in_group(), "the agent outlived `agency kill`");
+}

@@ -135,3 +135,26 @@ fn unknown_agency_for_status_kill_attach() {
     t.fails(&["attach", "Nobody"]);
     t.fails(&["status", "../etc"]);
 }
+
+#[test]
+fn unknown_or_broken_profiles_are_errors_and_start_nothing() {
+    let t = TestEnv::new();
+    t.ok(&["create", "Prof", "--agents", "dev"]);
+    t.ok(&["kill", "Prof"]);
+    let spec_path = t.home.join("agencies/Prof/agency.json");
+    let good = fs::read_to_string(&spec_path).unwrap();
+    let mut spec: serde_json::Value = serde_json::from_str(&good).unwrap();
+    spec["agents"][0]["profile"] = serde_json::json!("nosuch");
+    fs::write(&spec_path, spec.to_string()).unwrap();
+    let err = expect_user_error(&t.run(&["create", "Prof"]), &["create"]);
+    assert!(err.contains("nosuch") && err.contains("claude"), "{err}");
+    assert!(!t.tmux(&["has-session", "-t", "=Prof"]).status.success());
+    // A profiles.toml that does not parse, or a bad regex in it.
+    fs::write(&spec_path, good).unwrap();
+    for bad in ["[x\nprograms = 1", "[x]\nready = '('\n"] {
+        fs::write(t.home.join("profiles.toml"), bad).unwrap();
+        let err = expect_user_error(&t.run(&["create", "Prof"]), &["create"]);
+        assert!(err.contains("profile"), "{err}");
+        assert!(!t.tmux(&["has-session", "-t", "=Prof"]).status.success());
+    }
+}

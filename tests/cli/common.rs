@@ -235,8 +235,16 @@ impl TestEnv {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         // Never panic here (a panic while unwinding aborts and leaks the
-        // server): end the server first, then the router.
+        // server): end the server first, then what ran in its panes (some
+        // agent CLIs outlive the SIGHUP tmux sends), then the router.
+        let pids: Vec<u32> = self
+            .tmux(&["list-panes", "-a", "-F", "#{pane_pid}"])
+            .stdout
+            .split(|&b| b == b'\n')
+            .filter_map(|l| std::str::from_utf8(l).ok()?.trim().parse().ok())
+            .collect();
         let _ = self.tmux(&["kill-server"]);
+        agency::tmux::end_process_groups(&pids);
         if let Some(pid) = self.signal_router("-TERM") {
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline && process_alive(pid) {

@@ -14,13 +14,16 @@ fn the_demo_ends_with_a_tested_item_pending() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    for step in [
-        "handoff of agency/CodeAgency/dev",
-        "delivered #6 results",
-        "submitted agency/CodeAgency/dev",
-    ] {
-        assert!(stderr.contains(step), "missing {step:?} in {stderr}");
-    }
+    // Message ids depend on how the agents' messages interleave: match
+    // the steps, not the numbers.
+    let step = regex::Regex::new(
+        r"(?s)handoff of agency/CodeAgency/dev.*delivered #\d+ results to CodeAgency/coordinator.*submitted agency/CodeAgency/dev",
+    )
+    .unwrap();
+    assert!(
+        step.is_match(&stderr),
+        "steps missing or out of order in {stderr}"
+    );
     let items = t.json(&["--home", t.home.to_str().unwrap(), "approvals", "--json"]);
     let item = &items[0];
     assert_eq!(item["status"], "pending");

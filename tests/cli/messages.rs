@@ -422,9 +422,12 @@ fn one_router_per_workspace() {
     let out = t.run(&["router", "--foreground"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("another router"));
-    // Its output goes to a log file, not to whoever started it.
-    let log = fs::read_to_string(t.home.join("registry/router.log")).unwrap();
-    assert!(log.contains(&format!("pid {pid}")), "{log}");
+    // Its output goes to a log file, not to whoever started it (the pid
+    // file is written a moment before the first log line).
+    wait_until("the router's first log line", || {
+        fs::read_to_string(t.home.join("registry/router.log"))
+            .is_ok_and(|log| log.contains(&format!("pid {pid}")))
+    });
 }
 
 #[test]

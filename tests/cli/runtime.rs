@@ -3,7 +3,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::common::{wait_for, wait_until, TestEnv};
+use crate::common::{lines_of, wait_for, wait_until, TestEnv};
 
 #[test]
 fn restore_after_the_server_died_delivers_what_was_queued() {
@@ -163,4 +163,175 @@ fn a_message_to_a_slow_starting_agent_waits_for_its_prompt_and_arrives_once() {
     let screen = t.tmux_ok(&["capture-pane", "-p", "-t", "Slow:bot"]);
     let handled = format!("#{id} TASK from human: running");
     assert_eq!(screen.matches(&handled).count(), 1, "{screen}");
+}
+
+#[test]
+fn a_message_left_in_the_input_box_is_submitted_again() {
+    let t = TestEnv::new();
+    let got = t.root().join("got");
+    // An agent that loses the first Enter it is sent: it shows the line
+    // back in its input box and takes it only on the next Enter.
+    let cmd = fake_agent(
+        &t,
+        &format!(
+            r#"first=1
+while :; do
+  printf 'fake> '
+  IFS= read -r line || exit 0
+  if [ -n "$first" ] && [ -n "$line" ]; then
+    first=
+    printf 'fake> %s' "$line"
+    IFS= read -r more || exit 0
+  fi
+  [ -n "$line" ] && echo "$line" >> {got} && echo "took it"
+done
+"#,
+            got = got.display()
+        ),
+    );
+    t.ok(&[
+        "create",
+        "Lossy",
+        "--agents",
+        "bot",
+        "--agent-command",
+        &cmd,
+    ]);
+    let first = t
+        .ok(&["send", "Lossy", "bot", "NOTE one"])
+        .trim()
+        .to_string();
+    let second = t
+        .ok(&["send", "Lossy", "bot", "NOTE two"])
+        .trim()
+        .to_string();
+    wait_for("both messages", Duration::from_secs(15), || {
+        crate::common::lines_of(&got).len() >= 2
+    });
+    assert_eq!(
+        crate::common::lines_of(&got),
+        vec![
+            format!("[msg #{first} NOTE from human] NOTE one"),
+            format!("[msg #{second} NOTE from human] NOTE two"),
+        ]
+    );
+}
+
+#[test]
+fn a_shell_agent_is_shown_its_role_file_and_gets_no_briefing() {
+    let t = TestEnv::new();
+    t.ok(&["create", "Plain", "--agents", "dev"]);
+    let role = fs::read_to_string(t.home.join("agencies/Plain/agents/dev.md")).unwrap();
+    let heading = role.lines().find(|l| !l.trim().is_empty()).unwrap().trim();
+    wait_until("the role file on the dev pane", || {
+        t.tmux_ok(&["capture-pane", "-p", "-t", "Plain:dev"])
+            .contains(heading)
+    });
+    // Still a shell at its prompt, and nothing was queued for it.
+    wait_until("the shell", || {
+        t.tmux_ok(&[
+            "display-message",
+            "-p",
+            "-t",
+            "Plain:dev",
+            "#{pane_current_command}",
+        ])
+        .trim()
+            == "sh"
+    });
+    for agent in ["dev", "coordinator"] {
+        assert_eq!(
+            t.json(&["inbox", "Plain", agent, "--all", "--json"]),
+            serde_json::json!([])
+        );
+    }
+}
+
+#[test]
+fn a_message_waits_while_a_human_has_typed_in_the_input_box() {
+    let t = TestEnv::new();
+    let got = t.root().join("got");
+    let cmd = fake_agent(&t, &reader(&got));
+    t.ok(&["create", "Busy", "--agents", "bot", "--agent-command", &cmd]);
+    let screen = || t.tmux_ok(&["capture-pane", "-p", "-t", "Busy:bot"]);
+    wait_until("the prompt", || screen().contains("fake>"));
+    // A human starts typing, then a message comes.
+    t.tmux_ok(&["send-keys", "-t", "Busy:bot", "-l", "half a thought"]);
+    wait_until("the typed text", || {
+        screen().contains("fake> half a thought")
+    });
+    let id = t
+        .ok(&["send", "Busy", "bot", "NOTE hello"])
+        .trim()
+        .to_string();
+    let queued = || t.json(&["inbox", "Busy", "bot", "--all", "--json"])[0]["state"] == "queued";
+    // It stays queued while the router looks again, tick after tick.
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        assert!(queued(), "typed over the human's text");
+    }
+    assert!(!got.exists());
+    // The human clears the line: the message goes in, whole and alone.
+    t.tmux_ok(&["send-keys", "-t", "Busy:bot", "C-u"]);
+    wait_until("the message", || got.is_file());
+    wait_until("the delivery record", || !queued());
+    assert_eq!(
+        crate::common::lines_of(&got),
+        vec![format!("[msg #{id} NOTE from human] NOTE hello")]
+    );
+}
+
+#[test]
+fn the_router_picks_up_edits_to_profiles_toml() {
+    let t = TestEnv::new();
+    let got = t.root().join("got");
+    let cmd = fake_agent(&t, &reader(&got));
+    // No profile for it yet.
+    fs::remove_file(t.home.join("profiles.toml")).unwrap();
+    t.ok(&["create", "Edit", "--agents", "bot", "--agent-command", &cmd]);
+    // No profile knows `timeout`: typed as soon as the pane is there.
+    t.ok(&["send", "Edit", "bot", "NOTE one"]);
+    wait_until("the first message", || lines_of(&got).len() == 1);
+    let profiles = t.home.join("profiles.toml");
+    let write = |ready: &str| {
+        fs::write(
+            &profiles,
+            format!("[fake]\nprograms = [\"timeout\"]\nready = '{ready}'\n"),
+        )
+        .unwrap()
+    };
+    // Now a profile whose prompt never shows: nothing more is typed.
+    write("^never$");
+    t.ok(&["send", "Edit", "bot", "NOTE two"]);
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        assert_eq!(lines_of(&got).len(), 1, "the edited profile was not used");
+    }
+    // Fixed: the prompt is recognised and the message goes in.
+    write("^fake>\\s*$");
+    wait_until("the second message", || lines_of(&got).len() == 2);
+}
+
+/// Writes a `sh` agent script and the workspace profile `fake` that knows
+/// its prompt (`fake> `) and input box; returns the agent command.
+/// `timeout` keeps a program that is no shell in the pane's foreground,
+/// and is what the profile goes by.
+fn fake_agent(t: &TestEnv, script: &str) -> String {
+    let path = t.root().join("fake.sh");
+    fs::write(&path, script).unwrap();
+    fs::write(
+        t.home.join("profiles.toml"),
+        "[fake]\nprograms = [\"timeout\"]\nready = '^fake>\\s*$'\ninput = '^fake> (.*)$'\ninput_lines = 1\n",
+    )
+    .unwrap();
+    format!("exec timeout --foreground 600 sh {}", path.display())
+}
+
+/// A fake agent that appends each line it reads to `got`.
+fn reader(got: &std::path::Path) -> String {
+    format!(
+        "while :; do printf 'fake> '; IFS= read -r line || exit 0; \
+         [ -n \"$line\" ] && echo \"$line\" >> {}; done\n",
+        got.display()
+    )
 }

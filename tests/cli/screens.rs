@@ -1,0 +1,114 @@
+//! Status detection on screens recorded from the real agent CLIs
+//! (`tests/fixtures/screens/<profile>/<state>.txt`, captured with
+//! `tmux capture-pane -p`). The file name says what the screen shows:
+//! `idle`, `busy*`, `waiting`, `starting`, `typed` (a human's text in the
+//! input box) and `pasted` (our pasted message not yet submitted).
+//!
+//! To record one (after a CLI upgrade, say): start the CLI on a private
+//! tmux server, `tmux -L rec new-session -d -x 100 -y 30 'claude'`, bring it
+//! to the state (offline, point it at a local API stand-in such as the one
+//! in `standin.rs`, which the live tests use; `SLOW` and `TOOL` in a prompt
+//! give busy and permission screens), then `tmux -L rec capture-pane -p >
+//! tests/fixtures/screens/claude/<state>.txt`, and `tmux -L rec kill-server`.
+
+use std::path::Path;
+
+use agency::runtime::profile::{self, ScreenState};
+
+fn fixtures() -> Vec<(String, String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screens");
+    let mut out = Vec::new();
+    for cli in std::fs::read_dir(&root).unwrap() {
+        let cli = cli.unwrap();
+        for f in std::fs::read_dir(cli.path()).unwrap() {
+            let f = f.unwrap().path();
+            let stem = f.file_stem().unwrap().to_string_lossy().into_owned();
+            out.push((
+                cli.file_name().to_string_lossy().into_owned(),
+                stem,
+                std::fs::read_to_string(&f).unwrap(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn each_recorded_screen_reads_as_what_it_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = profile::load(dir.path()).unwrap();
+    let all = fixtures();
+    // Every CLI the tool has a profile for is covered.
+    for cli in ["claude", "codex", "gemini", "aider"] {
+        assert!(
+            all.iter().any(|(c, s, _)| c == cli && s == "idle"),
+            "no idle screen for {cli}"
+        );
+        assert!(
+            all.iter()
+                .any(|(c, s, _)| c == cli && s.starts_with("busy")),
+            "no busy screen for {cli}"
+        );
+    }
+    let mut failures = Vec::new();
+    for (cli, state, screen) in &all {
+        let p = profile::for_agent(&profiles, None, cli).expect("a profile per fixture folder");
+        let expected = match state.split('-').next().unwrap() {
+            "idle" | "typed" | "pasted" => ScreenState::Idle,
+            "busy" => ScreenState::Busy,
+            "waiting" => ScreenState::Waiting,
+            "starting" => ScreenState::Starting,
+            other => panic!("fixture {cli}/{other}: unknown state"),
+        };
+        let got = p.screen_state(screen);
+        if got != expected {
+            failures.push(format!("{cli}/{state}: read as {got:?}"));
+        }
+        // Only an idle agent with an empty input box is typed into.
+        let typable = state.starts_with("idle");
+        if p.can_type(screen) != typable {
+            failures.push(format!("{cli}/{state}: can_type is {}", !typable));
+        }
+        match state.as_str() {
+            "typed" => {
+                let text = p.input_text(screen).unwrap_or_default();
+                if !text.starts_with("[msg #") {
+                    failures.push(format!("{cli}/typed: input box read as {text:?}"));
+                }
+                let head = text.split(']').next().unwrap().to_string() + "]";
+                if !p.unsent(screen, &head) || p.unsent(screen, "[msg #999 TASK from x]") {
+                    failures.push(format!("{cli}/typed: unsent misread"));
+                }
+            }
+            "waiting" => {
+                // Our last message shows in the history above the prompt;
+                // it must not be taken for unsent (Enter would answer).
+                if let Some(at) = screen.rfind("[msg #") {
+                    let head = &screen[at..=at + screen[at..].find(']').unwrap()];
+                    if p.unsent(screen, head) {
+                        failures.push(format!("{cli}/waiting: {head} read as unsent"));
+                    }
+                }
+            }
+            s if s.starts_with("pasted") => {
+                // Collapsed (`[Pasted text #1 +5 lines]`) or shown whole.
+                let text = p.input_text(screen).unwrap_or_default();
+                let head = match text.strip_prefix("[msg #") {
+                    Some(_) => text.split(']').next().unwrap().to_string() + "]",
+                    None => "[msg #1 BRIEFING from agency]".to_string(),
+                };
+                if !p.unsent(screen, &head) {
+                    failures.push(format!("{cli}/{s}: the paste is not seen as unsent"));
+                }
+            }
+            s if (s.starts_with("idle") || s.starts_with("busy"))
+                && p.unsent(screen, "[msg #1 TASK from human]") =>
+            {
+                failures.push(format!("{cli}/{state}: an empty box read as unsent"));
+            }
+            _ => {}
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
