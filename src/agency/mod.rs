@@ -244,6 +244,8 @@ struct Slot {
     setup_error: Option<String>,
     /// What becomes of the agent's role file when it starts.
     briefing: Briefing,
+    /// Variables its profile removes from its environment.
+    unset_env: Vec<String>,
 }
 
 /// An agent's role file at its start: sent through the bus to an agent CLI
@@ -269,9 +271,10 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
             Some(p) if p.name == "shell" => Briefing::Shown(role),
             _ => Briefing::None,
         };
-        (command, briefing)
+        let unset_env = profile.map(|p| p.unset_env.clone()).unwrap_or_default();
+        (command, briefing, unset_env)
     };
-    let (coordinator_command, coordinator_briefing) = start(&spec.coordinator);
+    let (coordinator_command, coordinator_briefing, coordinator_unset) = start(&spec.coordinator);
     let agent_window = |name: &str| match layout {
         Layout::Windows => name.to_string(),
         Layout::Panes => "agents".to_string(),
@@ -286,9 +289,10 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
         branch: None,
         setup_error: None,
         briefing: coordinator_briefing,
+        unset_env: coordinator_unset,
     }];
     for a in &spec.agents {
-        let (command, briefing) = start(a);
+        let (command, briefing, unset_env) = start(a);
         out.push(Slot {
             name: a.name.clone(),
             role: "specialist",
@@ -299,6 +303,7 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
             branch: None,
             setup_error: None,
             briefing,
+            unset_env,
         });
     }
     out.push(Slot {
@@ -311,6 +316,7 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
         branch: None,
         setup_error: None,
         briefing: Briefing::None,
+        unset_env: Vec::new(),
     });
     out.push(Slot {
         name: "sandbox".into(),
@@ -322,6 +328,7 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
         branch: None,
         setup_error: None,
         briefing: Briefing::None,
+        unset_env: Vec::new(),
     });
     out
 }
@@ -453,6 +460,22 @@ fn launch_command(cmd: &str) -> String {
     }
 }
 
+/// The shell command line of an agent's pane: its variables unset, its role
+/// file shown (shells), then its command.
+fn pane_command(cmd: &str, briefing: &Briefing, unset_env: &[String]) -> String {
+    let mut line = String::new();
+    if !unset_env.is_empty() {
+        // Names only (profiles are checked), so nothing here needs quoting.
+        line.push_str(&format!("unset {}; ", unset_env.join(" ")));
+    }
+    if let Briefing::Shown(role) = briefing {
+        let quoted = role.display().to_string().replace('\'', r"'\''");
+        line.push_str(&format!("cat -- '{quoted}'; "));
+    }
+    line.push_str(&launch_command(cmd));
+    line
+}
+
 /// The environment every pane of ours gets.
 fn pane_env(ws: &Workspace, agency: &str, agent: &str) -> Vec<(String, String)> {
     let mut env = vec![
@@ -571,14 +594,10 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
             }
             env
         },
-        command: s.command.as_deref().map(|c| match &s.briefing {
-            Briefing::Shown(role) => format!(
-                "cat -- '{}'; {}",
-                role.display().to_string().replace('\'', r"'\''"),
-                launch_command(c)
-            ),
-            _ => launch_command(c),
-        }),
+        command: s
+            .command
+            .as_deref()
+            .map(|c| pane_command(c, &s.briefing, &s.unset_env)),
     };
     let mut ops: Vec<Op> = Vec::new();
     let mut op_slots: Vec<usize> = Vec::new();
@@ -989,7 +1008,21 @@ fn require_known(ctx: &Ctx, name: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::launch_command;
+    use super::{launch_command, pane_command, Briefing};
+
+    #[test]
+    fn pane_commands_unset_then_show_then_exec() {
+        let unset = ["CI".to_string(), "GITHUB_ACTIONS".to_string()];
+        assert_eq!(
+            pane_command("gemini", &Briefing::None, &unset),
+            "unset CI GITHUB_ACTIONS; exec gemini"
+        );
+        assert_eq!(
+            pane_command("sh", &Briefing::Shown("/w/it's.md".into()), &[]),
+            r"cat -- '/w/it'\''s.md'; exec sh"
+        );
+        assert_eq!(pane_command("claude", &Briefing::None, &[]), "exec claude");
+    }
 
     #[test]
     fn simple_commands_are_execed() {

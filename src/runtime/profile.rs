@@ -35,6 +35,8 @@ struct ProfileSpec {
     multiline: Multiline,
     #[serde(default)]
     brief: bool,
+    #[serde(default)]
+    unset_env: Vec<String>,
 }
 
 fn enter() -> String {
@@ -74,6 +76,8 @@ pub struct Profile {
     pub submit: String,
     pub multiline: Multiline,
     pub brief: bool,
+    /// Variables removed from the agent's environment before it starts.
+    pub unset_env: Vec<String>,
 }
 
 /// What a pane's screen says about its agent.
@@ -221,6 +225,13 @@ fn compile(specs: BTreeMap<String, ProfileSpec>) -> Result<BTreeMap<String, Prof
     specs
         .into_iter()
         .map(|(name, s)| {
+            // They are written into the pane's shell command line.
+            if let Some(bad) = s.unset_env.iter().find(|v| !is_variable_name(v)) {
+                return Err(Error::user(
+                    format!("profile {name}: unset_env: {bad:?} is not a variable name"),
+                    "use names such as CI or GITHUB_ACTIONS",
+                ));
+            }
             let p = Profile {
                 ready: re(&name, &s.ready)?,
                 ready_lines: s.ready_lines,
@@ -235,11 +246,20 @@ fn compile(specs: BTreeMap<String, ProfileSpec>) -> Result<BTreeMap<String, Prof
                 submit: s.submit,
                 multiline: s.multiline,
                 brief: s.brief,
+                unset_env: s.unset_env,
                 name: name.clone(),
             };
             Ok((name, p))
         })
         .collect()
+}
+
+fn is_variable_name(v: &str) -> bool {
+    let mut chars = v.chars();
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
 /// The profile for an agent: the one it names, else the one whose programs
@@ -391,5 +411,24 @@ mod tests {
         let m = for_agent(&p, None, "mycli --fast").unwrap();
         assert_eq!(m.screen_state("hello\n> \n"), ScreenState::Idle);
         assert_eq!(m.screen_state("Allow? [y/n]\n> \n"), ScreenState::Waiting);
+        assert!(p["gemini"].unset_env.contains(&"CI".to_string()));
+    }
+
+    #[test]
+    fn unset_env_takes_variable_names_only() {
+        let dir = tempfile::tempdir().unwrap();
+        for (list, ok) in [
+            ("[\"CI\", \"_X1\"]", true),
+            ("[\"A B\"]", false),
+            ("[\"$(x)\"]", false),
+            ("[\"1X\"]", false),
+        ] {
+            std::fs::write(
+                dir.path().join("profiles.toml"),
+                format!("[mycli]\nprograms = [\"mycli\"]\nunset_env = {list}\n"),
+            )
+            .unwrap();
+            assert_eq!(load(dir.path()).is_ok(), ok, "{list}");
+        }
     }
 }

@@ -95,6 +95,10 @@ impl TestEnv {
             .env_remove("TMUX")
             // tmux's default shell (tools and sandbox windows) comes from SHELL.
             .env("SHELL", "/bin/sh")
+            // As on a CI machine, wherever the tests run: the tmux server, and
+            // so every pane, inherits it, and agent CLIs change behaviour
+            // under it (Gemini CLI goes headless and exits).
+            .env("CI", "true")
             .current_dir(if self.home.is_dir() {
                 &self.home
             } else {

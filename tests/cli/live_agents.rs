@@ -212,7 +212,13 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str, approve: &[&str]) {
     // Deadlines, not delays: generous for a CLI starting on a busy machine.
     let long = Duration::from_secs(120);
     let shown = DumpOnPanic(t);
+    let mut looked = std::time::Instant::now();
     wait_for("the task to reach the model", long, || {
+        // A CLI that quit fails here, not at the deadline.
+        if looked.elapsed() > Duration::from_secs(1) {
+            looked = std::time::Instant::now();
+            assert_ne!(state(t, "dev"), "exited", "the agent CLI exited");
+        }
         turns_saying(standin, &task_head) > 0
     });
     // The briefing came first, whole: the role file as pasted lines.
@@ -318,6 +324,8 @@ impl Drop for DumpOnPanic<'_> {
         let t = self.0;
         let screen = t.tmux(&["capture-pane", "-p", "-t", "Live:dev"]);
         eprintln!("--- dev:\n{}", String::from_utf8_lossy(&screen.stdout));
+        let status = t.run(&["status", "Live"]);
+        eprintln!("--- status:\n{}", String::from_utf8_lossy(&status.stdout));
         let log = fs::read_to_string(t.home.join("registry/router.log")).unwrap_or_default();
         eprintln!("--- router.log:\n{log}");
         let inbox = t.run(&["inbox", "Live", "dev", "--all"]);
