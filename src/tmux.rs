@@ -83,6 +83,9 @@ pub struct PaneSpec {
     /// A shell command line run by tmux's default shell; `None` starts the
     /// user's default shell.
     pub command: Option<String>,
+    /// When its program exits, the pane stays, showing its last screen with
+    /// this line (a tmux format) at the bottom; `None`: the pane closes.
+    pub dead_note: Option<String>,
 }
 
 /// Where a new window goes.
@@ -140,6 +143,12 @@ pub enum Op {
     DisplayMessage {
         pane: String,
         text: String,
+    },
+    /// Starts `pane`'s command again in the same pane (ending what runs
+    /// there), as `spec` says.
+    Respawn {
+        pane: String,
+        spec: PaneSpec,
     },
     /// A user option (`@name`) on a session.
     SetSessionOption {
@@ -346,6 +355,16 @@ impl Tmux {
         Ok(screens)
     }
 
+    /// tmux 3.3a can miss the exit of a pane's program (here, about one
+    /// pane in three whose program ran a moment): the pane reads as dead
+    /// but has no exit status and no remain-on-exit line until another
+    /// child of the server exits. A job that ends at once is such a child.
+    pub fn reap_exited(&self) -> Result<(), TmuxError> {
+        let mut c = cmd("run-shell");
+        c.push_param("true");
+        self.run(vec![c]).map(|_| ())
+    }
+
     /// Ends a session and the programs in its panes. tmux only sends them
     /// SIGHUP, which some agent CLIs (Gemini CLI among them) survive,
     /// running on with no terminal: so what is left of each pane's process
@@ -442,6 +461,48 @@ fn push_pane(c: &mut TmuxCommand<'static>, pane: &PaneSpec, window_name: bool) {
     }
 }
 
+/// The commands that make a pane stay when its program exits: run from a
+/// hook, or right after `new-session`, they apply to the pane just made.
+fn keep_dead(note: &str) -> [TmuxCommand<'static>; 2] {
+    let mut on = cmd("set-option");
+    on.push_flag("-p")
+        .push_param("remain-on-exit")
+        .push_param("on");
+    let mut format = cmd("set-option");
+    format
+        .push_flag("-p")
+        .push_param("remain-on-exit-format")
+        .push_param(note.to_string());
+    [on, format]
+}
+
+/// `make` (new-window or split-window), with a hook around it that keeps
+/// the new pane when its program exits. The hook runs before the program
+/// can exit (tmux handles child exits only between commands), which setting
+/// the option by the pane's id afterwards could not promise. It is global,
+/// at an index of our own, and gone again before the sequence ends: a
+/// session-level hook, even once unset, would hide the user's global ones.
+fn with_keep_dead_hook(
+    make: TmuxCommand<'static>,
+    hook: &str,
+    note: &str,
+) -> Vec<TmuxCommand<'static>> {
+    let name = format!("{hook}[{KEEP_DEAD_HOOK}]");
+    // The hook is a tmux command line: the note goes in single quotes.
+    let note = note.replace('\'', "");
+    let mut set = cmd("set-hook");
+    set.push_flag("-g")
+        .push_param(name.clone())
+        .push_param(format!(
+            "set-option -p remain-on-exit on ; set-option -p remain-on-exit-format '{note}'"
+        ));
+    let mut unset = cmd("set-hook");
+    unset.push_flag("-g").push_flag("-u").push_param(name);
+    vec![set, make, unset]
+}
+
+const KEEP_DEAD_HOOK: u32 = 417;
+
 fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
     let one = match op {
         Op::NewSession { session, pane } => {
@@ -452,7 +513,12 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
                 .push_option("-x", "200")
                 .push_option("-y", "50");
             push_pane(&mut c, pane, true);
-            c
+            let mut all = vec![c];
+            // Untargeted, these apply to the new session's pane.
+            if let Some(note) = &pane.dead_note {
+                all.extend(keep_dead(note));
+            }
+            return all;
         }
         Op::NewWindow {
             session,
@@ -474,12 +540,31 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
                 }
             }
             push_pane(&mut c, pane, true);
-            c
+            return match &pane.dead_note {
+                Some(note) => with_keep_dead_hook(c, "after-new-window", note),
+                None => vec![c],
+            };
         }
         Op::SplitWindow { target, pane } => {
             let mut c = cmd("split-window");
             c.push_flag("-d").push_option("-t", target.clone());
             push_pane(&mut c, pane, false);
+            return match &pane.dead_note {
+                Some(note) => with_keep_dead_hook(c, "after-split-window", note),
+                None => vec![c],
+            };
+        }
+        Op::Respawn { pane, spec } => {
+            let mut c = cmd("respawn-pane");
+            c.push_flag("-k")
+                .push_option("-t", pane.clone())
+                .push_option("-c", spec.dir.clone());
+            for (k, v) in &spec.env {
+                c.push_option("-e", format!("{k}={v}"));
+            }
+            if let Some(command) = &spec.command {
+                c.push_param(command.clone());
+            }
             c
         }
         Op::TypeText { pane, text } => {

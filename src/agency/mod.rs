@@ -92,6 +92,9 @@ pub struct CreateReport {
     pub layout: String,
     /// Panes made by this call.
     pub created: Vec<String>,
+    /// Agents started again in the pane their exited program left.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restarted: Vec<String>,
     pub agents: Vec<AgentRow>,
     /// Flags ignored because the agency already existed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -558,6 +561,12 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
             })
         })
         .collect();
+    // An agent whose program exited keeps its pane (its last screen on
+    // view): it is started again in that pane.
+    let dead = |id: &String| session_panes.iter().any(|p| &p.pane_id == id && p.dead);
+    let respawn: Vec<usize> = (0..slots.len())
+        .filter(|&i| pane_of[i].as_ref().is_some_and(dead) && slots[i].setup_error.is_none())
+        .collect();
     let was_live: Vec<bool> = pane_of.iter().map(Option::is_some).collect();
 
     // Units are windows: one per slot, except that the `panes` layout puts
@@ -583,7 +592,8 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
     };
 
     // Pass 1: windows (and the session) that are missing.
-    let pane_spec = |s: &Slot| PaneSpec {
+    let pane_spec = |s: &Slot| {
+        PaneSpec {
         name: s.window.clone(),
         dir: s.dir.display().to_string(),
         env: {
@@ -598,6 +608,15 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
             .command
             .as_deref()
             .map(|c| pane_command(c, &s.briefing, &s.unset_env)),
+        // Agents' panes stay when their program exits, to show why.
+        dead_note: matches!(s.role, "coordinator" | "specialist").then(|| {
+            format!(
+                "{} exited (status #{{pane_dead_status}}#{{?pane_dead_signal, signal #{{pane_dead_signal}},}}): \
+                 `agency status {name} --restart` starts it again",
+                s.name
+            )
+        }),
+    }
     };
     let mut ops: Vec<Op> = Vec::new();
     let mut op_slots: Vec<usize> = Vec::new();
@@ -674,6 +693,14 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         &mut op_slots,
         &mut session_made,
     );
+    for &i in &respawn {
+        if let Some(pane) = &pane_of[i] {
+            ops.push(Op::Respawn {
+                pane: pane.clone(),
+                spec: pane_spec(&slots[i]),
+            });
+        }
+    }
     let ids = ctx.tmux.batch(&ops).inspect_err(|_| {
         if !session_exists && !ops.is_empty() {
             let _ = ctx.tmux.kill_session(&name);
@@ -716,10 +743,11 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
 
     let created: Vec<String> = slots
         .iter()
-        .zip(&was_live)
-        .filter(|(s, live)| !**live && s.setup_error.is_none())
-        .map(|(s, _)| s.name.clone())
+        .enumerate()
+        .filter(|&(i, s)| !was_live[i] && s.setup_error.is_none())
+        .map(|(_, s)| s.name.clone())
         .collect();
+    let restarted: Vec<String> = respawn.iter().map(|&i| slots[i].name.clone()).collect();
     let agents: Vec<AgentRow> = slots
         .iter()
         .enumerate()
@@ -749,7 +777,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         created_at: String::new(),
         updated_at: String::new(),
     };
-    let detail = json!({ "layout": layout.as_str(), "created": created });
+    let detail = json!({ "layout": layout.as_str(), "created": created, "restarted": restarted });
     let at = ctx
         .store
         .save_running(&row, &agents, action, &detail)
@@ -761,7 +789,9 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         })?;
     ctx.activity(&name, &at, action, &detail)?;
     ctx.store.write_agencies_mirror()?;
-    brief(ctx, &name, &slots, &created)?;
+    // A restarted CLI remembers nothing: it is briefed again.
+    let started: Vec<String> = created.iter().chain(&restarted).cloned().collect();
+    brief(ctx, &name, &slots, &started)?;
     Ok(CreateReport {
         name: name.clone(),
         session: name,
@@ -769,6 +799,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         template: spec.template,
         layout: layout.as_str().into(),
         created,
+        restarted,
         agents,
         ignored: Vec::new(),
     })
@@ -852,6 +883,10 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
         .iter()
         .filter(|p| p.session == name && p.agency_home == root)
         .collect();
+    if ours.iter().any(|p| p.dead) {
+        // So the kept pane of an exited agent shows its note (see reap_exited).
+        let _ = ctx.tmux.reap_exited();
+    }
     let mut agents: Vec<AgentStatus> = ctx
         .store
         .agents(name)?

@@ -64,10 +64,17 @@ pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
         "start" => "started",
         _ => "reconciled",
     };
-    let made = if report.created.is_empty() {
+    let mut done = Vec::new();
+    if !report.created.is_empty() {
+        done.push(format!("made {}", report.created.join(", ")));
+    }
+    if !report.restarted.is_empty() {
+        done.push(format!("restarted {}", report.restarted.join(", ")));
+    }
+    let made = if done.is_empty() {
         "nothing was missing".to_string()
     } else {
-        format!("made {}", report.created.join(", "))
+        done.join("; ")
     };
     print_lines([
         format!(
@@ -214,6 +221,17 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
             }
             if let Some(e) = &s.setup_error {
                 lines.push(format!("  {:w$}  not started: {e}", ""));
+            }
+            if s.state == "exited" && a.running && s.setup_error.is_none() {
+                // A kept pane shows what the program said as it ended.
+                let seen = match &s.pane {
+                    Some(_) => format!("its last screen: agency attach {} {} · ", a.name, s.name),
+                    None => String::new(),
+                };
+                lines.push(format!(
+                    "  {:w$}  {seen}start it again: agency status {} --restart",
+                    "", a.name
+                ));
             }
             if s.state == "waiting" {
                 lines.push(format!(

@@ -335,3 +335,103 @@ fn reader(got: &std::path::Path) -> String {
         got.display()
     )
 }
+
+#[test]
+fn an_agent_that_exits_keeps_its_last_screen_and_restarts_in_its_pane() {
+    agent_exits_and_restarts("windows", "Crash:dev");
+}
+
+#[test]
+fn in_the_panes_layout_an_agent_that_exits_keeps_its_pane_too() {
+    agent_exits_and_restarts("panes", "Crash:agents.1");
+}
+
+/// `dev` fails at its first start (as an agent CLI without its API key
+/// would) and reads messages after that; a user's own global hook runs on.
+fn agent_exits_and_restarts(layout: &str, target: &str) {
+    let t = TestEnv::new();
+    let out = t.root().join("out");
+    fs::create_dir_all(&out).unwrap();
+    t.tmux_ok(&["new-session", "-d", "-s", "theirs"]);
+    t.tmux_ok(&[
+        "set-hook",
+        "-g",
+        "after-split-window",
+        "set-option -w @seen yes",
+    ]);
+    t.tmux_ok(&[
+        "set-hook",
+        "-g",
+        "after-new-window",
+        "set-option -w @seen yes",
+    ]);
+    // Both agents (the coordinator too) run it.
+    let flag = out.join("failed-once-$AGENCY_AGENT");
+    let cmd = format!(
+        "if [ -e {f} ]; then exec cat >> {o}/$AGENCY_AGENT.out; fi; touch {f}; \
+         echo 'error: no API key'; exit 3",
+        f = flag.display(),
+        o = out.display()
+    );
+    t.ok(&[
+        "create",
+        "Crash",
+        "--agents",
+        "dev",
+        "--layout",
+        layout,
+        "--agent-command",
+        &cmd,
+    ]);
+    let dev = |st: &serde_json::Value| st["agents"][1].clone();
+    wait_until("dev to exit", || {
+        dev(&t.json(&["status", "Crash", "--json"]))["state"] == "exited"
+    });
+    // The pane stays, with what the program said and why it is dead (tmux
+    // reads the pane as dead a moment before it writes that line).
+    let note = "dev exited (status 3): `agency status Crash --restart` starts it again";
+    let mut screen = String::new();
+    wait_until("the note on the dead pane", || {
+        t.ok(&["status", "Crash"]);
+        screen = t.tmux_ok(&["capture-pane", "-p", "-S", "-", "-t", target]);
+        screen.contains(note)
+    });
+    assert!(screen.contains("error: no API key"), "{screen}");
+    let shown = t.ok(&["status", "Crash"]);
+    assert!(
+        shown.contains("its last screen: agency attach Crash dev · start it again: agency status Crash --restart"),
+        "{shown}"
+    );
+    let pane = dev(&t.json(&["status", "Crash", "--json"]))["pane"].clone();
+    assert!(pane.is_string());
+    // A message sent meanwhile waits, and arrives once dev runs again, in
+    // the same pane.
+    t.ok(&["send", "Crash", "dev", "after the crash"]);
+    let st = t.json(&["status", "Crash", "--restart", "--json"]);
+    assert_eq!(dev(&st)["pane"], pane);
+    assert_ne!(dev(&st)["state"], "exited");
+    let log = fs::read_to_string(t.home.join("agencies/Crash/logs/activity.log")).unwrap();
+    let last = log.lines().rfind(|l| l.contains(" reconcile ")).unwrap();
+    assert!(
+        last.contains(r#""created":[]"#) && last.contains(r#""restarted":["coordinator","dev"]"#),
+        "{last}"
+    );
+    wait_until("the message", || {
+        fs::read_to_string(out.join("dev.out")).is_ok_and(|s| s.contains("after the crash"))
+    });
+    // Our hook came and went; the user's ran for our windows as for theirs.
+    let hooks = t.tmux_ok(&["show-hooks", "-g"]);
+    assert!(!hooks.contains("remain-on-exit"), "{hooks}");
+    let seen = t.tmux_ok(&["show-options", "-w", "-v", "-t", target, "@seen"]);
+    assert_eq!(seen.trim(), "yes");
+    // Tools and sandbox windows close as usual when their shell ends.
+    let keep = t.tmux_ok(&[
+        "show-options",
+        "-p",
+        "-v",
+        "-t",
+        "Crash:tools",
+        "remain-on-exit",
+    ]);
+    assert_ne!(keep.trim(), "on");
+}
