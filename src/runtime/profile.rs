@@ -277,12 +277,17 @@ pub fn for_agent<'a>(
     if words.windows(2).any(|w| w == ["agent", "scripted"]) {
         return profiles.get("scripted");
     }
-    let program = words
-        .iter()
-        .map(|w| w.trim_matches(['"', '\'']))
-        .find(|w| {
-            !matches!(*w, "exec" | "env" | "nohup") && !w.contains('=') && !w.starts_with('-')
-        })?;
+    let mut words = words.iter().map(|w| w.trim_matches(['"', '\'']));
+    let program = loop {
+        let w = words.next()?;
+        // `env -u NAME` and `env -C DIR`: the next word is not the program.
+        if matches!(w, "-u" | "--unset" | "-C" | "--chdir") {
+            words.next();
+        } else if !matches!(w, "exec" | "env" | "nohup") && !w.contains('=') && !w.starts_with('-')
+        {
+            break w;
+        }
+    };
     let program = program.rsplit('/').next().unwrap_or(program);
     profiles
         .values()
@@ -344,6 +349,12 @@ mod tests {
         assert_eq!(
             for_agent(&p, None, "exec aider --yes").unwrap().name,
             "aider"
+        );
+        assert_eq!(
+            for_agent(&p, None, "env -u CI --unset GITHUB_ACTIONS -C /w gemini")
+                .unwrap()
+                .name,
+            "gemini"
         );
         assert_eq!(
             launch_command(&p, Some("codex"), None, "bash"),
