@@ -452,6 +452,11 @@ fn push_pane(c: &mut TmuxCommand<'static>, pane: &PaneSpec, window_name: bool) {
     if window_name {
         c.push_option("-n", pane.name.clone());
     }
+    push_start(c, pane);
+}
+
+/// Where and how a pane's program starts: folder, environment, command.
+fn push_start(c: &mut TmuxCommand<'static>, pane: &PaneSpec) {
     c.push_option("-c", pane.dir.clone());
     for (k, v) in &pane.env {
         c.push_option("-e", format!("{k}={v}"));
@@ -461,23 +466,8 @@ fn push_pane(c: &mut TmuxCommand<'static>, pane: &PaneSpec, window_name: bool) {
     }
 }
 
-/// The commands that make a pane stay when its program exits: run from a
-/// hook, or right after `new-session`, they apply to the pane just made.
-fn keep_dead(note: &str) -> [TmuxCommand<'static>; 2] {
-    let mut on = cmd("set-option");
-    on.push_flag("-p")
-        .push_param("remain-on-exit")
-        .push_param("on");
-    let mut format = cmd("set-option");
-    format
-        .push_flag("-p")
-        .push_param("remain-on-exit-format")
-        .push_param(note.to_string());
-    [on, format]
-}
-
-/// `make` (new-window or split-window), with a hook around it that keeps
-/// the new pane when its program exits. The hook runs before the program
+/// `make` (new-session, new-window or split-window), with a hook around it
+/// that keeps the new pane when its program exits. The hook runs before the program
 /// can exit (tmux handles child exits only between commands), which setting
 /// the option by the pane's id afterwards could not promise. It is global,
 /// at an index of our own, and gone again before the sequence ends: a
@@ -513,12 +503,10 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
                 .push_option("-x", "200")
                 .push_option("-y", "50");
             push_pane(&mut c, pane, true);
-            let mut all = vec![c];
-            // Untargeted, these apply to the new session's pane.
-            if let Some(note) = &pane.dead_note {
-                all.extend(keep_dead(note));
-            }
-            return all;
+            return match &pane.dead_note {
+                Some(note) => with_keep_dead_hook(c, "after-new-session", note),
+                None => vec![c],
+            };
         }
         Op::NewWindow {
             session,
@@ -556,15 +544,8 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
         }
         Op::Respawn { pane, spec } => {
             let mut c = cmd("respawn-pane");
-            c.push_flag("-k")
-                .push_option("-t", pane.clone())
-                .push_option("-c", spec.dir.clone());
-            for (k, v) in &spec.env {
-                c.push_option("-e", format!("{k}={v}"));
-            }
-            if let Some(command) = &spec.command {
-                c.push_param(command.clone());
-            }
+            c.push_flag("-k").push_option("-t", pane.clone());
+            push_start(&mut c, spec);
             c
         }
         Op::TypeText { pane, text } => {

@@ -479,6 +479,18 @@ fn pane_command(cmd: &str, briefing: &Briefing, unset_env: &[String]) -> String 
     line
 }
 
+/// Agents' panes stay when their program exits, to show why, with this
+/// line (a tmux format) under the last screen.
+fn dead_note(agency: &str, s: &Slot) -> Option<String> {
+    let status = "status #{pane_dead_status}#{?pane_dead_signal, signal #{pane_dead_signal},}";
+    matches!(s.role, "coordinator" | "specialist").then(|| {
+        format!(
+            "{} exited ({status}): `agency status {agency} --restart` starts it again",
+            s.name
+        )
+    })
+}
+
 /// The environment every pane of ours gets.
 fn pane_env(ws: &Workspace, agency: &str, agent: &str) -> Vec<(String, String)> {
     let mut env = vec![
@@ -592,8 +604,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
     };
 
     // Pass 1: windows (and the session) that are missing.
-    let pane_spec = |s: &Slot| {
-        PaneSpec {
+    let pane_spec = |s: &Slot| PaneSpec {
         name: s.window.clone(),
         dir: s.dir.display().to_string(),
         env: {
@@ -608,15 +619,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
             .command
             .as_deref()
             .map(|c| pane_command(c, &s.briefing, &s.unset_env)),
-        // Agents' panes stay when their program exits, to show why.
-        dead_note: matches!(s.role, "coordinator" | "specialist").then(|| {
-            format!(
-                "{} exited (status #{{pane_dead_status}}#{{?pane_dead_signal, signal #{{pane_dead_signal}},}}): \
-                 `agency status {name} --restart` starts it again",
-                s.name
-            )
-        }),
-    }
+        dead_note: dead_note(&name, s),
     };
     let mut ops: Vec<Op> = Vec::new();
     let mut op_slots: Vec<usize> = Vec::new();
@@ -743,9 +746,9 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
 
     let created: Vec<String> = slots
         .iter()
-        .enumerate()
-        .filter(|&(i, s)| !was_live[i] && s.setup_error.is_none())
-        .map(|(_, s)| s.name.clone())
+        .zip(&was_live)
+        .filter(|(s, live)| !**live && s.setup_error.is_none())
+        .map(|(s, _)| s.name.clone())
         .collect();
     let restarted: Vec<String> = respawn.iter().map(|&i| slots[i].name.clone()).collect();
     let agents: Vec<AgentRow> = slots

@@ -365,11 +365,13 @@ fn agent_exits_and_restarts(layout: &str, target: &str) {
         "after-new-window",
         "set-option -w @seen yes",
     ]);
-    // Both agents (the coordinator too) run it.
+    // Both agents (the coordinator too) run it. It waits a moment before
+    // exiting: tmux 3.3a drops output it has not yet read when it handles
+    // the exit first (seen on a busy machine with an immediate exit).
     let flag = out.join("failed-once-$AGENCY_AGENT");
     let cmd = format!(
         "if [ -e {f} ]; then exec cat >> {o}/$AGENCY_AGENT.out; fi; touch {f}; \
-         echo 'error: no API key'; exit 3",
+         echo 'error: no API key'; sleep 0.3; exit 3",
         f = flag.display(),
         o = out.display()
     );
