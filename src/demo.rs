@@ -106,9 +106,13 @@ pub struct DemoReport {
     pub seconds: f64,
 }
 
+/// The demo's agencies: tmux sessions of these names are its own.
+const AGENCIES: [&str; 2] = ["CodeAgency", "QAAgency"];
+
 /// Builds the demo workspace at `home` (a new temp folder when `None`),
 /// runs the flow, and returns once a tested item is pending. `progress`
-/// hears of each event on the way.
+/// hears of each event on the way. If it cannot be built, nothing of it is
+/// left: no folder, no session.
 pub fn run(home: Option<&Path>, mut progress: impl FnMut(&str)) -> Result<(Ctx, DemoReport)> {
     let start = Instant::now();
     let home = match home {
@@ -131,6 +135,75 @@ pub fn run(home: Option<&Path>, mut progress: impl FnMut(&str)) -> Result<(Ctx, 
             .map_err(|e| Error::io("a temporary folder", e))?
             .keep(),
     };
+    // Its own tmux server, so it never meets the user's sessions; on the
+    // user's (AGENCY_TMUX_SOCKET), an earlier demo's sessions are in the way.
+    let socket = match std::env::var("AGENCY_TMUX_SOCKET")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) => {
+            if let Err(e) = check_free(&s) {
+                let _ = fs::remove_dir_all(&home);
+                return Err(e);
+            }
+            None
+        }
+        None => Some(format!("agency-demo-{}", std::process::id())),
+    };
+    let ctx = match build(&home, socket.as_deref(), &mut progress) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            // Half a demo is no use: its sessions and folder go.
+            let tmux = crate::tmux::Tmux::new(
+                socket.clone().or_else(|| std::env::var("AGENCY_TMUX_SOCKET").ok()),
+            );
+            let root = fs::canonicalize(&home).unwrap_or(home.clone());
+            for name in AGENCIES {
+                let ours = tmux.list_panes().is_ok_and(|p| {
+                    p.iter()
+                        .any(|p| p.session == name && Path::new(&p.agency_home) == root)
+                });
+                if ours {
+                    let _ = tmux.kill_session(name);
+                }
+            }
+            let _ = fs::remove_dir_all(&home);
+            return Err(e);
+        }
+    };
+    flow(ctx, socket, start, progress)
+}
+
+/// Refuses a tmux server that already has a session named like one of the
+/// demo's agencies, before anything is made.
+fn check_free(socket: &str) -> Result<()> {
+    let panes = crate::tmux::Tmux::new(Some(socket.to_string())).list_panes()?;
+    let taken: Vec<&str> = AGENCIES
+        .into_iter()
+        .filter(|a| panes.iter().any(|p| p.session == *a))
+        .collect();
+    if taken.is_empty() {
+        return Ok(());
+    }
+    let kill: Vec<String> = taken
+        .iter()
+        .map(|t| format!("tmux -L {} kill-session -t {t}", workspace::quote(socket)))
+        .collect();
+    Err(Error::user(
+        format!(
+            "the tmux server {socket:?} (AGENCY_TMUX_SOCKET) already has a session {}; nothing was made",
+            taken.join(" and ")
+        ),
+        format!(
+            "an earlier demo? end it ({}), or run the demo without AGENCY_TMUX_SOCKET: it then has a tmux server of its own",
+            kill.join("; ")
+        ),
+    ))
+}
+
+/// The workspace, its project, the scripted agents' rules, and the two
+/// agencies up.
+fn build(home: &Path, socket: Option<&str>, progress: &mut impl FnMut(&str)) -> Result<Ctx> {
     let project = home.join("project");
     git::init_repo(
         &project,
@@ -145,27 +218,22 @@ pub fn run(home: Option<&Path>, mut progress: impl FnMut(&str)) -> Result<(Ctx, 
         ],
         "init: a project with one test",
     )?;
-    workspace::init(&home, Some(&project))?;
-    // Its own tmux server, so it never meets the user's sessions.
-    let socket = match std::env::var("AGENCY_TMUX_SOCKET")
-        .ok()
-        .filter(|s| !s.is_empty())
-    {
-        Some(_) => None,
-        None => Some(format!("agency-demo-{}", std::process::id())),
-    };
+    workspace::init(home, Some(&project))?;
     let config = home.join(workspace::CONFIG_FILE);
     let text = fs::read_to_string(&config).map_err(|e| Error::io(config.display(), e))?;
-    let text = text
-        .replace(
-            "test_command = \"cargo test\"",
-            "test_command = \"sh test.sh\"",
-        )
-        .replace(
-            "socket = \"\"",
-            &format!("socket = \"{}\"", socket.clone().unwrap_or_default()),
-        );
-    write_atomic(&config, text.as_bytes())?;
+    let text: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("test_command =") {
+                "test_command = \"sh test.sh\"".to_string()
+            } else if l.starts_with("socket =") {
+                format!("socket = \"{}\"", socket.unwrap_or_default())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    write_atomic(&config, (text.join("\n") + "\n").as_bytes())?;
 
     let demo = home.join("demo");
     for (name, text) in [
@@ -217,9 +285,9 @@ pub fn run(home: Option<&Path>, mut progress: impl FnMut(&str)) -> Result<(Ctx, 
         )?;
     }
 
-    let ws = Workspace::open(fs::canonicalize(&home).map_err(|e| Error::io(home.display(), e))?)?;
+    let ws = Workspace::open(fs::canonicalize(home).map_err(|e| Error::io(home.display(), e))?)?;
     let mut ctx = Ctx::open(ws)?;
-    for name in ["CodeAgency", "QAAgency"] {
+    for name in AGENCIES {
         agency::create(
             &mut ctx,
             &CreateOptions {
@@ -229,6 +297,16 @@ pub fn run(home: Option<&Path>, mut progress: impl FnMut(&str)) -> Result<(Ctx, 
         )?;
         progress(&format!("agency {name} is up"));
     }
+    Ok(ctx)
+}
+
+/// Sends the task and follows it to the approval queue.
+fn flow(
+    mut ctx: Ctx,
+    socket: Option<String>,
+    start: Instant,
+    mut progress: impl FnMut(&str),
+) -> Result<(Ctx, DemoReport)> {
     bus::send(
         &mut ctx,
         "CodeAgency",
@@ -257,11 +335,12 @@ pub fn run(home: Option<&Path>, mut progress: impl FnMut(&str)) -> Result<(Ctx, 
             return Ok((ctx, report));
         }
         if start.elapsed() > DEADLINE {
+            let me = workspace::invocation(&ctx.ws);
             return Err(Error::user(
                 format!("the demo's task did not reach the approval queue in {}s", DEADLINE.as_secs()),
                 format!(
-                    "look at `agency --home {} log` and the panes (`agency --home {0} attach CodeAgency`)",
-                    ctx.ws.root.display()
+                    "look at `{me} log` and the panes (`{me} attach CodeAgency`); clean up with `{me} kill CodeAgency; {me} kill QAAgency`, then remove {}",
+                    workspace::quote(&ctx.ws.root.display().to_string())
                 ),
             ));
         }

@@ -52,3 +52,33 @@ impl Error {
         }
     }
 }
+
+/// The known name closest to `name`, if one is close enough to be what
+/// was meant (a typo, another case).
+pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = name.to_lowercase();
+    known
+        .into_iter()
+        .map(|k| {
+            let d = strsim::levenshtein(&lower, &k.to_lowercase());
+            (d, k)
+        })
+        .filter(|(d, k)| *d <= (k.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn suggestions_are_close_names_only() {
+        let known = ["CodeAgency", "QAAgency", "coordinator", "python-agent"];
+        assert_eq!(did_you_mean("CodeAgncy", known), Some("CodeAgency"));
+        assert_eq!(did_you_mean("codeagency", known), Some("CodeAgency"));
+        assert_eq!(did_you_mean("pyhton-agent", known), Some("python-agent"));
+        assert_eq!(did_you_mean("Docs", known), None);
+        assert_eq!(did_you_mean("x", known), None);
+    }
+}

@@ -142,6 +142,13 @@ impl Project {
         Ok(commit.id())
     }
 
+    /// Whether `commit` is already in `base` (merging it would change nothing).
+    pub fn is_merged(&self, base: &str, commit: &str) -> GitResult<bool> {
+        let base = self.branch_oid(base)?;
+        let commit = Oid::from_str(commit)?;
+        Ok(base == commit || self.repo.graph_descendant_of(base, commit)?)
+    }
+
     /// Files changed, insertions and deletions of `commit` against its merge
     /// base with `base` — what `git diff --shortstat base...commit` says.
     pub fn diff_stats(&self, base: &str, commit: &str) -> GitResult<DiffStats> {

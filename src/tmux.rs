@@ -71,6 +71,11 @@ pub struct PaneInfo {
     pub agency_home: String,
     /// The pane's process: leader of the process group its program runs in.
     pub pid: u32,
+    /// Its pseudo-terminal (`/dev/pts/N`): what is written there is shown
+    /// in the pane as output, never read as input.
+    pub tty: String,
+    /// The folder its program was started in.
+    pub start_path: String,
 }
 
 /// What to run in a new pane.
@@ -267,6 +272,9 @@ impl Tmux {
             "#{pane_current_command}",
             "#{@agency-home}",
             "#{pane_pid}",
+            "#{pane_tty}",
+            // Last: a folder name may hold anything, the separator too.
+            "#{pane_start_path}",
         ]
         .join(&FIELD_SEP.to_string());
         let mut c = cmd("list-panes");
@@ -668,7 +676,33 @@ fn parse_pane_line(line: &str) -> Option<PaneInfo> {
         current_command: f[7].to_string(),
         agency_home: f[8].to_string(),
         pid: f[9].parse().ok()?,
+        tty: f.get(10).unwrap_or(&"").to_string(),
+        start_path: f.get(11..).map(|r| r.join("\t")).unwrap_or_default(),
     })
+}
+
+/// Shows `text` in a pane by writing it to the pane's terminal as output
+/// (like `write(1)`): the program in the pane never reads it, so a shell
+/// never runs it. Control characters other than newline and tab are
+/// dropped; a pane whose output is stopped is skipped, not waited for.
+pub fn show_in_pane(tty: &str, text: &str) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    // Only a terminal device, never a file a hostile value could name.
+    let meta = std::fs::metadata(tty)?;
+    if !tty.starts_with("/dev/") || !meta.file_type().is_char_device() {
+        return Err(io::Error::other(format!("{tty} is not a terminal")));
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(tty)?;
+    let clean: String = text
+        .chars()
+        .filter(|&c| c == '\n' || c == '\t' || !c.is_control())
+        .collect();
+    let out = format!("\r\n{}\r\n", clean.replace('\n', "\r\n"));
+    f.write_all(out.as_bytes())
 }
 
 #[cfg(test)]

@@ -42,15 +42,75 @@ pub struct AgentsConfig {
     pub setup_command: Option<String>,
 }
 
+/// The test command `init` found for a project, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TestCommand {
+    /// Empty when nothing was recognised.
+    pub command: String,
+    /// The file that gave it away (`Cargo.toml`, ...), if any.
+    pub found: Option<String>,
+}
+
+/// Recognises the project's test runner by its files: Cargo, npm (a `test`
+/// script), pytest, Go, make (a `test` target), in that order.
+pub fn detect_test_command(project: &Path) -> TestCommand {
+    let has = |f: &str| project.join(f).is_file();
+    let read = |f: &str| fs::read_to_string(project.join(f)).unwrap_or_default();
+    let found = |cmd: &str, file: &str| TestCommand {
+        command: cmd.into(),
+        found: Some(file.into()),
+    };
+    if has("Cargo.toml") {
+        return found("cargo test", "Cargo.toml");
+    }
+    if has("package.json") {
+        let scripts = serde_json::from_str::<serde_json::Value>(&read("package.json"))
+            .ok()
+            .and_then(|v| v.get("scripts")?.get("test")?.as_str().map(str::to_string));
+        // npm's placeholder script only says there are no tests.
+        if scripts.is_some_and(|t| !t.contains("no test specified")) {
+            return found("npm test", "package.json");
+        }
+    }
+    for f in ["pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini", "setup.py", "conftest.py"] {
+        if has(f) && (f != "setup.cfg" || read(f).contains("[tool:pytest]") || has("setup.py")) {
+            return found("python3 -m pytest", f);
+        }
+    }
+    if has("go.mod") {
+        return found("go test ./...", "go.mod");
+    }
+    for f in ["Makefile", "makefile", "GNUmakefile"] {
+        if has(f) && read(f).lines().any(|l| l.starts_with("test:")) {
+            return found("make test", f);
+        }
+    }
+    TestCommand {
+        command: String::new(),
+        found: None,
+    }
+}
+
 /// The default `agency.toml` written by `agency init`.
 pub fn default_config_text(project: &str) -> String {
+    config_text(project, "cargo test")
+}
+
+/// `agency.toml` for `project`, its tests run by `test_command` (empty:
+/// none known yet).
+pub fn config_text(project: &str, test_command: &str) -> String {
+    let test_comment = if test_command.is_empty() {
+        "# none found: set the command that runs your tests"
+    } else {
+        "# run in the sandbox worktree"
+    };
     format!(
         r#"# agency workspace settings
 project = "{project}"              # git repository the agencies work on, relative to this file
 base_branch = "main"       # where approved work is merged
 
 [sandbox]
-test_command = "cargo test"   # run in the sandbox worktree
+test_command = "{test_command}"   {test_comment}
 
 [tmux]
 socket = ""                # empty: the default tmux server (AGENCY_TMUX_SOCKET overrides)
@@ -58,7 +118,8 @@ socket = ""                # empty: the default tmux server (AGENCY_TMUX_SOCKET 
 [agents]
 command = "bash"           # default agent command when an agent names none
 "#,
-        project = toml_escape(project)
+        project = toml_escape(project),
+        test_command = toml_escape(test_command),
     )
 }
 
@@ -182,6 +243,13 @@ pub struct InitReport {
     /// Paths made by this call, relative to the root.
     pub created: Vec<String>,
     pub project: String,
+    /// The test command written into a new `agency.toml` (`None`: the
+    /// file existed and was kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_command: Option<TestCommand>,
+    /// Whether the project folder is a git repository (worktrees,
+    /// handoffs, submissions and approvals need one).
+    pub git: bool,
 }
 
 /// `agency init`: makes or completes a workspace at `dir`. Existing files are
@@ -211,10 +279,14 @@ pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
         }
     };
     let config = root.join(CONFIG_FILE);
+    let mut test_command = None;
     if !config.exists() {
-        let text = default_config_text(project_value.as_deref().unwrap_or("."));
+        let project_dir = root.join(project_value.as_deref().unwrap_or("."));
+        let tests = detect_test_command(&project_dir);
+        let text = config_text(project_value.as_deref().unwrap_or("."), &tests.command);
         write_atomic(&config, text.as_bytes())?;
         created.push(CONFIG_FILE.to_string());
+        test_command = Some(tests);
     } else if let Some(p) = &project_value {
         let text = fs::read_to_string(&config).map_err(|e| Error::io(config.display(), e))?;
         let line = format!("project = \"{}\"", toml_escape(p));
@@ -282,9 +354,49 @@ pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
     let ws = Workspace::open(root.clone())?;
     Ok(InitReport {
         project: ws.config.project.clone().unwrap_or_else(|| ".".into()),
+        git: crate::git::Project::open(&ws.project_dir()).is_ok(),
         root,
         created,
+        test_command,
     })
+}
+
+/// How to call this very binary in a printed command: `agency` when that
+/// is what PATH finds, else its full path (after `cargo run`, or a build
+/// that was never installed).
+pub fn program() -> String {
+    let Ok(exe) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "agency".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|d| std::fs::canonicalize(d.join("agency")).is_ok_and(|p| p == exe))
+    });
+    if on_path {
+        "agency".into()
+    } else {
+        quote(&exe.display().to_string())
+    }
+}
+
+/// `agency` (see `program`) with `--home ROOT` unless a plain `agency` run
+/// here finds this same workspace: a printed command works when pasted.
+pub fn invocation(ws: &Workspace) -> String {
+    let here = Workspace::locate(None).ok().map(|w| w.root);
+    if here.as_ref() == Some(&ws.root) {
+        program()
+    } else {
+        format!(
+            "{} --home {}",
+            program(),
+            quote(&ws.root.display().to_string())
+        )
+    }
+}
+
+/// Quotes a word for a POSIX shell when it needs it.
+pub fn quote(word: &str) -> String {
+    shlex::try_quote(word).map_or_else(|_| word.to_string(), |q| q.into_owned())
 }
 
 fn find_upwards(start: &Path) -> Option<PathBuf> {
@@ -297,11 +409,24 @@ fn find_upwards(start: &Path) -> Option<PathBuf> {
 /// Writes `contents` to `path` through a temporary file and a rename, so a
 /// reader never sees a half-written file. No fsync: these files are mirrors
 /// or specs rewritten often, and the registry database is what must last.
+/// A new file gets the mode any file the user makes gets (0666 less the
+/// umask); a rewritten one keeps its own.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir.display(), e))?;
+    let existing = fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777);
+    let mut tmp = tempfile::Builder::new()
+        // The kernel applies the umask to the mode a file is created with.
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir.display(), e))?;
+    if let Some(mode) = existing {
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(path.display(), e))?;
+    }
     tmp.write_all(contents)
         .map_err(|e| Error::io(path.display(), e))?;
     tmp.persist(path)

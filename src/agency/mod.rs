@@ -80,6 +80,19 @@ pub struct CreateOptions {
     pub name: String,
     pub template: Option<String>,
     pub overrides: Overrides,
+    /// Restart agents that run in a folder they no longer work in even
+    /// when a program other than a shell runs there.
+    pub move_agents: bool,
+}
+
+/// An agent left running where it no longer works (see `CreateReport`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Stale {
+    pub agent: String,
+    /// What runs in its pane.
+    pub running: String,
+    pub from: String,
+    pub to: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,6 +108,14 @@ pub struct CreateReport {
     /// Agents started again in the pane their exited program left.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub restarted: Vec<String>,
+    /// Agents restarted in the folder they work in now (a project or
+    /// worktree set after they started).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub moved: Vec<String>,
+    /// Agents still running in their old folder because something other
+    /// than a shell runs in their pane (`create --move` restarts them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stale: Vec<Stale>,
     pub agents: Vec<AgentRow>,
     /// Flags ignored because the agency already existed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -170,7 +191,7 @@ pub fn create(ctx: &mut Ctx, opts: &CreateOptions) -> Result<CreateReport> {
         }
     }
 
-    let result = bring_up(ctx, &dir);
+    let result = bring_up(ctx, &dir, opts.move_agents);
     if result.is_err() && fresh.is_some() {
         let _ = fs::remove_dir_all(&dir);
     }
@@ -512,7 +533,7 @@ fn pane_env(ws: &Workspace, agency: &str, agent: &str) -> Vec<(String, String)> 
     env
 }
 
-fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
+fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport> {
     let spec = AgencySpec::load(dir)?;
     let name = spec.name.clone();
     if dir.file_name().and_then(|n| n.to_str()) != Some(name.as_str()) {
@@ -580,6 +601,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         .filter(|&i| pane_of[i].as_ref().is_some_and(dead) && slots[i].setup_error.is_none())
         .collect();
     let was_live: Vec<bool> = pane_of.iter().map(Option::is_some).collect();
+    let (moves, stale) = misplaced(&slots, &pane_of, &session_panes, move_agents);
 
     // Units are windows: one per slot, except that the `panes` layout puts
     // the coordinator and specialists together in one window.
@@ -696,7 +718,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         &mut op_slots,
         &mut session_made,
     );
-    for &i in &respawn {
+    for &i in respawn.iter().chain(&moves) {
         if let Some(pane) = &pane_of[i] {
             ops.push(Op::Respawn {
                 pane: pane.clone(),
@@ -751,6 +773,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         .map(|(s, _)| s.name.clone())
         .collect();
     let restarted: Vec<String> = respawn.iter().map(|&i| slots[i].name.clone()).collect();
+    let moved: Vec<String> = moves.iter().map(|&i| slots[i].name.clone()).collect();
     let agents: Vec<AgentRow> = slots
         .iter()
         .enumerate()
@@ -780,7 +803,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         created_at: String::new(),
         updated_at: String::new(),
     };
-    let detail = json!({ "layout": layout.as_str(), "created": created, "restarted": restarted });
+    let detail = json!({ "layout": layout.as_str(), "created": created, "restarted": restarted, "moved": moved });
     let at = ctx
         .store
         .save_running(&row, &agents, action, &detail)
@@ -793,7 +816,12 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
     ctx.activity(&name, &at, action, &detail)?;
     ctx.store.write_agencies_mirror()?;
     // A restarted CLI remembers nothing: it is briefed again.
-    let started: Vec<String> = created.iter().chain(&restarted).cloned().collect();
+    let started: Vec<String> = created
+        .iter()
+        .chain(&restarted)
+        .chain(&moved)
+        .cloned()
+        .collect();
     brief(ctx, &name, &slots, &started)?;
     Ok(CreateReport {
         name: name.clone(),
@@ -803,9 +831,50 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         layout: layout.as_str().into(),
         created,
         restarted,
+        moved,
+        stale,
         agents,
         ignored: Vec::new(),
     })
+}
+
+/// Agents whose live pane was started in another folder than the one they
+/// work in now (the project was set, or worktrees turned on or off, after
+/// they started): the ones to restart there (a shell at its prompt loses
+/// nothing; anything with `move_agents`), and the ones left as they are.
+fn misplaced(
+    slots: &[Slot],
+    pane_of: &[Option<String>],
+    panes: &[&PaneInfo],
+    move_agents: bool,
+) -> (Vec<usize>, Vec<Stale>) {
+    let mut moves = Vec::new();
+    let mut stale = Vec::new();
+    for (i, s) in slots.iter().enumerate() {
+        if !matches!(s.role, "coordinator" | "specialist") || s.setup_error.is_some() {
+            continue;
+        }
+        let Some(p) = pane_of[i]
+            .as_ref()
+            .and_then(|id| panes.iter().find(|p| &p.pane_id == id && !p.dead))
+        else {
+            continue;
+        };
+        if p.start_path.is_empty() || Path::new(&p.start_path) == s.dir {
+            continue;
+        }
+        if move_agents || SHELLS.contains(&p.current_command.as_str()) {
+            moves.push(i);
+        } else {
+            stale.push(Stale {
+                agent: s.name.clone(),
+                running: p.current_command.clone(),
+                from: p.start_path.clone(),
+                to: s.dir.display().to_string(),
+            });
+        }
+    }
+    (moves, stale)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -861,17 +930,7 @@ fn pane_state(pane: Option<&PaneInfo>) -> &'static str {
 pub fn list(ctx: &Ctx) -> Result<Vec<AgencyStatus>> {
     let panes = ctx.tmux.list_panes()?;
     let root = ctx.ws.root.display().to_string();
-    let mut names: Vec<String> = ctx.store.agencies()?.into_iter().map(|a| a.name).collect();
-    if let Ok(entries) = fs::read_dir(ctx.ws.agencies_dir()) {
-        for e in entries.flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if validate_name("agency", &n).is_ok() && e.path().join("agency.json").is_file() {
-                names.push(n);
-            }
-        }
-    }
-    names.sort();
-    names.dedup();
+    let names = known_names(ctx)?;
     names
         .iter()
         .map(|n| status_of(ctx, n, &panes, &root))
@@ -1035,13 +1094,79 @@ fn require_known(ctx: &Ctx, name: &str) -> Result<()> {
     let known =
         ctx.store.agency(name)?.is_some() || ctx.ws.agency_dir(name).join("agency.json").is_file();
     if known {
-        Ok(())
-    } else {
-        Err(Error::user(
-            format!("no agency named {name:?} in this workspace"),
-            "see `agency list`, or make it with `agency create NAME`",
-        ))
+        return Ok(());
     }
+    let names = known_names(ctx)?;
+    let hint = match crate::error::did_you_mean(name, names.iter().map(String::as_str)) {
+        Some(n) => format!("did you mean {n:?}? (see `agency list`)"),
+        None if names.is_empty() => "make it with `agency create NAME`".to_string(),
+        None => format!(
+            "agencies here: {}; or make it with `agency create NAME`",
+            names.join(", ")
+        ),
+    };
+    Err(Error::user(
+        format!("no agency named {name:?} in this workspace"),
+        hint,
+    ))
+}
+
+/// Names of the agencies in the registry or with a folder.
+fn known_names(ctx: &Ctx) -> Result<Vec<String>> {
+    let mut names: Vec<String> = ctx.store.agencies()?.into_iter().map(|a| a.name).collect();
+    if let Ok(entries) = fs::read_dir(ctx.ws.agencies_dir()) {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if validate_name("agency", &n).is_ok() && e.path().join("agency.json").is_file() {
+                names.push(n);
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// The address of one of `agency`'s agents: `coordinator` is also known by
+/// its own name (`code-coordinator`); an unknown name is refused, with the
+/// closest real one suggested.
+pub fn resolve_agent(ctx: &Ctx, agency: &str, name: &str) -> Result<String> {
+    validate_name("agent", name)?;
+    let agents = agent_names(ctx, agency)?;
+    if agents.iter().any(|a| a == name) {
+        return Ok(name.to_string());
+    }
+    let own = coordinator_name(ctx, agency);
+    if own.as_deref() == Some(name) {
+        return Ok("coordinator".to_string());
+    }
+    let mut known: Vec<&str> = agents.iter().map(String::as_str).collect();
+    known.extend(own.as_deref());
+    let hint = match crate::error::did_you_mean(name, known.iter().copied()) {
+        Some(n) => format!("did you mean {n:?}? (agents: {})", agents.join(", ")),
+        None => format!("agents: {}", agents.join(", ")),
+    };
+    Err(Error::user(
+        format!("agency {agency:?} has no agent {name:?}"),
+        hint,
+    ))
+}
+
+/// The coordinator's own name in `agency.json` (e.g. `code-coordinator`).
+pub fn coordinator_name(ctx: &Ctx, agency: &str) -> Option<String> {
+    AgencySpec::load(&ctx.ws.agency_dir(agency))
+        .ok()
+        .map(|s| s.coordinator.name)
+}
+
+/// Whether the agency's tmux session (made by this workspace) is up.
+pub fn is_running(ctx: &Ctx, name: &str) -> Result<bool> {
+    let root = ctx.ws.root.display().to_string();
+    Ok(ctx
+        .tmux
+        .list_panes()?
+        .iter()
+        .any(|p| p.session == name && p.agency_home == root))
 }
 
 #[cfg(test)]
@@ -1213,11 +1338,11 @@ pub fn attach_target(ctx: &Ctx, name: &str, agent: Option<&str>) -> Result<Strin
     match agent {
         None => Ok(format!("={name}")),
         Some(a) => {
+            let a = resolve_agent(ctx, name, a)?;
             let found = st.agents.iter().find(|s| s.name == a).ok_or_else(|| {
-                let names: Vec<&str> = st.agents.iter().map(|s| s.name.as_str()).collect();
                 Error::user(
-                    format!("agency {name:?} has no agent {a:?}"),
-                    format!("agents: {}", names.join(", ")),
+                    format!("agent {a:?} has no pane"),
+                    format!("run `agency create {name}` to bring it back"),
                 )
             })?;
             match &found.pane {
@@ -1229,4 +1354,45 @@ pub fn attach_target(ctx: &Ctx, name: &str, agent: Option<&str>) -> Result<Strin
             }
         }
     }
+}
+
+/// Where a message to an agent stands before the router gets to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// The agency's session is down: messages wait for `create`.
+    AgencyDown,
+    /// The agent has no pane or its program has exited.
+    Exited,
+    /// Its pane runs an interactive shell: nothing is typed into it.
+    Shell,
+    /// A program that reads what is typed (an agent CLI, `cat`, ...).
+    Program,
+}
+
+/// What a message to `agent` of `agency` will meet.
+pub fn presence(ctx: &Ctx, agency: &str, agent: &str) -> Result<Presence> {
+    let root = ctx.ws.root.display().to_string();
+    let panes: Vec<PaneInfo> = ctx
+        .tmux
+        .list_panes()?
+        .into_iter()
+        .filter(|p| p.session == agency && p.agency_home == root)
+        .collect();
+    if panes.is_empty() {
+        return Ok(Presence::AgencyDown);
+    }
+    let id = ctx
+        .store
+        .agents(agency)?
+        .into_iter()
+        .find(|a| a.name == agent)
+        .and_then(|a| a.pane_id);
+    Ok(
+        match id.and_then(|id| panes.into_iter().find(|p| p.pane_id == id)) {
+            None => Presence::Exited,
+            Some(p) if p.dead => Presence::Exited,
+            Some(p) if SHELLS.contains(&p.current_command.as_str()) => Presence::Shell,
+            Some(_) => Presence::Program,
+        },
+    )
 }

@@ -139,6 +139,17 @@ pub struct SandboxReport {
     pub kept: bool,
 }
 
+/// Hears how a sandbox test run goes (for a progress display).
+pub trait Watch {
+    /// The tests of `commit` start, run by `command`.
+    fn started(&mut self, _command: &str, _commit: &str) {}
+    /// They have run `elapsed` so far and printed `output` since last time.
+    fn progress(&mut self, _elapsed: Duration, _output: &[u8]) {}
+}
+
+/// Nobody watching.
+impl Watch for () {}
+
 /// Checks `branch` out into a worktree under `sandbox/testing/`, runs the
 /// tests there, and removes the worktree again unless `keep`.
 pub fn sandbox_deploy(
@@ -148,6 +159,19 @@ pub fn sandbox_deploy(
     command_flag: Option<&str>,
     timeout: Duration,
     keep: bool,
+) -> Result<SandboxReport> {
+    sandbox_deploy_watched(ctx, agency_name, branch, command_flag, timeout, keep, &mut ())
+}
+
+/// `sandbox_deploy`, with `watch` told how the tests go.
+pub fn sandbox_deploy_watched(
+    ctx: &Ctx,
+    agency_name: &str,
+    branch: &str,
+    command_flag: Option<&str>,
+    timeout: Duration,
+    keep: bool,
+    watch: &mut dyn Watch,
 ) -> Result<SandboxReport> {
     validate_name("agency", agency_name)?;
     require_agency(ctx, agency_name)?;
@@ -169,7 +193,10 @@ pub fn sandbox_deploy(
         .join("sandbox")
         .join("logs")
         .join(format!("{name}.log"));
-    let run = testrun::run(&dir, &command, timeout, &log);
+    watch.started(&command, &commit);
+    let run = testrun::run_watched(&dir, &command, timeout, &log, &mut |t, out| {
+        watch.progress(t, out)
+    });
     if !keep || run.is_err() {
         project.remove_sandbox(&name)?;
     }
@@ -199,6 +226,11 @@ pub struct SubmitRequest {
 /// `agency submit`: sandbox test + diff stats + a pending approval item
 /// pinned to the tested commit.
 pub fn submit(ctx: &mut Ctx, r: &SubmitRequest) -> Result<ApprovalRow> {
+    submit_watched(ctx, r, &mut ())
+}
+
+/// `submit`, with `watch` told how the tests go.
+pub fn submit_watched(ctx: &mut Ctx, r: &SubmitRequest, watch: &mut dyn Watch) -> Result<ApprovalRow> {
     validate_name("agency", &r.agency)?;
     if r.task.trim().is_empty() {
         return Err(Error::user(
@@ -214,15 +246,17 @@ pub fn submit(ctx: &mut Ctx, r: &SubmitRequest) -> Result<ApprovalRow> {
         let p = project(ctx)?;
         let commit = p.branch_commit(&branch)?;
         p.branch_commit(&base)?;
+        refuse_resubmission(ctx, &p, &branch, &commit, &base)?;
         p.diff_stats(&base, &commit)?
     };
-    let report = sandbox_deploy(
+    let report = sandbox_deploy_watched(
         ctx,
         &r.agency,
         &branch,
         r.test_command.as_deref(),
         r.timeout,
         false,
+        watch,
     )?;
     let previous = ctx.store.latest_for_task(&r.agency, &r.task)?;
     let item = ApprovalRow {
@@ -261,6 +295,43 @@ pub fn submit(ctx: &mut Ctx, r: &SubmitRequest) -> Result<ApprovalRow> {
     )?;
     ctx.store.write_approvals_mirror()?;
     Ok(item)
+}
+
+/// A commit already waiting for a decision, or already in the base branch,
+/// is not worth a test run and a second item.
+fn refuse_resubmission(
+    ctx: &Ctx,
+    p: &Project,
+    branch: &str,
+    commit: &str,
+    base: &str,
+) -> Result<()> {
+    let me = crate::workspace::invocation(&ctx.ws);
+    if let Some(item) = ctx
+        .store
+        .approvals(Some("pending"))?
+        .into_iter()
+        .find(|i| i.branch == branch && i.commit == commit)
+    {
+        return Err(Error::user(
+            format!(
+                "{branch} at {} is already waiting for a decision as approval #{}",
+                &commit[..10],
+                item.id
+            ),
+            format!(
+                "decide it (`{me} approvals`, or `{me} approve {id}` / `{me} reject {id} --feedback TEXT`), or commit more work on {branch} and submit that",
+                id = item.id
+            ),
+        ));
+    }
+    if p.is_merged(base, commit)? {
+        return Err(Error::user(
+            format!("{branch} has nothing to merge: {base} already has its commit {}", &commit[..10]),
+            format!("commit the work on {branch} first (is it the branch you meant? `git log {base}..{branch}` is empty)"),
+        ));
+    }
+    Ok(())
 }
 
 /// Serializes decisions across processes, so an item is never decided twice.

@@ -124,6 +124,18 @@ pub fn parse_summary(output: &str) -> Summary {
 /// Runs `command` with `sh -c` in `dir`, output (both streams) to `log`,
 /// killed with its whole process group after `timeout`.
 pub fn run(dir: &Path, command: &str, timeout: Duration, log: &Path) -> Result<TestRun> {
+    run_watched(dir, command, timeout, log, &mut |_, _| {})
+}
+
+/// Like `run`, telling `watch` as it goes how long it has run and what the
+/// command printed since the last call (read back from the log).
+pub fn run_watched(
+    dir: &Path,
+    command: &str,
+    timeout: Duration,
+    log: &Path,
+    watch: &mut dyn FnMut(Duration, &[u8]),
+) -> Result<TestRun> {
     if let Some(parent) = log.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
     }
@@ -143,7 +155,15 @@ pub fn run(dir: &Path, command: &str, timeout: Duration, log: &Path) -> Result<T
         .map_err(|e| Error::io(format!("running {command:?}"), e))?;
     let pgid = child.id() as i32;
     let mut timed_out = false;
+    let mut tail = File::open(log).map_err(|e| Error::io(log.display(), e))?;
+    let mut buf = Vec::new();
+    let mut follow = |tail: &mut File| {
+        buf.clear();
+        let _ = std::io::Read::read_to_end(tail, &mut buf);
+        watch(start.elapsed(), &buf);
+    };
     let status = loop {
+        follow(&mut tail);
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if start.elapsed() >= timeout => {
@@ -159,6 +179,7 @@ pub fn run(dir: &Path, command: &str, timeout: Duration, log: &Path) -> Result<T
             Err(e) => return Err(Error::io("waiting for the tests", e)),
         }
     };
+    follow(&mut tail);
     let seconds = start.elapsed().as_secs_f64();
     let text = std::fs::read(log).map_err(|e| Error::io(log.display(), e))?;
     Ok(TestRun {

@@ -170,10 +170,10 @@ fn send_at(
     let body = check_body(body)?;
     let kind = intra_type(&body, kind)?;
     let from = sender(from)?;
-    check_recipient(ctx, agency_name, agent)?;
+    let agent = agency::resolve_agent(ctx, agency_name, agent)?;
     let msg = NewMessage {
         deliver_at,
-        ..intra_message(&from, agency_name, agent, kind, body)
+        ..intra_message(&from, agency_name, &agent, kind, body)
     };
     let ids = queue(ctx, &[msg])?;
     Ok(ids[0])

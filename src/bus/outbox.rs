@@ -126,13 +126,8 @@ fn parse(ctx: &Ctx, bytes: &[u8]) -> Result<NewMessage> {
         Some(Value::String(f)) => bus::sender(Some(f))?,
         Some(_) => return Err(Error::user("\"from\" must be a string", "")),
     };
-    let agents = agency::agent_names(ctx, agency_name)?;
-    if !agents.iter().any(|a| a == agent) {
-        return Err(Error::user(
-            format!("agency {agency_name:?} has no agent {agent:?}"),
-            "",
-        ));
-    }
+    // The coordinator answers to its own name too.
+    let agent = &agency::resolve_agent(ctx, agency_name, agent)?;
     if let Some(body) = obj.get("body") {
         let body = body
             .as_str()

@@ -117,8 +117,72 @@ pub fn running_pid(registry: &Path) -> Option<u32> {
     }
 }
 
+/// `agency router --stop`: ends the running router (SIGTERM, then SIGKILL
+/// if it lingers) and waits until its lock is free. Returns its pid.
+pub fn stop(registry: &Path) -> Result<Option<u32>> {
+    let Some(pid) = running_pid(registry) else {
+        return Ok(None);
+    };
+    let lock = open_lock(&lock_path(registry))?;
+    for (signal, wait) in [(libc::SIGTERM, 3000), (libc::SIGKILL, 2000)] {
+        // SAFETY: kill only sends a signal, to the pid that holds our lock.
+        unsafe {
+            libc::kill(pid as i32, signal);
+        }
+        let deadline = Instant::now() + Duration::from_millis(wait);
+        while Instant::now() < deadline {
+            if lock.try_lock().is_ok() {
+                return Ok(Some(pid));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Err(Error::user(
+        format!("the router (pid {pid}) did not stop"),
+        format!("end it yourself: kill -9 {pid}"),
+    ))
+}
+
+/// A router that has never seen an agency of its workspace running waits
+/// this long for one before it stops.
+const LINGER: Duration = Duration::from_secs(60);
+
+/// Whether the registry has an agency in the `running` state (unsure: yes).
+fn any_running(ctx: &Ctx) -> bool {
+    ctx.store
+        .agencies()
+        .map(|a| a.iter().any(|a| a.state == "running"))
+        .unwrap_or(true)
+}
+
+/// Time to stop: the last agency was killed (or none came in `LINGER`).
+struct Liveness {
+    seen: bool,
+    started: Instant,
+}
+
+impl Liveness {
+    fn done(&mut self, ctx: &Ctx) -> bool {
+        if any_running(ctx) {
+            self.seen = true;
+            return false;
+        }
+        self.seen || self.started.elapsed() >= LINGER
+    }
+}
+
+/// Hands the workspace over before stopping: the lock is let go, then the
+/// registry read again. A `create` that found the lock still held had
+/// already recorded its agency as running, so it is seen here and this
+/// router stays (if it gets the lock back; else a new one has it).
+fn may_stop(lock: &File, ctx: &Ctx) -> bool {
+    let _ = lock.unlock();
+    !any_running(ctx) || lock.try_lock().is_err()
+}
+
 /// `agency router --foreground`: runs until the workspace's registry goes
-/// away or the process is stopped. Returns at once if another router runs.
+/// away, the last agency of the workspace has stopped, or the process is
+/// stopped. Returns at once if another router runs.
 pub fn run(ws: Workspace) -> Result<()> {
     let registry = ws.registry_dir();
     fs::create_dir_all(&registry).map_err(|e| Error::io(registry.display(), e))?;
@@ -156,9 +220,18 @@ pub fn run(ws: Workspace) -> Result<()> {
         std::process::id(),
         ctx.ws.root.display()
     );
+    let mut live = Liveness {
+        seen: false,
+        started: Instant::now(),
+    };
     loop {
         if !registry.is_dir() {
             eprintln!("router: the workspace is gone; stopping");
+            return Ok(());
+        }
+        if live.done(&ctx) && may_stop(&lock, &ctx) {
+            // Queued messages wait in the registry; `create` starts a router.
+            eprintln!("router: no agency is running; stopping");
             return Ok(());
         }
         if let Err(e) = outbox::ingest(&mut ctx) {
@@ -246,6 +319,34 @@ pub fn delivery_ops(m: &MessageRow, pane: &str, profile: Option<&Profile>) -> Ve
     ops
 }
 
+/// At most this many lines of a message are shown in a shell's pane.
+const SHOWN_LINES: usize = 20;
+
+/// What a shell's pane shows of a message: a header that says it was not
+/// run and where it waits, the body (cut to `SHOWN_LINES`), how to ack.
+pub fn shell_notice(m: &MessageRow) -> String {
+    let head = header(m.id, &m.kind, &m.from);
+    let lines: Vec<&str> = m.body.lines().collect();
+    let mut body = lines
+        .iter()
+        .take(SHOWN_LINES)
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n");
+    if lines.len() > SHOWN_LINES {
+        body.push_str(&format!(
+            "\n... ({} more lines)",
+            lines.len() - SHOWN_LINES
+        ));
+    }
+    format!(
+        "-- agency: a message for {agent} (shown, not run: this pane is a shell) --\n{head}\n{body}\n-- it waits in `agency inbox {agency} {agent}`; when done: `agency ack {id}` --",
+        agent = m.agent,
+        agency = m.agency,
+        id = m.id
+    )
+}
+
 /// A message typed into an agent whose profile can read its input box:
 /// checked after a moment, and submitted again if it is still there.
 struct Unsent {
@@ -275,8 +376,8 @@ struct Router {
     /// Panes whose last message is checked for having been submitted;
     /// nothing more is typed into them until it has.
     unsent: HashMap<String, Unsent>,
-    /// Messages already announced on a shell pane's status line.
-    announced: HashSet<i64>,
+    /// Messages already shown in a shell's pane: (pane, message id).
+    shown: HashSet<(String, i64)>,
     mirror_dirty: bool,
     mirror_at: Option<Instant>,
     /// The queue as last mirrored (see `Store::queue_signature`).
@@ -315,15 +416,7 @@ impl Router {
                 Readiness::Ready if self.unsent.contains_key(&pane.unwrap().pane_id) => {}
                 Readiness::Ready => ready.push((m, pane.unwrap().pane_id.clone())),
                 Readiness::Shell => {
-                    if self.announced.insert(m.id) {
-                        notices.push(Op::DisplayMessage {
-                            pane: pane.unwrap().pane_id.clone(),
-                            text: format!(
-                                "agency: message #{} for {} waits in `agency inbox {} {}`",
-                                m.id, m.agent, m.agency, m.agent
-                            ),
-                        });
-                    }
+                    notices.extend(self.show_to_shell(ctx, m, pane.unwrap())?);
                 }
                 Readiness::Gone | Readiness::InMode => {}
             }
@@ -396,6 +489,35 @@ impl Router {
         }
         self.mirror_dirty = true;
         Ok(delivered.len())
+    }
+
+    /// A shell is never typed into: each of its agent's due messages is
+    /// shown in its pane once (as output, see `tmux::show_in_pane`) and
+    /// stays queued in the inbox. Returns status-line notices for whoever
+    /// watches.
+    fn show_to_shell(&mut self, ctx: &Ctx, head: &MessageRow, pane: &PaneInfo) -> Result<Vec<Op>> {
+        let mut notices = Vec::new();
+        for m in ctx.store.due_for(&head.agency, &head.agent)? {
+            if self.shown.contains(&(pane.pane_id.clone(), m.id)) {
+                continue;
+            }
+            let text = shell_notice(&m);
+            match crate::tmux::show_in_pane(&pane.tty, &text) {
+                Ok(()) => {
+                    self.shown.insert((pane.pane_id.clone(), m.id));
+                    notices.push(Op::DisplayMessage {
+                        pane: pane.pane_id.clone(),
+                        text: format!(
+                            "agency: message #{} for {} is shown in its pane; it waits in `agency inbox {} {}`",
+                            m.id, m.agent, m.agency, m.agent
+                        ),
+                    });
+                }
+                // Output stopped (Ctrl-S) or the pane just went: next pass.
+                Err(e) => eprintln!("router: showing #{} in {}: {e}", m.id, pane.pane_id),
+            }
+        }
+        Ok(notices)
     }
 
     /// Keeps the messages whose agent shows its prompt, with an empty input

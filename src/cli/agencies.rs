@@ -8,12 +8,20 @@ use crate::error::Result;
 
 /// Make an agency from a template and bring its tmux session up (again: repair it)
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency create CodeAgency
+  agency create CodeAgency --agents python-agent,js-agent --coordinator code-coordinator
+  agency create Reviewers --template Generic --agent-command claude --layout panes
+  agency create CodeAgency            again: brings back what is missing, duplicates nothing
+
+Templates: `agency templates`. Each specialist works in its own git worktree
+when the project is a git repository.")]
 pub struct CreateArgs {
     /// Agency name: a letter, then letters, digits, `_` or `-`
     #[arg(allow_hyphen_values = true)]
     pub name: String,
     /// Template (default: the one named like the agency, else Generic)
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     pub template: Option<String>,
     /// Specialists, comma-separated; replaces the template's
     #[arg(long, value_name = "a,b,c")]
@@ -27,12 +35,33 @@ pub struct CreateArgs {
     /// Command every agent runs (e.g. `claude`), instead of the template's
     #[arg(long, value_name = "CMD")]
     pub agent_command: Option<String>,
-    /// `windows` (one window per agent) or `panes` (agents share window 0)
-    #[arg(long, value_name = "windows|panes")]
-    pub layout: Option<String>,
+    /// One window per agent, or the agents as panes of one window
+    #[arg(long, value_enum)]
+    pub layout: Option<LayoutArg>,
+    /// Restart agents still running in a folder they no longer work in, even busy ones
+    #[arg(long = "move")]
+    pub move_agents: bool,
     /// Print a JSON report
     #[arg(long)]
     pub json: bool,
+}
+
+/// How an agency's agents are laid out in tmux.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayoutArg {
+    /// One window per agent
+    Windows,
+    /// The coordinator and specialists as panes of window 0
+    Panes,
+}
+
+impl LayoutArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            LayoutArg::Windows => "windows",
+            LayoutArg::Panes => "panes",
+        }
+    }
 }
 
 pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
@@ -44,8 +73,9 @@ pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
             coordinator: args.coordinator.clone(),
             capabilities: args.capabilities.as_deref().map(split_list),
             agent_command: args.agent_command.clone(),
-            layout: args.layout.clone(),
+            layout: args.layout.map(|l| l.as_str().to_string()),
         },
+        move_agents: args.move_agents,
     };
     let report = agency::create(ctx, &opts)?;
     if !report.ignored.is_empty() {
@@ -71,22 +101,39 @@ pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
     if !report.restarted.is_empty() {
         done.push(format!("restarted {}", report.restarted.join(", ")));
     }
-    let made = if done.is_empty() {
+    if !report.moved.is_empty() {
+        done.push(format!(
+            "moved {} into its new folder (restarted there)",
+            report.moved.join(", ")
+        ));
+    }
+    let made = if done.is_empty() && report.stale.is_empty() {
         "nothing was missing".to_string()
+    } else if done.is_empty() {
+        "nothing made".to_string()
     } else {
         done.join("; ")
     };
-    print_lines([
-        format!(
-            "{verb} {} (template {}, layout {}): {made}",
-            report.name, report.template, report.layout
-        ),
-        format!("watch it: agency attach {}", report.name),
-    ])
+    let me = super::invocation(&ctx.ws);
+    let mut lines = vec![format!(
+        "{verb} {} (template {}, layout {}): {made}",
+        report.name, report.template, report.layout
+    )];
+    for s in &report.stale {
+        lines.push(format!(
+            "{} still runs `{}` in {}, not in {} (where it works now); restart it there when it is free: {me} create {} --move",
+            s.agent, s.running, s.from, s.to, report.name
+        ));
+    }
+    lines.push(format!("watch it: {me} attach {}", report.name));
+    print_lines(lines)
 }
 
 /// List every agency
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency list
+  agency list --json | jq -r '.[] | select(.running) | .name'")]
 pub struct ListArgs {
     /// Print JSON
     #[arg(long)]
@@ -153,6 +200,15 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> Result<()> {
 
 /// Show each agent's pane and state
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency status                      every agency
+  agency status CodeAgency           one agency: panes, states, queues, branches
+  agency status CodeAgency --restart bring exited agents back first
+  agency status --json
+
+States: starting, idle, busy, waiting (at a permission prompt: attach and answer),
+exited, unknown. QUEUED counts messages not yet typed into the pane; the lines
+under an agent say why they wait and what to do.")]
 pub struct StatusArgs {
     /// One agency (default: all)
     pub name: Option<String>,
@@ -178,6 +234,7 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
             None => print_json(&all),
         };
     }
+    let me = super::invocation(&ctx.ws);
     let mut lines = Vec::new();
     for a in &all {
         lines.push(format!(
@@ -187,6 +244,14 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
             a.template,
             a.layout
         ));
+        if !a.running {
+            let queued: i64 = a.agents.iter().map(|s| s.queued).sum();
+            let waiting = match queued {
+                0 => String::new(),
+                n => format!("{n} message(s) wait for it; "),
+            };
+            lines.push(format!("  {waiting}start it again: {me} create {}", a.name));
+        }
         let w = a
             .agents
             .iter()
@@ -225,28 +290,72 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
             if s.state == "exited" && a.running && s.setup_error.is_none() {
                 // A kept pane shows what the program said as it ended.
                 let seen = match &s.pane {
-                    Some(_) => format!("its last screen: agency attach {} {} · ", a.name, s.name),
+                    Some(_) => format!("its last screen: {me} attach {} {} · ", a.name, s.name),
                     None => String::new(),
                 };
                 lines.push(format!(
-                    "  {:w$}  {seen}start it again: agency status {} --restart",
+                    "  {:w$}  {seen}start it again: {me} status {} --restart",
                     "", a.name
                 ));
             }
             if s.state == "waiting" {
                 lines.push(format!(
-                    "  {:w$}  waits for you at a prompt: agency attach {} {}",
+                    "  {:w$}  waits for you at a prompt: {me} attach {} {}",
                     "", a.name, s.name
                 ));
+            }
+            if let Some(why) = why_queued(a, s, &me) {
+                lines.push(format!("  {:w$}  {why}", ""));
             }
         }
     }
     print_lines(lines)
 }
 
+/// Why a running agent's messages wait, and what to do, when they do.
+fn why_queued(a: &AgencyStatus, s: &agency::AgentStatus, me: &str) -> Option<String> {
+    let inbox = format!("{me} inbox {} {}", a.name, s.name);
+    let failed = (s.failed > 0).then(|| {
+        format!(
+            "{} message(s) could not be typed in: `{inbox}` shows them and why",
+            s.failed
+        )
+    });
+    if s.queued == 0 || !a.running || s.state == "exited" {
+        return failed;
+    }
+    let shell = s
+        .current_command
+        .as_deref()
+        .is_some_and(|c| agency::SHELLS.contains(&c));
+    let why = if shell {
+        format!(
+            "{} message(s) wait: it runs a shell, and nothing is typed into a shell (each is shown in its pane); read them with `{inbox}`, then `{me} ack ID`",
+            s.queued
+        )
+    } else if s.state == "waiting" {
+        format!("{} message(s) wait until you answer its prompt", s.queued)
+    } else {
+        format!(
+            "{} message(s) wait for its prompt: they are typed in when it is idle (`{inbox}` lists them)",
+            s.queued
+        )
+    };
+    Some(match failed {
+        Some(f) => format!("{why}; {f}"),
+        None => why,
+    })
+}
+
 /// Attach to an agency's tmux session (switch to it when inside tmux)
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency attach CodeAgency
+  agency attach CodeAgency python-agent     at that agent's window
+
+Detach again with tmux's prefix key, then d (Ctrl-b d by default).")]
 pub struct AttachArgs {
+    /// The agency
     pub name: String,
     /// Open at this agent's window
     pub agent: Option<String>,
@@ -260,7 +369,11 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
 
 /// End an agency's session; its files and queued messages stay
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency kill CodeAgency               end it; `agency create CodeAgency` starts it again
+  agency kill CodeAgency --purge       also delete its folder, worktrees and branches")]
 pub struct KillArgs {
+    /// The agency
     #[arg(allow_hyphen_values = true)]
     pub name: String,
     /// Also delete the agency's folder, and its agents' worktrees and branches

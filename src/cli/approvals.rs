@@ -4,16 +4,25 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use super::progress::Progress;
 use super::{print_json, print_lines, split_list};
 use crate::agency::Ctx;
 use crate::approval::{self, HandoffRequest, SubmitRequest};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tui::app::Filter;
 
 /// Hand a branch to another agency's coordinator
 #[derive(Debug, Args)]
+#[command(after_help = r#"Examples:
+  agency handoff CodeAgency QAAgency --task T-42 --branch feature/oauth --notes "tests in tests/auth"
+  agency handoff CodeAgency QAAgency --task T-42 --priority high      in an agent's pane: its own branch
+
+The receiving coordinator gets a `handoff` message with the task, branch, commit,
+artifacts, notes and priority."#)]
 pub struct HandoffArgs {
+    /// The agency handing over
     pub from: String,
+    /// The agency taking over (its coordinator is told)
     pub to: String,
     /// What the work is
     #[arg(long)]
@@ -24,12 +33,36 @@ pub struct HandoffArgs {
     /// Files worth a look, comma-separated
     #[arg(long, value_name = "a,b")]
     pub artifacts: Option<String>,
-    #[arg(long, default_value = "")]
+    /// What the receiver should know
+    #[arg(long, default_value = "", value_name = "TEXT")]
     pub notes: String,
-    #[arg(long, default_value = "normal")]
-    pub priority: String,
+    /// How urgent it is
+    #[arg(long, value_enum, default_value_t = Priority::Normal)]
+    pub priority: Priority,
+    /// Print JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// How urgent a handoff is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Priority {
+    Low,
+    #[value(alias = "medium")]
+    Normal,
+    High,
+    Critical,
+}
+
+impl Priority {
+    fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Critical => "critical",
+        }
+    }
 }
 
 pub fn handoff(ctx: &mut Ctx, a: &HandoffArgs) -> Result<()> {
@@ -42,7 +75,7 @@ pub fn handoff(ctx: &mut Ctx, a: &HandoffArgs) -> Result<()> {
             branch: a.branch.clone(),
             artifacts: a.artifacts.as_deref().map(split_list).unwrap_or_default(),
             notes: a.notes.clone(),
-            priority: a.priority.clone(),
+            priority: a.priority.as_str().to_string(),
         },
     )?;
     if a.json {
@@ -73,8 +106,18 @@ pub enum SandboxCommand {
 
 /// Check a branch out under sandbox/testing/ and run the tests there
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency sandbox deploy CodeAgency feature/oauth
+  agency sandbox deploy CodeAgency feature/oauth --stream            the test output as it comes
+  agency sandbox deploy CodeAgency feature/oauth --test-command 'pytest -q' --keep
+
+On a terminal it shows the elapsed time, the test command and its last line.
+The summary (`N passed, N failed`, cargo, nextest, pytest) and coverage are read
+from the output; the whole log stays under sandbox/logs/.")]
 pub struct DeployArgs {
+    /// The agency whose tests (test_command) apply
     pub agency: String,
+    /// The branch to test
     pub branch: String,
     /// The task, for the record
     #[arg(long)]
@@ -88,20 +131,27 @@ pub struct DeployArgs {
     /// Keep the worktree afterwards
     #[arg(long)]
     pub keep: bool,
+    /// Print the test output as it comes (on stderr)
+    #[arg(long, visible_alias = "verbose")]
+    pub stream: bool,
+    /// Print JSON
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn sandbox(ctx: &Ctx, a: &SandboxArgs) -> Result<()> {
     let SandboxCommand::Deploy(d) = &a.command;
-    let r = approval::sandbox_deploy(
+    let mut progress = Progress::new(&format!("testing {}", d.branch), d.stream);
+    let r = approval::sandbox_deploy_watched(
         ctx,
         &d.agency,
         &d.branch,
         d.test_command.as_deref(),
         Duration::from_secs(d.timeout),
         d.keep,
+        &mut progress,
     )?;
+    drop(progress);
     if d.json {
         return print_json(&r);
     }
@@ -135,29 +185,54 @@ pub fn sandbox(ctx: &Ctx, a: &SandboxArgs) -> Result<()> {
 
 /// Sandbox-test a branch and queue it for the human's approval
 #[derive(Debug, Args)]
+#[command(after_help = r#"Examples:
+  agency submit CodeAgency --task T-42 --branch feature/oauth --title "OAuth2 login"
+  agency submit CodeAgency --task T-42             in an agent's pane: its own branch
+  agency submit CodeAgency --task T-42 --branch feature/oauth --stream -q
+
+The branch is tested in a sandbox worktree (progress on a terminal), its diff
+measured against the base branch, and an approval item pinned to the tested
+commit is queued. A commit already pending, or already in the base branch, is
+refused. The human decides with `agency approvals`."#)]
 pub struct SubmitArgs {
+    /// The submitting agency
     pub agency: String,
+    /// The task it does (e.g. T-42)
     #[arg(long)]
     pub task: String,
     /// The branch (default: AGENCY_BRANCH, set in an agent's pane)
     #[arg(long)]
     pub branch: Option<String>,
-    #[arg(long)]
+    /// A one-line title for the approval screen (default: the task)
+    #[arg(long, value_name = "TEXT")]
     pub title: Option<String>,
     /// A link to a demo
     #[arg(long, value_name = "URL")]
     pub demo: Option<String>,
+    /// Test command (default: agency.json's test_command, else agency.toml's)
     #[arg(long, value_name = "CMD")]
     pub test_command: Option<String>,
     /// Seconds before the tests are stopped
     #[arg(long, default_value_t = approval::DEFAULT_TIMEOUT.as_secs())]
     pub timeout: u64,
+    /// Print the test output as it comes (on stderr)
+    #[arg(long, visible_alias = "verbose")]
+    pub stream: bool,
+    /// Print only the approval id
+    #[arg(short, long, conflicts_with = "json")]
+    pub quiet: bool,
+    /// Print the approval item as JSON
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn submit(ctx: &mut Ctx, a: &SubmitArgs) -> Result<()> {
-    let item = approval::submit(
+    let what = format!(
+        "testing {}",
+        a.branch.as_deref().unwrap_or("the agent's branch")
+    );
+    let mut progress = Progress::new(&what, a.stream);
+    let item = approval::submit_watched(
         ctx,
         &SubmitRequest {
             agency: a.agency.clone(),
@@ -168,29 +243,88 @@ pub fn submit(ctx: &mut Ctx, a: &SubmitArgs) -> Result<()> {
             test_command: a.test_command.clone(),
             timeout: Duration::from_secs(a.timeout),
         },
+        &mut progress,
     )?;
+    drop(progress);
     if a.json {
         return print_json(&item);
     }
-    print_lines([item.id.to_string()])
+    if a.quiet {
+        return print_lines([item.id.to_string()]);
+    }
+    print_lines(submitted_lines(&item, &super::invocation(&ctx.ws)))
+}
+
+/// What `submit` says: the item, how its tests went, what comes next.
+fn submitted_lines(i: &crate::store::ApprovalRow, me: &str) -> Vec<String> {
+    let n = |v: Option<i64>| v.map_or("?".to_string(), |n| n.to_string());
+    let passed = i.tests_failed.unwrap_or(0) == 0 && i.test_exit_code == Some(0);
+    let exit = match i.test_exit_code {
+        Some(0) => String::new(),
+        Some(c) => format!(", exit {c}"),
+        None => ", stopped".to_string(),
+    };
+    let mut lines = vec![format!(
+        "submitted approval #{} \"{}\" ({} at {}): tests {} ({} passed, {} failed{exit}, {:.1}s); {} file(s) +{} -{}",
+        i.id,
+        i.title,
+        i.branch,
+        &i.commit[..i.commit.len().min(10)],
+        if passed { "PASSED" } else { "FAILED" },
+        n(i.tests_passed),
+        n(i.tests_failed),
+        i.test_seconds,
+        i.files_changed,
+        i.insertions,
+        i.deletions
+    )];
+    if passed {
+        lines.push(format!(
+            "next: the human decides in `{me} approvals` (or `{me} approve {}`)",
+            i.id
+        ));
+    } else {
+        lines.push(format!("test log: {}", i.test_log));
+        lines.push(format!(
+            "next: fix {} and submit again; it is queued as failed, and approving it takes `{me} approve {} --force` (or F in the approval screen)",
+            i.branch, i.id
+        ));
+    }
+    lines
 }
 
 /// The approval queue (JSON when not on a terminal or with --json)
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency approvals                          the approval screen (in a terminal)
+  agency approvals --status all --json      every item, as JSON
+
+Keys: ↑/↓ or k/j move, Enter details, d diff, t test log, f filter, a approve
+(y confirms; F approves an item whose tests failed), r reject with feedback, q quit.")]
 pub struct ApprovalsArgs {
-    /// pending, approved, rejected or all
-    #[arg(long, default_value = "pending")]
-    pub status: String,
+    /// Which items
+    #[arg(long, value_enum, default_value_t = StatusArg::Pending)]
+    pub status: StatusArg,
+    /// Print JSON (also what a non-terminal gets)
     #[arg(long)]
     pub json: bool,
 }
 
+/// The approval queue's filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusArg {
+    Pending,
+    Approved,
+    Rejected,
+    All,
+}
+
 pub fn approvals(ctx: &mut Ctx, a: &ApprovalsArgs) -> Result<()> {
-    let Some(filter) = Filter::parse(&a.status) else {
-        return Err(Error::user(
-            format!("unknown status {:?}", a.status),
-            "use --status pending, approved, rejected or all",
-        ));
+    let filter = match a.status {
+        StatusArg::Pending => Filter::Pending,
+        StatusArg::Approved => Filter::Approved,
+        StatusArg::Rejected => Filter::Rejected,
+        StatusArg::All => Filter::All,
     };
     if !a.json && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         return crate::tui::run(ctx, filter);
@@ -209,13 +343,22 @@ pub fn approval_json(i: &crate::store::ApprovalRow) -> serde_json::Value {
 
 /// Merge an approval item's branch into the base branch
 #[derive(Debug, Args)]
+#[command(after_help = r#"Examples:
+  agency approve 3
+  agency approve 3 --note "ship it"
+  agency approve 4 --force            its tests failed, and you merge it anyway
+
+The branch must still be at the tested commit; a conflict changes nothing."#)]
 pub struct ApproveArgs {
+    /// The approval item (see `agency approvals`)
     pub id: i64,
-    #[arg(long)]
+    /// A note for the record and the agency
+    #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
     /// Approve even though its tests failed
     #[arg(long)]
     pub force: bool,
+    /// Print JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -244,10 +387,17 @@ pub fn approve(ctx: &mut Ctx, a: &ApproveArgs) -> Result<()> {
 
 /// Reject an approval item with feedback for the agency
 #[derive(Debug, Args)]
+#[command(after_help = r#"Examples:
+  agency reject 3 --feedback "needs tests for the refresh token"
+
+The feedback goes to the agency's coordinator as a `rejected` message."#)]
 pub struct RejectArgs {
+    /// The approval item (see `agency approvals`)
     pub id: i64,
-    #[arg(long)]
+    /// What to change (sent to the agency's coordinator)
+    #[arg(long, value_name = "TEXT")]
     pub feedback: String,
+    /// Print JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -2,76 +2,186 @@
 
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::{print_json, print_lines};
-use crate::agency::Ctx;
+use crate::agency::{Ctx, Presence};
 use crate::bus;
 use crate::error::{Error, Result};
 use crate::workspace::Workspace;
 
 /// Send a message to an agent of an agency (`coordinator` or a specialist)
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency send CodeAgency python-agent \"TASK-042: Implement OAuth2 using authlib\"
+  agency send CodeAgency coordinator \"STATUS python-agent: auth 60% done\"
+  agency send CodeAgency code-coordinator --type question \"Which OAuth2 library?\"
+  git diff | agency send CodeAgency dev -            the message from stdin
+  id=$(agency send -q CodeAgency dev \"TASK ...\")     the id alone, for scripts
+
+The message is queued at once (it survives crashes) and typed into the agent's
+pane by the router when the agent's prompt is ready. Nothing is ever typed into
+a shell: a shell agent is shown the message in its pane, and it waits in
+`agency inbox AGENCY AGENT`.")]
 pub struct SendArgs {
+    /// The agency (see `agency list`)
     pub agency: String,
+    /// The agent: `coordinator` (or its own name), or a specialist
     pub agent: String,
     /// The text; `-` reads it from stdin
     #[arg(allow_hyphen_values = true)]
     pub message: String,
-    /// STATUS, TASK, QUESTION, COMPLETE, BLOCKED or NOTE (default: the leading word, else NOTE)
-    #[arg(long = "type", value_name = "T")]
-    pub kind: Option<String>,
+    /// The message type (default: the text's leading word if it is one, else NOTE)
+    #[arg(long = "type", value_enum, ignore_case = true)]
+    pub kind: Option<MsgType>,
     /// Sender as AGENCY/AGENT (default: AGENCY_NAME/AGENCY_AGENT, else human)
     #[arg(long, value_name = "AGENCY/AGENT")]
     pub from: Option<String>,
-    /// Print {"id": N}
+    #[command(flatten)]
+    pub out: IdOutput,
+}
+
+/// The types of messages within an agency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "UPPERCASE")]
+pub enum MsgType {
+    /// A progress report
+    Status,
+    /// An assignment
+    Task,
+    /// A request for information
+    Question,
+    /// Work finished
+    Complete,
+    /// Stuck, needs help
+    Blocked,
+    /// Anything else
+    Note,
+}
+
+impl MsgType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MsgType::Status => "STATUS",
+            MsgType::Task => "TASK",
+            MsgType::Question => "QUESTION",
+            MsgType::Complete => "COMPLETE",
+            MsgType::Blocked => "BLOCKED",
+            MsgType::Note => "NOTE",
+        }
+    }
+}
+
+/// How a command that queues something reports it.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct IdOutput {
+    /// Print only the id(s), one per line (for scripts)
+    #[arg(short, long, conflicts_with = "json")]
+    pub quiet: bool,
+    /// Print JSON: {"id": N} ({"ids": [...]} for several)
     #[arg(long)]
     pub json: bool,
 }
 
-fn print_id(id: i64, json: bool) -> Result<()> {
-    if json {
-        print_json(&serde_json::json!({ "id": id }))
-    } else {
-        print_lines([id.to_string()])
+/// Prints what was queued: a human line, the ids alone (`-q`) or JSON.
+fn report_ids(out: IdOutput, ids: &[i64], human: impl FnOnce() -> Vec<String>) -> Result<()> {
+    if out.json {
+        return match ids {
+            [id] => print_json(&serde_json::json!({ "id": id })),
+            _ => print_json(&serde_json::json!({ "ids": ids })),
+        };
     }
+    if out.quiet {
+        return print_lines(ids.iter().map(i64::to_string));
+    }
+    print_lines(human())
+}
+
+/// Tells on stderr where a message for `agent` will wait, and what brings
+/// it on: a stopped agency or exited agent (warnings), a shell (a note).
+fn warn_where_it_waits(ctx: &Ctx, agency: &str, agent: &str, id: i64, quiet: bool) -> Result<()> {
+    let me = super::invocation(&ctx.ws);
+    match crate::agency::presence(ctx, agency, agent)? {
+        Presence::AgencyDown => eprintln!(
+            "warning: {agency} is not running; the message waits until it is. Start it: {me} create {agency}"
+        ),
+        Presence::Exited => eprintln!(
+            "warning: {agent} of {agency} has exited; the message waits until it runs again: {me} status {agency} --restart"
+        ),
+        Presence::Shell if !quiet => eprintln!(
+            "note: {agent} runs a shell, and nothing is ever typed into a shell: the message is shown in its pane and waits in `{me} inbox {agency} {agent}` (then `{me} ack {id}`)"
+        ),
+        Presence::Shell | Presence::Program => {}
+    }
+    Ok(())
 }
 
 pub fn send(ctx: &mut Ctx, args: &SendArgs) -> Result<()> {
     let body = bus::read_body(&args.message)?;
+    let agent = crate::agency::resolve_agent(ctx, &args.agency, &args.agent)?;
     let id = bus::send(
         ctx,
         &args.agency,
-        &args.agent,
+        &agent,
         &body,
-        args.kind.as_deref(),
+        args.kind.map(MsgType::as_str),
         args.from.as_deref(),
     )?;
-    print_id(id, args.json)
+    if !args.out.json {
+        warn_where_it_waits(ctx, &args.agency, &agent, id, args.out.quiet)?;
+    }
+    let kind = ctx.store.message(id)?.map(|m| m.kind).unwrap_or_default();
+    report_ids(args.out, &[id], || {
+        vec![format!(
+            "queued message #{id} ({kind}) for {}/{agent}",
+            args.agency
+        )]
+    })
 }
 
 /// Send a JSON message from one agency to another's coordinator
 #[derive(Debug, Args)]
+#[command(after_help = r#"Examples:
+  agency send-inter CodeAgency QAAgency '{"type": "handoff", "branch": "feature/x"}'
+  agency send-inter QAAgency CodeAgency '{"type": "results", "task": "T-1", "status": "passed"}'
+  agency send-inter -q CodeAgency DevOpsAgency '{"type": "alert", "message": "deploy frozen"}'
+
+For handing over a branch, `agency handoff` records its commit as well."#)]
 pub struct SendInterArgs {
+    /// The sending agency (or AGENCY/AGENT)
     pub from: String,
+    /// The receiving agency: its coordinator gets the message
     pub to: String,
     /// A JSON object with a string "type" (handoff, results, alert, ...); `-` reads stdin
     #[arg(allow_hyphen_values = true)]
     pub json_message: String,
-    /// Print {"id": N}
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: IdOutput,
 }
 
 pub fn send_inter(ctx: &mut Ctx, args: &SendInterArgs) -> Result<()> {
     let body = bus::read_body(&args.json_message)?;
     let id = bus::send_inter(ctx, &args.from, &args.to, &body)?;
-    print_id(id, args.json)
+    if !args.out.json {
+        warn_where_it_waits(ctx, &args.to, "coordinator", id, args.out.quiet)?;
+    }
+    let kind = ctx.store.message(id)?.map(|m| m.kind).unwrap_or_default();
+    report_ids(args.out, &[id], || {
+        vec![format!(
+            "queued message #{id} ({kind}) from {} for {}'s coordinator",
+            args.from, args.to
+        )]
+    })
 }
 
 /// Send a message to the coordinator of every running agency
 #[derive(Debug, Args)]
+#[command(after_help = r#"Examples:
+  agency broadcast MetaOrchestrator "STATUS freeze: commit your work"
+  agency broadcast MetaOrchestrator '{"type": "alert", "message": "main is red"}'
+  agency broadcast human "NOTE standup in 5 minutes" --all-agents"#)]
 pub struct BroadcastArgs {
+    /// The sender (an agency, AGENCY/AGENT, or a name like `human`)
     pub from: String,
     /// Text, or a JSON object with a "type"; `-` reads stdin
     #[arg(allow_hyphen_values = true)]
@@ -79,25 +189,48 @@ pub struct BroadcastArgs {
     /// To every agent, not only coordinators
     #[arg(long)]
     pub all_agents: bool,
-    /// Print {"ids": [...]}
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: IdOutput,
 }
 
 pub fn broadcast(ctx: &mut Ctx, args: &BroadcastArgs) -> Result<()> {
     let body = bus::read_body(&args.message)?;
     let ids = bus::broadcast(ctx, &args.from, &body, args.all_agents)?;
-    if args.json {
-        print_json(&serde_json::json!({ "ids": ids }))
-    } else {
-        print_lines(ids.iter().map(i64::to_string))
+    if args.out.json {
+        return print_json(&serde_json::json!({ "ids": ids }));
     }
+    let mut to = Vec::new();
+    let mut kind = String::new();
+    for id in &ids {
+        if let Some(m) = ctx.store.message(*id)? {
+            to.push(format!("{}/{}", m.agency, m.agent));
+            kind = m.kind;
+        }
+    }
+    report_ids(args.out, &ids, || {
+        let list: Vec<String> = ids.iter().map(|i| format!("#{i}")).collect();
+        vec![format!(
+            "queued {} message(s) ({kind}) for {}: {}",
+            ids.len(),
+            to.join(", "),
+            list.join(" ")
+        )]
+    })
 }
 
 /// Messages to an agent, oldest first (not yet acknowledged, or all)
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency inbox CodeAgency python-agent          what waits for it
+  agency inbox CodeAgency coordinator --all     acknowledged ones too
+  agency ack 3 4                                 done with #3 and #4
+
+A message shows as queued (not yet typed into the pane: a shell agent, an agent
+busy or stopped), delivered, acked or failed.")]
 pub struct InboxArgs {
+    /// The agency
     pub agency: String,
+    /// The agent: `coordinator` (or its own name), or a specialist
     pub agent: String,
     /// Include acknowledged messages
     #[arg(long)]
@@ -108,14 +241,8 @@ pub struct InboxArgs {
 }
 
 pub fn inbox(ctx: &Ctx, args: &InboxArgs) -> Result<()> {
-    let agents = crate::agency::agent_names(ctx, &args.agency)?;
-    if !agents.contains(&args.agent) {
-        return Err(Error::user(
-            format!("agency {:?} has no agent {:?}", args.agency, args.agent),
-            format!("agents: {}", agents.join(", ")),
-        ));
-    }
-    let msgs = ctx.store.inbox(&args.agency, &args.agent, args.all)?;
+    let agent = crate::agency::resolve_agent(ctx, &args.agency, &args.agent)?;
+    let msgs = ctx.store.inbox(&args.agency, &agent, args.all)?;
     if args.json {
         return print_json(&msgs);
     }
@@ -140,8 +267,15 @@ pub fn inbox(ctx: &Ctx, args: &InboxArgs) -> Result<()> {
 
 /// Mark messages acknowledged
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency ack 3
+  agency ack 3 4 5
+
+The ids are in `agency inbox AGENCY AGENT`. Agents ack what they have handled;
+so does a person reading a shell agent's inbox.")]
 pub struct AckArgs {
-    #[arg(required = true)]
+    /// Message ids
+    #[arg(required = true, value_name = "ID")]
     pub ids: Vec<i64>,
 }
 
@@ -159,6 +293,11 @@ pub fn ack(ctx: &mut Ctx, args: &AckArgs) -> Result<()> {
 
 /// The event log: messages, deliveries, agencies, handoffs, approvals
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency log
+  agency log --agency CodeAgency --limit 20
+  agency log --follow                        new events as they happen (Ctrl-C ends)
+  agency log --json | jq '.[] | select(.kind == \"message.failed\")'")]
 pub struct LogArgs {
     /// Only this agency's events
     #[arg(long)]
@@ -218,18 +357,35 @@ pub fn log(ctx: &Ctx, args: &LogArgs) -> Result<()> {
 
 /// The delivery process (started automatically; this runs or stops it by hand)
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency router --status        is one running, and its pid
+  agency router --stop          stop it (the next message or `create` starts it again)
+  agency router --foreground    run it here, its log on this terminal
+
+Any command that queues a message or brings an agency up starts the router when
+none runs; it stops by itself once no agency of the workspace is running. Its
+log is registry/router.log.")]
 pub struct RouterArgs {
     /// Run in this terminal instead of in the background
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["status", "stop"])]
     pub foreground: bool,
     /// Print the running router's process id, if any
-    #[arg(long, conflicts_with = "foreground")]
+    #[arg(long, conflicts_with = "stop")]
     pub status: bool,
+    /// Stop the running router (queued messages stay queued)
+    #[arg(long)]
+    pub stop: bool,
 }
 
 pub fn router(ws: Workspace, args: &RouterArgs) -> Result<()> {
     if args.foreground {
         return bus::router::run(ws);
+    }
+    if args.stop {
+        return match bus::router::stop(&ws.registry_dir())? {
+            Some(pid) => print_lines([format!("router stopped (pid {pid})")]),
+            None => print_lines(["no router running".to_string()]),
+        };
     }
     if !args.status {
         bus::router::ensure_running(&ws)?;
@@ -251,9 +407,19 @@ pub fn router(ws: Workspace, args: &RouterArgs) -> Result<()> {
 /// Check-ins: a message delivered later (`--in 30m`, `--at TIME`), listed
 /// with `--list`, cancelled with `--cancel ID`
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency schedule CodeAgency coordinator --in 30m \"STATUS check-in: how far?\"
+  agency schedule CodeAgency python-agent --at 2026-11-22T15:00:00Z \"TASK start the release\"
+  agency schedule --list
+  agency schedule --cancel 7
+
+Check-ins are durable: the router delivers each when it is due, never before.")]
 pub struct ScheduleArgs {
+    /// The agency
     pub agency: Option<String>,
+    /// The agent: `coordinator` (or its own name), or a specialist
     pub agent: Option<String>,
+    /// The text; `-` reads it from stdin
     #[arg(allow_hyphen_values = true)]
     pub message: Option<String>,
     /// After this long: `90s`, `30m`, `2h`
@@ -262,14 +428,19 @@ pub struct ScheduleArgs {
     /// At this UTC time: `2026-11-22T15:00:00Z` or `2026-11-22 15:00:00`
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
-    #[arg(long = "type", value_name = "T")]
-    pub kind: Option<String>,
+    /// The message type (default: the text's leading word if it is one, else NOTE)
+    #[arg(long = "type", value_enum, ignore_case = true)]
+    pub kind: Option<MsgType>,
     /// List the check-ins still waiting
     #[arg(long, conflicts_with_all = ["cancel", "agency"])]
     pub list: bool,
     /// Cancel a waiting check-in
     #[arg(long, value_name = "ID", conflicts_with = "agency")]
     pub cancel: Option<i64>,
+    /// Print only the new check-in's id
+    #[arg(short, long, conflicts_with = "json")]
+    pub quiet: bool,
+    /// Print JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -334,21 +505,34 @@ pub fn schedule(ctx: &mut Ctx, a: &ScheduleArgs) -> Result<()> {
         }
     };
     let body = bus::read_body(message)?;
-    let id = bus::schedule(ctx, agency, agent, &body, a.kind.as_deref(), at)?;
+    let agent = &crate::agency::resolve_agent(ctx, agency, agent)?;
+    let id = bus::schedule(ctx, agency, agent, &body, a.kind.map(MsgType::as_str), at)?;
+    let when = humantime::format_rfc3339_seconds(at).to_string();
     if a.json {
         return print_json(&serde_json::json!({
             "id": id,
             "deliver_at": humantime::format_rfc3339_millis(at).to_string()
         }));
     }
-    print_lines([id.to_string()])
+    if a.quiet {
+        return print_lines([id.to_string()]);
+    }
+    print_lines([format!(
+        "check-in #{id} for {agency}/{agent} at {when}; cancel it with `{} schedule --cancel {id}`",
+        super::invocation(&ctx.ws)
+    )])
 }
 
 /// Bring back every agency that should be running (after a reboot or a tmux
 /// crash) and resume delivery
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency restore               every agency that was running before
+  agency restore CodeAgency    just this one (even if it was killed)")]
 pub struct RestoreArgs {
+    /// Only this agency
     pub name: Option<String>,
+    /// Print JSON
     #[arg(long)]
     pub json: bool,
 }

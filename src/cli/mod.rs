@@ -4,7 +4,9 @@
 mod agencies;
 mod approvals;
 mod demo;
+mod docs;
 mod messages;
+mod progress;
 mod workspace;
 
 use std::io::Write;
@@ -19,7 +21,18 @@ use crate::workspace::Workspace;
 
 /// Run agencies of AI coding agents in tmux.
 #[derive(Debug, Parser)]
-#[command(name = "agency", version, about, propagate_version = true)]
+#[command(
+    name = "agency",
+    version,
+    about,
+    after_help = "Examples:
+  agency demo --no-tui                    the whole flow, offline, in a throw-away workspace
+  agency init ws --project ~/src/app      a workspace for your repository
+  agency --home ws create CodeAgency      an agency in tmux; `attach` to watch it
+  agency --home ws status                 who is idle, busy, waiting, and what is queued
+
+`agency COMMAND --help` shows each command's options and examples."
+)]
 pub struct Cli {
     /// The workspace folder (else AGENCY_HOME, else the nearest folder upwards with agency.toml)
     #[arg(long, global = true, value_name = "DIR")]
@@ -55,6 +68,8 @@ pub enum Command {
     Reject(approvals::RejectArgs),
     Demo(demo::DemoArgs),
     Agent(demo::AgentArgs),
+    Completions(docs::CompletionsArgs),
+    Man(docs::ManArgs),
 }
 
 /// Runs a parsed command line.
@@ -85,6 +100,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Reject(args) => approvals::reject(&mut open(home)?, args),
         Command::Demo(args) => demo::demo(home, args),
         Command::Agent(args) => demo::agent(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     }
 }
 
@@ -116,3 +133,5 @@ fn split_list(s: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+pub use crate::workspace::{invocation, program, quote};

@@ -11,6 +11,14 @@ use crate::workspace::{self, Workspace};
 
 /// Create (or complete, idempotently) a workspace
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency init ws --project ~/src/app   a workspace beside your repository
+  agency init                          this folder is the workspace (and the project)
+  agency init ws --project ../other    point an existing workspace at another project
+
+The test command is found from the project's files (Cargo.toml, package.json,
+pytest's files, go.mod, a Makefile with a `test` target) and can be changed in
+agency.toml under [sandbox].")]
 pub struct InitArgs {
     /// Folder of the workspace (made if missing)
     #[arg(default_value = ".")]
@@ -38,15 +46,41 @@ pub fn init(home: Option<&Path>, args: &InitArgs) -> Result<()> {
         lines.push(format!("created: {}", report.created.join(", ")));
     }
     lines.push(format!("project: {}", report.project));
+    match &report.test_command {
+        Some(t) if !t.command.is_empty() => lines.push(format!(
+            "tests: `{}` (found {}; change it in agency.toml under [sandbox])",
+            t.command,
+            t.found.as_deref().unwrap_or("?")
+        )),
+        Some(_) => lines.push(
+            "tests: none found; set [sandbox] test_command in agency.toml before `agency submit`"
+                .into(),
+        ),
+        None => {}
+    }
+    if !report.git {
+        eprintln!(
+            "warning: the project {} is not a git repository: agents share its folder (no worktrees), and handoff, submit and approve need one",
+            report.project
+        );
+        eprintln!("hint: `git init` it, or point the workspace at your repository: agency init {} --project PATH", super::quote(&report.root.display().to_string()));
+    }
+    let ws = Workspace::open(report.root.clone())?;
     lines.push(format!(
-        "next: agency --home {} create CodeAgency",
-        report.root.display()
+        "next: {} create CodeAgency",
+        super::invocation(&ws)
     ));
     print_lines(lines)
 }
 
 /// List agency templates (built-in, and the workspace's own)
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency templates
+  agency templates --json | jq -r '.[].name'
+
+A workspace's own templates/<Name>/ (agency.json and role files) override the
+built-in one of the same name.")]
 pub struct TemplatesArgs {
     /// Print JSON
     #[arg(long)]

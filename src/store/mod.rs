@@ -555,6 +555,20 @@ impl Store {
         )
     }
 
+    /// One recipient's queued messages that are due, oldest first.
+    pub fn due_for(&self, agency: &str, agent: &str) -> StoreResult<Vec<MessageRow>> {
+        self.query(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
+                 WHERE agency = ?1 AND agent = ?2 AND state = 'queued'
+                   AND (deliver_at IS NULL OR deliver_at <= {NOW})
+                 ORDER BY id"
+            ),
+            params![agency, agent],
+            message_from_row,
+        )
+    }
+
     pub fn message(&self, id: i64) -> StoreResult<Option<MessageRow>> {
         Ok(self
             .query(

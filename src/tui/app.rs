@@ -63,6 +63,8 @@ pub enum View {
 pub enum Mode {
     Normal,
     ConfirmApprove(i64),
+    /// Approving an item whose tests failed: only `F` confirms.
+    ConfirmForce(i64),
     Feedback { id: i64, input: String },
 }
 
@@ -76,6 +78,8 @@ pub enum Action {
     CycleFilter,
     AskApprove,
     Confirmed,
+    /// `F` on an item whose tests failed: approve it anyway.
+    ConfirmedForce,
     Cancel,
     AskReject,
     Type(char),
@@ -97,7 +101,8 @@ pub enum Effect {
     Reload,
     LoadDiff(i64),
     LoadLog(i64),
-    Approve(i64),
+    /// Approve an item; `true`: even though its tests failed.
+    Approve(i64, bool),
     Reject(i64, String),
 }
 
@@ -147,6 +152,11 @@ impl App {
             // Only `y` confirms; anything else cancels.
             Mode::ConfirmApprove(_) => Some(match k.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') => Action::Confirmed,
+                _ => Action::Cancel,
+            }),
+            // A deliberate key, not the `y` of habit.
+            Mode::ConfirmForce(_) => Some(match k.code {
+                KeyCode::Char('F') => Action::ConfirmedForce,
                 _ => Action::Cancel,
             }),
             Mode::Feedback { .. } => match k.code {
@@ -222,7 +232,11 @@ impl App {
             }
             Action::AskApprove => {
                 if let Some(i) = self.current().filter(|i| i.status == "pending") {
-                    self.mode = Mode::ConfirmApprove(i.id);
+                    self.mode = if tests_failed(i) {
+                        Mode::ConfirmForce(i.id)
+                    } else {
+                        Mode::ConfirmApprove(i.id)
+                    };
                 } else {
                     self.status = Some((true, "only a pending item can be approved".into()));
                 }
@@ -240,7 +254,13 @@ impl App {
             Action::Confirmed => {
                 if let Mode::ConfirmApprove(id) = self.mode {
                     self.mode = Mode::Normal;
-                    return vec![Effect::Approve(id)];
+                    return vec![Effect::Approve(id, false)];
+                }
+            }
+            Action::ConfirmedForce => {
+                if let Mode::ConfirmForce(id) = self.mode {
+                    self.mode = Mode::Normal;
+                    return vec![Effect::Approve(id, true)];
                 }
             }
             Action::Cancel => {
@@ -297,4 +317,9 @@ impl App {
         }
         Vec::new()
     }
+}
+
+/// As `approve` judges it: a test failed, or the run did not exit 0.
+pub fn tests_failed(i: &ApprovalRow) -> bool {
+    i.tests_failed.unwrap_or(0) > 0 || i.test_exit_code != Some(0)
 }

@@ -60,6 +60,32 @@ pub fn draw(app: &App, f: &mut Frame) {
                 ],
             );
         }
+        Mode::ConfirmForce(id) => {
+            let item = app.items.iter().find(|i| i.id == *id);
+            let (what, base, tests) = item.map_or(Default::default(), |i| {
+                let n = |v: Option<i64>| v.map_or("?".to_string(), |n| n.to_string());
+                (
+                    format!(" {} ({})", i.title, i.branch),
+                    i.base_branch.clone(),
+                    format!(
+                        "{} passed, {} failed, exit {}",
+                        n(i.tests_passed),
+                        n(i.tests_failed),
+                        i.test_exit_code.map_or("-".to_string(), |c| c.to_string())
+                    ),
+                )
+            });
+            popup(
+                f,
+                "approve despite failing tests",
+                vec![
+                    Line::from(format!("#{id}{what} did not pass its tests ({tests}).")),
+                    Line::from(""),
+                    Line::from(format!("F (shift-f) merges it into {base} anyway")),
+                    Line::from("any other key cancels (t then shows the test log)").dim(),
+                ],
+            );
+        }
         Mode::Feedback { id, input } => popup(
             f,
             "reject",
@@ -76,6 +102,7 @@ pub fn draw(app: &App, f: &mut Frame) {
 fn help_line(app: &App) -> &'static str {
     match (&app.mode, app.view) {
         (Mode::ConfirmApprove(_), _) => "y confirm   any other key cancels",
+        (Mode::ConfirmForce(_), _) => "F approve anyway   any other key cancels",
         (Mode::Feedback { .. }, _) => "type the feedback   Enter reject   Esc cancel",
         (_, View::List) => {
             "↑↓ move  Enter details  d diff  t tests  a approve  r reject  f filter  q quit"

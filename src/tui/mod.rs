@@ -115,8 +115,8 @@ fn perform(ctx: &mut Ctx, app: &App, effect: Effect) -> Option<Action> {
                 .unwrap_or_else(|e| format!("cannot read {}: {e}", item.test_log));
             Some(Action::Text(text.lines().map(str::to_string).collect()))
         }
-        Effect::Approve(id) => Some(Action::Decided(
-            approval::approve(ctx, id, None, false)
+        Effect::Approve(id, force) => Some(Action::Decided(
+            approval::approve(ctx, id, None, force)
                 .map(|r| {
                     format!(
                         "approved #{id}: {} merged into {} ({})",
@@ -234,6 +234,23 @@ mod tests {
         a.update(Action::AskApprove);
         assert_eq!(a.mode, Mode::ConfirmApprove(1));
         insta::assert_snapshot!(render(&a));
+    }
+
+    #[test]
+    fn failed_items_are_approved_with_f_only() {
+        let mut a = two();
+        a.update(Action::Move(1));
+        a.update(Action::AskApprove);
+        assert_eq!(a.mode, Mode::ConfirmForce(2));
+        insta::assert_snapshot!(render(&a));
+        let key = |c| a.key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c)));
+        assert_eq!(key('y'), Some(Action::Cancel));
+        assert_eq!(key('F'), Some(Action::ConfirmedForce));
+        assert_eq!(
+            a.update(Action::ConfirmedForce),
+            vec![super::app::Effect::Approve(2, true)]
+        );
+        assert_eq!(a.mode, Mode::Normal);
     }
 
     #[test]
