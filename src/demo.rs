@@ -155,7 +155,9 @@ pub fn run(home: Option<&Path>, mut progress: impl FnMut(&str)) -> Result<(Ctx, 
         Err(e) => {
             // Half a demo is no use: its sessions and folder go.
             let tmux = crate::tmux::Tmux::new(
-                socket.clone().or_else(|| std::env::var("AGENCY_TMUX_SOCKET").ok()),
+                socket
+                    .clone()
+                    .or_else(|| std::env::var("AGENCY_TMUX_SOCKET").ok()),
             );
             let root = fs::canonicalize(&home).unwrap_or(home.clone());
             for name in AGENCIES {

@@ -72,7 +72,14 @@ pub fn detect_test_command(project: &Path) -> TestCommand {
             return found("npm test", "package.json");
         }
     }
-    for f in ["pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini", "setup.py", "conftest.py"] {
+    for f in [
+        "pytest.ini",
+        "pyproject.toml",
+        "setup.cfg",
+        "tox.ini",
+        "setup.py",
+        "conftest.py",
+    ] {
         if has(f) && (f != "setup.cfg" || read(f).contains("[tool:pytest]") || has("setup.py")) {
             return found("python3 -m pytest", f);
         }
@@ -416,7 +423,9 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-    let existing = fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777);
+    let existing = fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777);
     let mut tmp = tempfile::Builder::new()
         // The kernel applies the umask to the mode a file is created with.
         .permissions(fs::Permissions::from_mode(0o666))

@@ -160,7 +160,15 @@ pub fn sandbox_deploy(
     timeout: Duration,
     keep: bool,
 ) -> Result<SandboxReport> {
-    sandbox_deploy_watched(ctx, agency_name, branch, command_flag, timeout, keep, &mut ())
+    sandbox_deploy_watched(
+        ctx,
+        agency_name,
+        branch,
+        command_flag,
+        timeout,
+        keep,
+        &mut (),
+    )
 }
 
 /// `sandbox_deploy`, with `watch` told how the tests go.
@@ -230,7 +238,11 @@ pub fn submit(ctx: &mut Ctx, r: &SubmitRequest) -> Result<ApprovalRow> {
 }
 
 /// `submit`, with `watch` told how the tests go.
-pub fn submit_watched(ctx: &mut Ctx, r: &SubmitRequest, watch: &mut dyn Watch) -> Result<ApprovalRow> {
+pub fn submit_watched(
+    ctx: &mut Ctx,
+    r: &SubmitRequest,
+    watch: &mut dyn Watch,
+) -> Result<ApprovalRow> {
     validate_name("agency", &r.agency)?;
     if r.task.trim().is_empty() {
         return Err(Error::user(

@@ -334,10 +334,7 @@ pub fn shell_notice(m: &MessageRow) -> String {
         .collect::<Vec<_>>()
         .join("\n");
     if lines.len() > SHOWN_LINES {
-        body.push_str(&format!(
-            "\n... ({} more lines)",
-            lines.len() - SHOWN_LINES
-        ));
+        body.push_str(&format!("\n... ({} more lines)", lines.len() - SHOWN_LINES));
     }
     format!(
         "-- agency: a message for {agent} (shown, not run: this pane is a shell) --\n{head}\n{body}\n-- it waits in `agency inbox {agency} {agent}`; when done: `agency ack {id}` --",

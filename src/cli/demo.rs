@@ -50,7 +50,9 @@ fn summary(r: &crate::demo::DemoReport, i: &ApprovalRow) -> Vec<String> {
         "approved" => format!(
             "was approved: merged into {} as {}",
             i.base_branch,
-            i.merge_commit.as_deref().map_or("?", |c| &c[..c.len().min(10)])
+            i.merge_commit
+                .as_deref()
+                .map_or("?", |c| &c[..c.len().min(10)])
         ),
         "rejected" => "was rejected; the feedback went to CodeAgency".to_string(),
         _ => "is pending".to_string(),

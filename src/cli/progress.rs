@@ -73,7 +73,11 @@ impl Watch for Progress {
     fn started(&mut self, command: &str, commit: &str) {
         self.command = clean(command).replace('\n', " ");
         if let Some(bar) = &self.bar {
-            bar.set_prefix(format!("{} at {}", bar.prefix(), &commit[..commit.len().min(10)]));
+            bar.set_prefix(format!(
+                "{} at {}",
+                bar.prefix(),
+                &commit[..commit.len().min(10)]
+            ));
         }
         self.show();
     }
@@ -96,7 +100,11 @@ impl Watch for Progress {
         }
         self.partial.push_str(&text);
         if let Some(i) = self.partial.rfind('\n') {
-            if let Some(line) = self.partial[..i].lines().rev().find(|l| !l.trim().is_empty()) {
+            if let Some(line) = self.partial[..i]
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+            {
                 self.last = line.trim().to_string();
             }
             self.partial.drain(..=i);

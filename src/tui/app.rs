@@ -65,7 +65,10 @@ pub enum Mode {
     ConfirmApprove(i64),
     /// Approving an item whose tests failed: only `F` confirms.
     ConfirmForce(i64),
-    Feedback { id: i64, input: String },
+    Feedback {
+        id: i64,
+        input: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -316,7 +316,10 @@ fn text(app: &App, f: &mut Frame, area: Rect, title: &str, diff: bool) {
 fn popup(f: &mut Frame, title: &str, lines: Vec<Line>) {
     let area = f.area();
     let w = area.width.saturating_sub(4).min(70);
-    let h = (lines.len() as u16 + 2).min(area.height);
+    // Room for the lines as they wrap inside the border.
+    let inner = w.saturating_sub(2).max(1) as usize;
+    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
+    let h = (rows as u16 + 2).min(area.height);
     let rect = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height.saturating_sub(h)) / 2,

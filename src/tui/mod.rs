@@ -243,7 +243,11 @@ mod tests {
         a.update(Action::AskApprove);
         assert_eq!(a.mode, Mode::ConfirmForce(2));
         insta::assert_snapshot!(render(&a));
-        let key = |c| a.key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c)));
+        let key = |c| {
+            a.key(crossterm::event::KeyEvent::from(
+                crossterm::event::KeyCode::Char(c),
+            ))
+        };
         assert_eq!(key('y'), Some(Action::Cancel));
         assert_eq!(key('F'), Some(Action::ConfirmedForce));
         assert_eq!(

@@ -40,7 +40,7 @@ fn bad_names_are_refused_and_nothing_is_made() {
     t.fails(&["create", "Good", "--agents", "ok,../evil"]);
     t.fails(&["create", "Good", "--coordinator", "a;b"]);
     t.fails(&["create", "Good", "--agents", "tools"]);
-    t.fails(&["create", "Good", "--layout", "grid"]);
+    t.usage_error(&["create", "Good", "--layout", "grid"], "windows, panes");
     assert!(agency_entries(&t).is_empty(), "{:?}", agency_entries(&t));
     assert!(!t.home.join("x").exists() && !t.root().join("x").exists());
     assert!(!t.has_server(), "a tmux server was started");

@@ -129,6 +129,23 @@ impl TestEnv {
         expect_user_error(&self.run(args), args)
     }
 
+    /// Runs and expects a usage error: exit 2, clap's message, and the
+    /// valid values listed; returns stderr.
+    pub fn usage_error(&self, args: &[&str], valid: &str) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: invalid value"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("[possible values: {valid}]")),
+            "{args:?}: {stderr}"
+        );
+        stderr
+    }
+
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.ok(args);
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))

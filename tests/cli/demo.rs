@@ -66,7 +66,7 @@ fn the_scripted_agent_acts_on_typed_messages_and_acks_them() {
     let cmd = format!("\"$AGENCY_BIN\" agent scripted --rules {}", rules.display());
     t.ok(&["create", "S", "--agents", "bot", "--agent-command", &cmd]);
     let id = t
-        .ok(&["send", "S", "bot", "TASK please make coffee"])
+        .ok(&["send", "-q", "S", "bot", "TASK please make coffee"])
         .trim()
         .to_string();
     wait_until("the rule to run", || marker.is_file());

@@ -28,7 +28,7 @@ fn concurrent_senders_all_arrive_once_in_order() {
             let t = &t;
             s.spawn(move || {
                 for i in 0..per {
-                    t.ok(&["send", "Bus", "rx", &format!("s{k}-{i}")]);
+                    t.ok(&["send", "-q", "Bus", "rx", &format!("s{k}-{i}")]);
                 }
             });
         }
@@ -74,7 +74,7 @@ fn killing_the_router_loses_nothing() {
     std::thread::scope(|s| {
         let sender = s.spawn(|| {
             for i in 0..total {
-                t.ok(&["send", "Bus", "rx", &format!("m{i}")]);
+                t.ok(&["send", "-q", "Bus", "rx", &format!("m{i}")]);
             }
         });
         for threshold in [50, 150, 250] {
@@ -137,18 +137,18 @@ fn hostile_bodies_arrive_literally_and_run_nothing() {
     ];
     let mut ids = Vec::new();
     for b in &bodies {
-        ids.push(t.ok(&["send", "Bus", "rx", b]).trim().to_string());
+        ids.push(t.ok(&["send", "-q", "Bus", "rx", b]).trim().to_string());
     }
     // Long bodies are pasted: the header on its own line, then the body.
-    ids.push(t.ok(&["send", "Bus", "rx", &long]).trim().to_string());
+    ids.push(t.ok(&["send", "-q", "Bus", "rx", &long]).trim().to_string());
     // Control characters: ESC and BEL are removed, the rest arrives.
     ids.push(
-        t.ok(&["send", "Bus", "rx", "red\x1b[31mtext\x07bell"])
+        t.ok(&["send", "-q", "Bus", "rx", "red\x1b[31mtext\x07bell"])
             .trim()
             .to_string(),
     );
     let mut child = t
-        .cmd(&["send", "Bus", "rx", "-"])
+        .cmd(&["send", "-q", "Bus", "rx", "-"])
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
@@ -195,7 +195,10 @@ fn bad_inter_agency_messages_queue_nothing() {
     }
     t.fails(&["send-inter", "QA", "Nowhere", r#"{"type": "results"}"#]);
     t.fails(&["send", "Code", "nobody", "hi"]);
-    t.fails(&["send", "Code", "rx", "hi", "--type", "SHOUT"]);
+    t.usage_error(
+        &["send", "Code", "rx", "hi", "--type", "SHOUT"],
+        "STATUS, TASK, QUESTION, COMPLETE, BLOCKED, NOTE",
+    );
     t.fails(&["send", "Code", "rx", "\x1b\x07"]);
     let rows: i64 = t
         .db()
@@ -228,15 +231,26 @@ fn a_message_to_a_killed_agency_waits_for_it() {
     let t = TestEnv::new();
     let out = t.receivers("Bus", "rx");
     t.ok(&["kill", "Bus"]);
-    let id = t
-        .ok(&["send", "Bus", "rx", "while you were out"])
-        .trim()
-        .to_string();
+    let sent = t.run(&["send", "-q", "Bus", "rx", "while you were out"]);
+    assert!(sent.status.success());
+    let id = String::from_utf8(sent.stdout).unwrap().trim().to_string();
+    // The sender hears that it waits, and what brings the agency back.
+    let warning = String::from_utf8_lossy(&sent.stderr);
+    assert!(
+        warning.starts_with("warning: Bus is not running") && warning.contains(" create Bus"),
+        "{warning}"
+    );
     let inbox = t.json(&["inbox", "Bus", "rx", "--json"]);
     assert_eq!(inbox[0]["id"].to_string(), id);
     assert_eq!(inbox[0]["state"], "queued");
     let status = t.json(&["status", "Bus", "--json"]);
     assert_eq!(status["agents"][1]["queued"], 1);
+    let text = t.ok(&["status", "Bus"]);
+    assert!(
+        text.contains("1 message(s) wait for it; start it again: ")
+            && text.contains(" create Bus\n"),
+        "{text}"
+    );
     t.ok(&["create", "Bus"]);
     let file = out.join("rx.out");
     wait_until("the queued message", || {
@@ -248,33 +262,74 @@ fn a_message_to_a_killed_agency_waits_for_it() {
 }
 
 #[test]
-fn nothing_is_typed_into_a_shell() {
+fn nothing_is_typed_into_a_shell_and_every_message_is_shown_in_its_pane() {
     let t = TestEnv::new();
     // The coordinator runs the workspace default (`sh`); rx reads text.
     let out = t.receivers("Bus", "rx");
     t.ok(&["create", "Sh"]);
     let marker = t.root().join("ran");
+    // Hostile bodies: a command, an escape sequence, an end-of-paste, a tmux format.
+    let first = format!("touch {}", marker.display());
     let shell_id = t
-        .ok(&[
-            "send",
-            "Sh",
-            "coordinator",
-            &format!("touch {}", marker.display()),
-        ])
+        .ok(&["send", "-q", "Sh", "coordinator", &first])
         .trim()
         .to_string();
+    let send = t.run(&[
+        "send",
+        "Sh",
+        "coordinator",
+        "second \x1b[2J\x1b[201~ #{pane_id} $(touch x)",
+    ]);
+    assert!(send.status.success());
+    let note = String::from_utf8_lossy(&send.stderr);
+    assert!(
+        note.contains("runs a shell") && note.contains("inbox Sh coordinator"),
+        "{note}"
+    );
     // A later message elsewhere proves the router has been past it.
-    t.ok(&["send", "Bus", "rx", "after"]);
+    t.ok(&["send", "-q", "Bus", "rx", "after"]);
     wait_until("the later message", || {
         fs::read_to_string(out.join("rx.out")).is_ok_and(|s| s.contains("after"))
+    });
+    // Both are on the shell's screen, shown, not typed: neither ran.
+    wait_until("both messages shown in the pane", || {
+        let screen = t.tmux_ok(&["capture-pane", "-p", "-J", "-t", "Sh:coordinator"]);
+        screen.contains(&format!("[msg #{shell_id} NOTE from human] touch"))
+            && screen.contains("second [2J[201~ #{pane_id} $(touch x)")
+            && screen.contains("agency inbox Sh coordinator")
     });
     t.ok(&["router"]);
     let inbox = t.json(&["inbox", "Sh", "coordinator", "--json"]);
     assert_eq!(inbox[0]["id"].to_string(), shell_id);
     assert_eq!(inbox[0]["state"], "queued");
-    let screen = t.tmux_ok(&["capture-pane", "-p", "-t", "Sh:coordinator"]);
-    assert!(!screen.contains("touch"), "typed into the shell: {screen}");
+    assert_eq!(inbox[1]["state"], "queued");
     assert!(!marker.exists());
+    assert!(!t.home.join("x").exists());
+    // The shell still takes what a person types, and ran nothing of ours.
+    let history = t.tmux_ok(&["capture-pane", "-p", "-J", "-t", "Sh:coordinator"]);
+    assert!(!history.contains("not found"), "{history}");
+    // status says why they wait and what to do.
+    let st = t.ok(&["status", "Sh"]);
+    assert!(
+        st.contains("2 message(s) wait: it runs a shell") && st.contains("inbox Sh coordinator"),
+        "{st}"
+    );
+    // Shown once: the router's next passes print nothing more.
+    let count = |s: &str| s.matches(&format!("[msg #{shell_id} ")).count();
+    t.ok(&["send", "-q", "Bus", "rx", "later still"]);
+    wait_until("the last message", || {
+        fs::read_to_string(out.join("rx.out")).is_ok_and(|s| s.contains("later still"))
+    });
+    let screen = t.tmux_ok(&[
+        "capture-pane",
+        "-p",
+        "-J",
+        "-S",
+        "-",
+        "-t",
+        "Sh:coordinator",
+    ]);
+    assert_eq!(count(&screen), 1, "{screen}");
 }
 
 #[test]
@@ -328,7 +383,14 @@ fn inbox_ack_and_log() {
     assert!(activity.contains("message.delivered"), "{activity}");
     // The sender comes from the environment inside an agency's pane.
     let id = t
-        .cmd(&["send", "Bus", "coordinator", "STATUS half done", "--json"])
+        .cmd(&[
+            "send",
+            "-q",
+            "Bus",
+            "coordinator",
+            "STATUS half done",
+            "--json",
+        ])
         .env("AGENCY_NAME", "Bus")
         .env("AGENCY_AGENT", "rx")
         .output()

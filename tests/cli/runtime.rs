@@ -10,13 +10,13 @@ fn restore_after_the_server_died_delivers_what_was_queued() {
     let t = TestEnv::new();
     let out = t.receivers("Bus", "rx");
     let file = out.join("rx.out");
-    t.ok(&["send", "Bus", "rx", "before"]);
+    t.ok(&["send", "-q", "Bus", "rx", "before"]);
     wait_until("the first message", || {
         fs::read_to_string(&file).is_ok_and(|s| s.contains("before"))
     });
     t.tmux_ok(&["kill-server"]);
     let id = t
-        .ok(&["send", "Bus", "rx", "while tmux was down"])
+        .ok(&["send", "-q", "Bus", "rx", "while tmux was down"])
         .trim()
         .to_string();
     assert_eq!(
@@ -59,7 +59,7 @@ fn a_check_in_arrives_after_its_time_and_not_before() {
     ]);
     // A message sent after it, due now, overtakes it: the router has looked
     // at the queue while the check-in was not due yet.
-    t.ok(&["send", "Bus", "rx", "right away"]);
+    t.ok(&["send", "-q", "Bus", "rx", "right away"]);
     wait_until("the immediate message", || {
         fs::read_to_string(&file).is_ok_and(|s| s.contains("right away"))
     });
@@ -148,7 +148,7 @@ fn a_message_to_a_slow_starting_agent_waits_for_its_prompt_and_arrives_once() {
     );
     t.ok(&["create", "Slow", "--agents", "bot", "--agent-command", &cmd]);
     let id = t
-        .ok(&["send", "Slow", "bot", "TASK hello there"])
+        .ok(&["send", "-q", "Slow", "bot", "TASK hello there"])
         .trim()
         .to_string();
     wait_for("the message", Duration::from_secs(15), || got.is_file());
@@ -198,11 +198,11 @@ done
         &cmd,
     ]);
     let first = t
-        .ok(&["send", "Lossy", "bot", "NOTE one"])
+        .ok(&["send", "-q", "Lossy", "bot", "NOTE one"])
         .trim()
         .to_string();
     let second = t
-        .ok(&["send", "Lossy", "bot", "NOTE two"])
+        .ok(&["send", "-q", "Lossy", "bot", "NOTE two"])
         .trim()
         .to_string();
     wait_for("both messages", Duration::from_secs(15), || {
@@ -261,7 +261,7 @@ fn a_message_waits_while_a_human_has_typed_in_the_input_box() {
         screen().contains("fake> half a thought")
     });
     let id = t
-        .ok(&["send", "Busy", "bot", "NOTE hello"])
+        .ok(&["send", "-q", "Busy", "bot", "NOTE hello"])
         .trim()
         .to_string();
     let queued = || t.json(&["inbox", "Busy", "bot", "--all", "--json"])[0]["state"] == "queued";
@@ -290,7 +290,7 @@ fn the_router_picks_up_edits_to_profiles_toml() {
     fs::remove_file(t.home.join("profiles.toml")).unwrap();
     t.ok(&["create", "Edit", "--agents", "bot", "--agent-command", &cmd]);
     // No profile knows `timeout`: typed as soon as the pane is there.
-    t.ok(&["send", "Edit", "bot", "NOTE one"]);
+    t.ok(&["send", "-q", "Edit", "bot", "NOTE one"]);
     wait_until("the first message", || lines_of(&got).len() == 1);
     let profiles = t.home.join("profiles.toml");
     let write = |ready: &str| {
@@ -302,7 +302,7 @@ fn the_router_picks_up_edits_to_profiles_toml() {
     };
     // Now a profile whose prompt never shows: nothing more is typed.
     write("^never$");
-    t.ok(&["send", "Edit", "bot", "NOTE two"]);
+    t.ok(&["send", "-q", "Edit", "bot", "NOTE two"]);
     let until = Instant::now() + Duration::from_secs(1);
     while Instant::now() < until {
         assert_eq!(lines_of(&got).len(), 1, "the edited profile was not used");
@@ -401,14 +401,18 @@ fn agent_exits_and_restarts(layout: &str, target: &str) {
     assert!(screen.contains("error: no API key"), "{screen}");
     let shown = t.ok(&["status", "Crash"]);
     assert!(
-        shown.contains("its last screen: agency attach Crash dev · start it again: agency status Crash --restart"),
+        // `agency` is not on the tests' PATH: the commands name the binary.
+        shown.contains(&format!(
+            "its last screen: {me} attach Crash dev · start it again: {me} status Crash --restart",
+            me = env!("CARGO_BIN_EXE_agency")
+        )),
         "{shown}"
     );
     let pane = dev(&t.json(&["status", "Crash", "--json"]))["pane"].clone();
     assert!(pane.is_string());
     // A message sent meanwhile waits, and arrives once dev runs again, in
     // the same pane.
-    t.ok(&["send", "Crash", "dev", "after the crash"]);
+    t.ok(&["send", "-q", "Crash", "dev", "after the crash"]);
     let st = t.json(&["status", "Crash", "--restart", "--json"]);
     assert_eq!(dev(&st)["pane"], pane);
     assert_ne!(dev(&st)["state"], "exited");

@@ -49,6 +49,10 @@ impl Screen {
     }
 
     fn submit(&self, i: usize) {
+        self.submit_with(i, "echo '3 passed, 0 failed'");
+    }
+
+    fn submit_with(&self, i: usize, test_command: &str) {
         let branch = format!("feature/f{i}");
         git(&self.repo, &["checkout", "-qb", &branch, "main"]);
         commit(
@@ -67,7 +71,7 @@ impl Screen {
             "--branch",
             &branch,
             "--test-command",
-            "echo '3 passed, 0 failed'",
+            test_command,
         ]);
     }
 
@@ -168,4 +172,27 @@ fn q_quits_with_status_zero() {
         fs::read_to_string(&s.exit_file).is_ok_and(|t| t.ends_with('\n'))
     });
     assert_eq!(fs::read_to_string(&s.exit_file).unwrap().trim(), "0");
+}
+
+#[test]
+fn an_item_whose_tests_failed_is_approved_from_the_screen_with_shift_f() {
+    let s = Screen::open(0);
+    s.submit_with(1, "echo '2 passed, 1 failed'; exit 1");
+    s.wait_for("#1");
+    // `a` asks for F, not y: y is the habit, and cancels here.
+    s.keys(&["a"]);
+    s.wait_for("F (shift-f) merges it into main anyway");
+    assert!(!s.screen().contains("--force"), "{}", s.screen());
+    s.keys(&["y"]);
+    s.wait_for("cancelled");
+    assert_eq!(s.status_of(1), "pending");
+    s.keys(&["a", "F"]);
+    s.wait_for("approved #1");
+    assert_eq!(s.status_of(1), "approved");
+    assert!(
+        s.repo.join("f1.txt").is_file()
+            || git(&s.repo, &["log", "--oneline", "main"]).contains("feature 1")
+    );
+    s.keys(&["q"]);
+    wait_until("the screen to quit", || s.exit_file.is_file());
 }

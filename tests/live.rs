@@ -1,109 +1,148 @@
 //! Real agent CLIs — Claude Code, Codex, Gemini CLI and Aider — run
-//! offline in an agency against the API stand-in: briefing, readiness, submission, status
-//! and the permission prompt, checked by what reached the model.
+//! offline in an agency against the API stand-in: briefing, readiness,
+//! submission, status and the permission prompt, checked by what reached
+//! the model.
 //!
 //! They come from the npm registry and PyPI (`.ci/run` installs pinned
 //! versions under `target/agent-clis`), found by `AGENCY_TEST_CLAUDE` /
 //! `AGENCY_TEST_CODEX` / `AGENCY_TEST_GEMINI` / `AGENCY_TEST_AIDER` or
-//! there. Without one, its
-//! test says so and passes, unless `AGENCY_TEST_REQUIRE_CLIS` names it
-//! (`.ci/run` names each one it installed).
+//! there. A test whose CLI is missing is reported as *ignored*, with the
+//! reason on the first line of the run (`cargo test` counts it in its
+//! "N ignored"), never as passed; one that `AGENCY_TEST_REQUIRE_CLIS`
+//! names (`.ci/run` names each one it installed) fails instead.
+//!
+//! This binary has its own harness (libtest-mimic), because libtest can
+//! only ignore a test by an attribute fixed at compile time.
+
+#[path = "cli/common.rs"]
+#[allow(dead_code)]
+mod common;
+#[path = "cli/standin.rs"]
+#[allow(dead_code)]
+mod standin;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::json;
 
-use crate::common::{wait_for, TestEnv};
-use crate::standin::{last_user, text_of, Standin};
+use common::{wait_for, TestEnv};
+use standin::{last_user, text_of, Standin};
 
-/// `program` at `target/agent-clis/<at>` (or where `var` says).
-fn installed(program: &str, at: &str, var: &str) -> Option<PathBuf> {
-    let found = std::env::var_os(var).map(PathBuf::from).or_else(|| {
-        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("target/agent-clis")
-            .join(at);
-        p.exists().then_some(p)
-    });
-    if found.is_none() {
-        let required = std::env::var("AGENCY_TEST_REQUIRE_CLIS").unwrap_or_default();
-        if required.split_whitespace().any(|r| r == program) {
-            panic!("{program} is required (AGENCY_TEST_REQUIRE_CLIS) but not installed");
-        }
-        eprintln!("skipped: {program} is not installed (see .ci/run)");
-    }
-    found
+type Command = fn(&TestEnv, &Path, &Path, u16) -> String;
+
+/// One agent CLI under test.
+struct Cli {
+    test: &'static str,
+    program: &'static str,
+    /// Where `.ci/run` installs it, under `target/agent-clis`.
+    at: &'static str,
+    var: &'static str,
+    /// The keys that allow its tool call.
+    approve: &'static [&'static str],
+    command: Command,
 }
 
-/// Runs the scenario with a CLI installed at `target/agent-clis/<at>`:
-/// `command` prepares its home (an empty folder) and gives the agent
-/// command for a stand-in on `port`; `approve` are the keys that allow its
-/// tool call.
-fn live(
-    program: &str,
-    at: &str,
-    var: &str,
-    approve: &[&str],
-    command: impl FnOnce(&TestEnv, &Path, &Path, u16) -> String,
-) {
-    let Some(bin) = installed(program, at, var) else {
-        return;
-    };
+const CLIS: &[Cli] = &[
+    Cli {
+        test: "claude_code_is_briefed_then_gets_each_message_once_and_never_in_a_prompt",
+        program: "claude",
+        at: "node_modules/.bin/claude",
+        var: "AGENCY_TEST_CLAUDE",
+        approve: &["1"],
+        command: claude_command,
+    },
+    // Gemini CLI drops an Enter that comes right behind typed or pasted
+    // text: every message here also tests that the router submits again.
+    Cli {
+        test: "gemini_cli_is_briefed_then_gets_each_message_once_and_never_in_a_prompt",
+        program: "gemini",
+        at: "node_modules/.bin/gemini",
+        var: "AGENCY_TEST_GEMINI",
+        approve: &["Enter"],
+        command: gemini_command,
+    },
+    // Codex, too, can take an Enter right behind typed text as a new line:
+    // the router's second press submits it.
+    Cli {
+        test: "codex_is_briefed_then_gets_each_message_once_and_never_in_a_prompt",
+        program: "codex",
+        at: "node_modules/.bin/codex",
+        var: "AGENCY_TEST_CODEX",
+        approve: &["y"],
+        command: codex_command,
+    },
+    Cli {
+        test: "aider_is_briefed_then_gets_each_message_once_and_never_in_a_prompt",
+        program: "aider",
+        at: "aider-venv/bin/aider",
+        var: "AGENCY_TEST_AIDER",
+        approve: &["y", "Enter"],
+        command: aider_command,
+    },
+];
+
+/// The CLI's path, if installed (at `target/agent-clis/<at>`, or where
+/// its variable says).
+fn installed(cli: &Cli) -> Option<PathBuf> {
+    std::env::var_os(cli.var).map(PathBuf::from).or_else(|| {
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target/agent-clis")
+            .join(cli.at);
+        p.exists().then_some(p)
+    })
+}
+
+fn required(program: &str) -> bool {
+    std::env::var("AGENCY_TEST_REQUIRE_CLIS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .any(|r| r == program)
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut missing = Vec::new();
+    let trials: Vec<Trial> = CLIS
+        .iter()
+        .map(|cli| {
+            let bin = installed(cli);
+            let ignored = bin.is_none() && !required(cli.program);
+            if bin.is_none() {
+                missing.push(cli.program);
+            }
+            Trial::test(cli.test, move || match bin {
+                Some(bin) => live(cli, &bin),
+                None => Err(Failed::from(format!(
+                    "{} is required (AGENCY_TEST_REQUIRE_CLIS) but not installed at target/agent-clis/{} or ${}",
+                    cli.program, cli.at, cli.var
+                ))),
+            })
+            .with_ignored_flag(ignored)
+        })
+        .collect();
+    if !missing.is_empty() && !args.list {
+        // Before the list of results, where it is seen.
+        println!(
+            "live agent tests: {} not installed: ignored, not passed (`bash .ci/run` installs them under target/agent-clis)",
+            missing.join(", ")
+        );
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
+
+/// Runs the scenario with the CLI at `bin`: its `command` prepares its home
+/// (an empty folder) and gives the agent command for a stand-in on `port`.
+fn live(cli: &Cli, bin: &Path) -> Result<(), Failed> {
     let t = TestEnv::new();
     let standin = Standin::start();
     let home = t.root().join("agent-home");
     fs::create_dir_all(&home).unwrap();
-    let cmd = command(&t, &bin, &home, standin.port);
-    scenario(&t, &standin, &cmd, approve);
-}
-
-#[test]
-fn claude_code_is_briefed_then_gets_each_message_once_and_never_in_a_prompt() {
-    live(
-        "claude",
-        "node_modules/.bin/claude",
-        "AGENCY_TEST_CLAUDE",
-        &["1"],
-        claude_command,
-    );
-}
-
-#[test]
-fn gemini_cli_is_briefed_then_gets_each_message_once_and_never_in_a_prompt() {
-    // Gemini CLI drops an Enter that comes right behind typed or pasted
-    // text: every message here also tests that the router submits again.
-    live(
-        "gemini",
-        "node_modules/.bin/gemini",
-        "AGENCY_TEST_GEMINI",
-        &["Enter"],
-        gemini_command,
-    );
-}
-
-#[test]
-fn codex_is_briefed_then_gets_each_message_once_and_never_in_a_prompt() {
-    // Codex, too, can take an Enter right behind typed text as a new line:
-    // the router's second press submits it.
-    live(
-        "codex",
-        "node_modules/.bin/codex",
-        "AGENCY_TEST_CODEX",
-        &["y"],
-        codex_command,
-    );
-}
-
-#[test]
-fn aider_is_briefed_then_gets_each_message_once_and_never_in_a_prompt() {
-    live(
-        "aider",
-        "aider-venv/bin/aider",
-        "AGENCY_TEST_AIDER",
-        &["y", "Enter"],
-        aider_command,
-    );
+    let cmd = (cli.command)(&t, bin, &home, standin.port);
+    scenario(&t, &standin, &cmd, cli.approve);
+    Ok(())
 }
 
 const CLAUDE_KEY: &str = "sk-ant-api03-standin-0000000000000000000000000000000000000000";
@@ -205,7 +244,7 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str, approve: &[&str]) {
     t.ok(&["create", "Live"]);
     // Sent at once: the CLI is still starting.
     let task = t
-        .ok(&["send", "Live", "dev", "TASK reply with one word"])
+        .ok(&["send", "-q", "Live", "dev", "TASK reply with one word"])
         .trim()
         .to_string();
     let task_head = format!("[msg #{task} TASK from human] TASK reply with one word");
@@ -242,7 +281,7 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str, approve: &[&str]) {
     wait_for("dev to be idle", long, || state(t, "dev") == "idle");
 
     // Busy while the model is slow to answer.
-    t.ok(&["send", "Live", "dev", "NOTE SLOW thinking"]);
+    t.ok(&["send", "-q", "Live", "dev", "NOTE SLOW thinking"]);
     let mut seen = Vec::new();
     wait_for("dev to be busy", long, || {
         let s = state(t, "dev");
@@ -259,7 +298,7 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str, approve: &[&str]) {
 
     // A permission prompt: the agent waits, and a message sent meanwhile
     // is held back until a human has answered it.
-    t.ok(&["send", "Live", "dev", "TASK TOOL make a file"]);
+    t.ok(&["send", "-q", "Live", "dev", "TASK TOOL make a file"]);
     wait_for("the permission prompt", long, || {
         state(t, "dev") == "waiting"
     });
@@ -269,7 +308,7 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str, approve: &[&str]) {
         "{shown_status}"
     );
     let held = t
-        .ok(&["send", "Live", "dev", "NOTE after the prompt"])
+        .ok(&["send", "-q", "Live", "dev", "NOTE after the prompt"])
         .trim()
         .to_string();
     // It stays queued while the router looks again, tick after tick.
