@@ -150,6 +150,7 @@ pub fn run(home: Option<&Path>, mut progress: impl FnMut(&str)) -> Result<(Ctx, 
         }
         None => Some(format!("agency-demo-{}", std::process::id())),
     };
+    progress("building a throw-away workspace with a small git project ...");
     let ctx = match build(&home, socket.as_deref(), &mut progress) {
         Ok(ctx) => ctx,
         Err(e) => {

@@ -304,7 +304,10 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str, approve: &[&str]) {
     });
     let shown_status = t.ok(&["status", "Live"]);
     assert!(
-        shown_status.contains("waits for you at a prompt: agency attach Live dev"),
+        shown_status.contains(&format!(
+            "waits for you at a prompt: {} attach Live dev",
+            env!("CARGO_BIN_EXE_agency")
+        )),
         "{shown_status}"
     );
     let held = t

@@ -94,6 +94,9 @@ pub fn handoff(ctx: &mut Ctx, a: &HandoffArgs) -> Result<()> {
 
 /// Test branches in sandbox worktrees
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency sandbox deploy CodeAgency feature/oauth
+  agency sandbox deploy CodeAgency feature/oauth --stream --keep")]
 pub struct SandboxArgs {
     #[command(subcommand)]
     pub command: SandboxCommand,

@@ -26,7 +26,6 @@ pub struct DemoArgs {
 }
 
 pub fn demo(home: Option<&Path>, args: &DemoArgs) -> Result<()> {
-    eprintln!("building a throw-away workspace with a small git project ...");
     let (mut ctx, r) = crate::demo::run(home, |line| eprintln!("{line}"))?;
     let tui = !args.no_tui && std::io::IsTerminal::is_terminal(&std::io::stdout());
     if tui {

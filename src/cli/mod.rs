@@ -135,3 +135,47 @@ fn split_list(s: &str) -> Vec<String> {
 }
 
 pub use crate::workspace::{invocation, program, quote};
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and subcommand, with its path (`sandbox deploy`).
+    fn all(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands() {
+            let p = format!("{path} {}", sub.get_name()).trim().to_string();
+            out.push((p.clone(), sub.clone()));
+            all(sub, p, out);
+        }
+    }
+
+    #[test]
+    fn every_command_has_examples_and_every_argument_a_line_of_help() {
+        let mut cmds = Vec::new();
+        all(&super::Cli::command(), String::new(), &mut cmds);
+        assert!(cmds.len() > 25);
+        for (path, c) in &cmds {
+            let after = c
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                after.starts_with("Examples:"),
+                "`agency {path}` has no examples"
+            );
+            assert!(
+                c.get_about().is_some(),
+                "`agency {path}` has no description"
+            );
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if id == "help" || a.is_global_set() {
+                    continue;
+                }
+                assert!(a.get_help().is_some(), "`agency {path}`: {id} has no help");
+                assert_ne!(id, "version", "`agency {path}` has --version");
+            }
+        }
+        super::Cli::command().debug_assert();
+    }
+}

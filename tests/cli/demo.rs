@@ -80,3 +80,113 @@ fn the_scripted_agent_acts_on_typed_messages_and_acks_them() {
         "{screen}"
     );
 }
+
+#[test]
+fn the_demo_on_a_given_socket_prints_its_clean_up_and_a_second_one_fails_cleanly() {
+    let t = TestEnv::bare();
+    // TestEnv sets AGENCY_TMUX_SOCKET: the demo runs on that server.
+    let out = t
+        .cmd(&["--home", t.home.to_str().unwrap(), "demo", "--no-tui"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8(out.stdout).unwrap();
+    let me = env!("CARGO_BIN_EXE_agency");
+    let home = t.home.to_str().unwrap();
+    let clean = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("clean up: "))
+        .unwrap_or_else(|| panic!("no clean-up line in {summary}"));
+    assert_eq!(
+        clean,
+        format!("{me} --home {home} kill CodeAgency && {me} --home {home} kill QAAgency && rm -rf {home}")
+    );
+    assert!(
+        summary.contains(&format!("decide: {me} --home {home} approvals")),
+        "{summary}"
+    );
+    // A second demo on the same server: refused before anything is made.
+    let second = t.root().join("second");
+    let again = t
+        .cmd(&["--home", second.to_str().unwrap(), "demo", "--no-tui"])
+        .output()
+        .unwrap();
+    let err = crate::common::expect_user_error(&again, &["demo again"]);
+    assert!(
+        err.contains("already has a session CodeAgency and QAAgency"),
+        "{err}"
+    );
+    assert!(
+        !second.exists(),
+        "a half-built demo was left at {}",
+        second.display()
+    );
+    // The clean-up line, pasted, ends the demo; then a demo runs again.
+    let sh = std::process::Command::new("sh")
+        .args(["-c", clean])
+        .env("AGENCY_TMUX_SOCKET", &t.socket)
+        .output()
+        .unwrap();
+    assert!(
+        sh.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sh.stderr)
+    );
+    assert!(!t.home.exists());
+    let third = t
+        .cmd(&["--home", second.to_str().unwrap(), "demo", "--no-tui"])
+        .output()
+        .unwrap();
+    assert!(
+        third.status.success(),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+}
+
+#[test]
+fn the_demo_s_summary_tells_what_was_decided_in_its_screen() {
+    let t = TestEnv::bare();
+    let done = t.root().join("done");
+    let cmd = format!(
+        "AGENCY_TMUX_SOCKET={} SHELL=/bin/sh {} --home {} demo 2>/dev/null; echo $? > {}; sleep 30",
+        t.socket,
+        env!("CARGO_BIN_EXE_agency"),
+        t.home.display(),
+        done.display()
+    );
+    // The demo's screen needs a terminal: a tmux pane on another session.
+    t.tmux_ok(&[
+        "new-session",
+        "-d",
+        "-s",
+        "term",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &cmd,
+    ]);
+    let screen = || t.tmux_ok(&["capture-pane", "-p", "-J", "-t", "term"]);
+    crate::common::wait_for(
+        "the approval screen",
+        std::time::Duration::from_secs(60),
+        || screen().contains("PENDING APPROVALS (1)"),
+    );
+    t.tmux_ok(&["send-keys", "-t", "term", "a"]);
+    wait_until("the confirmation", || screen().contains("y approves"));
+    t.tmux_ok(&["send-keys", "-t", "term", "y"]);
+    wait_until("the approval", || screen().contains("approved #1"));
+    t.tmux_ok(&["send-keys", "-t", "term", "q"]);
+    wait_until("the demo to end", || done.is_file());
+    let summary = screen();
+    assert!(
+        summary.contains(") was approved: merged into main as "),
+        "{summary}"
+    );
+    assert!(!summary.contains("is pending"), "{summary}");
+}

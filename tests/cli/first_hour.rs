@@ -604,3 +604,67 @@ fn the_readme_and_docs_link_only_what_the_repository_has() {
         );
     }
 }
+
+#[test]
+fn long_test_runs_show_progress_on_a_terminal_and_stream_with_a_flag() {
+    let (t, repo) = TestEnv::with_project();
+    t.receivers("A", "a");
+    git(&repo, &["checkout", "-qb", "feature/slow"]);
+    let script = "echo compiling; echo step-one; sleep 2; echo '1 passed, 0 failed'\n";
+    commit(&repo, &[("slow.sh", script)], "slow");
+    git(&repo, &["checkout", "-q", "main"]);
+    // Not a terminal: stdout has the result, stderr stays empty...
+    let deploy = [
+        "sandbox",
+        "deploy",
+        "A",
+        "feature/slow",
+        "--test-command",
+        "sh slow.sh",
+    ];
+    let out = t.run(&deploy);
+    assert!(out.status.success());
+    assert_eq!(stderr_of(&out), "");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("PASSED feature/slow"));
+    // ... unless the output is asked for.
+    let mut streamed = deploy.to_vec();
+    streamed.push("--stream");
+    let out = t.run(&streamed);
+    assert_eq!(stderr_of(&out), "compiling\nstep-one\n1 passed, 0 failed\n");
+    // On a terminal: the elapsed time, the command and its last line.
+    let done = t.root().join("done");
+    let cmd = format!(
+        "AGENCY_TMUX_SOCKET={} {BIN} --home {} {}; echo $? > {}; sleep 30",
+        t.socket,
+        t.home.display(),
+        deploy.join(" ").replace("sh slow.sh", "'sh slow.sh'"),
+        done.display()
+    );
+    t.tmux_ok(&[
+        "new-session",
+        "-d",
+        "-s",
+        "term",
+        "-x",
+        "100",
+        "-y",
+        "10",
+        &cmd,
+    ]);
+    let screen = || t.tmux_ok(&["capture-pane", "-p", "-t", "term"]);
+    wait_until("the progress line", || {
+        let s = screen();
+        s.contains("testing feature/slow at ") && s.contains("`sh slow.sh` · step-one")
+    });
+    let line = screen()
+        .lines()
+        .find(|l| l.contains("step-one"))
+        .unwrap()
+        .to_string();
+    let elapsed = regex::Regex::new(r"\s\d+s\s").unwrap();
+    assert!(elapsed.is_match(&line), "no elapsed time in {line:?}");
+    wait_until("the result", || done.is_file());
+    let s = screen();
+    assert!(s.contains("PASSED feature/slow"), "{s}");
+    assert!(!s.contains("step-one"), "the progress line stays: {s}");
+}

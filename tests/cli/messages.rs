@@ -294,8 +294,8 @@ fn nothing_is_typed_into_a_shell_and_every_message_is_shown_in_its_pane() {
     // Both are on the shell's screen, shown, not typed: neither ran.
     wait_until("both messages shown in the pane", || {
         let screen = t.tmux_ok(&["capture-pane", "-p", "-J", "-t", "Sh:coordinator"]);
-        screen.contains(&format!("[msg #{shell_id} NOTE from human] touch"))
-            && screen.contains("second [2J[201~ #{pane_id} $(touch x)")
+        screen.contains(&format!("[msg #{shell_id} NOTE from human]\ntouch "))
+            && screen.contains("\nsecond [2J[201~ #{pane_id} $(touch x)\n")
             && screen.contains("agency inbox Sh coordinator")
     });
     t.ok(&["router"]);
@@ -383,14 +383,7 @@ fn inbox_ack_and_log() {
     assert!(activity.contains("message.delivered"), "{activity}");
     // The sender comes from the environment inside an agency's pane.
     let id = t
-        .cmd(&[
-            "send",
-            "-q",
-            "Bus",
-            "coordinator",
-            "STATUS half done",
-            "--json",
-        ])
+        .cmd(&["send", "Bus", "coordinator", "STATUS half done", "--json"])
         .env("AGENCY_NAME", "Bus")
         .env("AGENCY_AGENT", "rx")
         .output()
