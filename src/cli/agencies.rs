@@ -178,7 +178,10 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> Result<()> {
         return print_json(&out);
     }
     if all.is_empty() {
-        return print_lines(["no agencies yet: try `agency create CodeAgency`".to_string()]);
+        return print_lines([format!(
+            "no agencies yet: try `{} create CodeAgency`",
+            super::invocation(&ctx.ws)
+        )]);
     }
     let width = all.iter().map(|a| a.name.len()).max().unwrap_or(4).max(6);
     let mut lines = vec![format!("{:width$}  {:7}  AGENTS", "AGENCY", "RUNNING")];
@@ -399,9 +402,13 @@ pub fn kill(ctx: &mut Ctx, args: &KillArgs) -> Result<()> {
         "it was not running"
     };
     let files = if report.purged {
-        "its files were removed"
+        "its files were removed".to_string()
     } else {
-        "its files are kept"
+        format!(
+            "its files are kept (start it again: {} create {})",
+            super::invocation(&ctx.ws),
+            report.name
+        )
     };
     print_lines([format!("killed {}: {what}; {files}", report.name)])
 }

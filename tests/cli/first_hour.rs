@@ -367,6 +367,10 @@ fn printed_commands_paste_from_anywhere() {
         .unwrap();
     assert!(pasted.status.success(), "{}", stderr_of(&pasted));
     assert!(String::from_utf8_lossy(&pasted.stdout).starts_with("A — running"));
+    // So do the commands in hints.
+    let err = t.cmd(&["--home", home, "status", "Nope"]).current_dir(elsewhere).output().unwrap();
+    let err = crate::common::expect_user_error(&err, &["status Nope"]);
+    assert!(err.contains(&format!("`{BIN} --home {home} create NAME`")), "{err}");
     // On PATH, the name is enough.
     let bin_dir = Path::new(BIN).parent().unwrap();
     let out = t
