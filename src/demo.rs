@@ -188,18 +188,32 @@ fn check_free(socket: &str) -> Result<()> {
     if taken.is_empty() {
         return Ok(());
     }
-    let kill: Vec<String> = taken
+    // An earlier demo's workspace is on its sessions: its own clean-up.
+    let homes: Vec<&str> = panes
         .iter()
-        .map(|t| format!("tmux -L {} kill-session -t {t}", workspace::quote(socket)))
+        .filter(|p| taken.contains(&p.session.as_str()) && Path::new(&p.agency_home).is_dir())
+        .map(|p| p.agency_home.as_str())
         .collect();
+    let me = workspace::program();
+    let clean = match homes.first() {
+        Some(h) if homes.iter().all(|x| x == h) => {
+            let ws = format!("{me} --home {}", workspace::quote(h));
+            let kills: Vec<String> = taken.iter().map(|t| format!("{ws} kill {t}")).collect();
+            format!("{} && rm -rf {}", kills.join(" && "), workspace::quote(h))
+        }
+        _ => taken
+            .iter()
+            .map(|t| format!("tmux -L {} kill-session -t {t}", workspace::quote(socket)))
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
     Err(Error::user(
         format!(
             "the tmux server {socket:?} (AGENCY_TMUX_SOCKET) already has a session {}; nothing was made",
             taken.join(" and ")
         ),
         format!(
-            "an earlier demo? end it ({}), or run the demo without AGENCY_TMUX_SOCKET: it then has a tmux server of its own",
-            kill.join("; ")
+            "an earlier demo? clean it up: {clean} — or run the demo without AGENCY_TMUX_SOCKET: it then has a tmux server of its own"
         ),
     ))
 }

@@ -28,7 +28,10 @@ fn main() -> ExitCode {
 fn pasteable(hint: &str, home: Option<&std::path::Path>) -> String {
     let mut me = agency::cli::program();
     if let Some(h) = home {
-        me = format!("{me} --home {}", agency::cli::quote(&h.display().to_string()));
+        me = format!(
+            "{me} --home {}",
+            agency::cli::quote(&h.display().to_string())
+        );
     }
     if me == "agency" {
         return hint.to_string();

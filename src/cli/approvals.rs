@@ -258,6 +258,14 @@ pub fn submit(ctx: &mut Ctx, a: &SubmitArgs) -> Result<()> {
     print_lines(submitted_lines(&item, &super::invocation(&ctx.ws)))
 }
 
+/// The last non-blank line of a log, without control characters.
+fn last_line(path: &str) -> Option<String> {
+    let text = std::fs::read(path).ok()?;
+    let text = String::from_utf8_lossy(&text);
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    Some(line.chars().filter(|c| !c.is_control()).take(200).collect())
+}
+
 /// What `submit` says: the item, how its tests went, what comes next.
 fn submitted_lines(i: &crate::store::ApprovalRow, me: &str) -> Vec<String> {
     let n = |v: Option<i64>| v.map_or("?".to_string(), |n| n.to_string());
@@ -288,6 +296,9 @@ fn submitted_lines(i: &crate::store::ApprovalRow, me: &str) -> Vec<String> {
         ));
     } else {
         lines.push(format!("test log: {}", i.test_log));
+        if let Some(last) = last_line(&i.test_log) {
+            lines.push(format!("it ended with: {last}"));
+        }
         lines.push(format!(
             "next: fix {} and submit again; it is queued as failed, and approving it takes `{me} approve {} --force` (or F in the approval screen)",
             i.branch, i.id

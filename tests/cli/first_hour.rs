@@ -68,6 +68,16 @@ fn send_and_friends_say_what_was_queued_or_print_ids_with_q_or_json() {
         "queued 2 message(s) (STATUS) for CodeAgency/coordinator, QAAgency/coordinator: #6 #7\n"
     );
     assert_eq!(t.ok(&["broadcast", "-q", "Meta", "NOTE x"]), "8\n9\n");
+    let check_in = t.ok(&["schedule", "QAAgency", "qa", "--in", "1h", "NOTE later"]);
+    assert!(
+        check_in.starts_with("check-in #10 for QAAgency/qa at ")
+            && check_in.contains(&format!("`{BIN} schedule --cancel 10`")),
+        "{check_in}"
+    );
+    assert_eq!(
+        t.ok(&["schedule", "-q", "QAAgency", "qa", "--in", "1h", "x"]),
+        "11\n"
+    );
     // -q and --json do not go together.
     let both = t.run(&["send", "-q", "--json", "CodeAgency", "coordinator", "x"]);
     assert_eq!(both.status.code(), Some(2));
@@ -108,8 +118,9 @@ fn submit_says_how_the_tests_went_and_what_comes_next() {
         "--branch",
         "feature/bad",
         "--test-command",
-        "echo '1 passed, 1 failed'; exit 1",
+        "echo '1 passed, 1 failed'; echo 'FAIL: login'; exit 1",
     ]);
+    assert!(bad.contains("\nit ended with: FAIL: login\n"), "{bad}");
     assert!(
         bad.contains("tests FAILED (1 passed, 1 failed, exit 1, "),
         "{bad}"
@@ -368,9 +379,16 @@ fn printed_commands_paste_from_anywhere() {
     assert!(pasted.status.success(), "{}", stderr_of(&pasted));
     assert!(String::from_utf8_lossy(&pasted.stdout).starts_with("A — running"));
     // So do the commands in hints.
-    let err = t.cmd(&["--home", home, "status", "Nope"]).current_dir(elsewhere).output().unwrap();
+    let err = t
+        .cmd(&["--home", home, "status", "Nope"])
+        .current_dir(elsewhere)
+        .output()
+        .unwrap();
     let err = crate::common::expect_user_error(&err, &["status Nope"]);
-    assert!(err.contains(&format!("`{BIN} --home {home} create NAME`")), "{err}");
+    assert!(
+        err.contains(&format!("`{BIN} --home {home} create NAME`")),
+        "{err}"
+    );
     // On PATH, the name is enough.
     let bin_dir = Path::new(BIN).parent().unwrap();
     let out = t
