@@ -15,7 +15,7 @@ use crate::tui::app::Filter;
 pub struct HandoffArgs {
     pub from: String,
     pub to: String,
-    /// What the work is
+    /// What the work is: a task id (the task moves to TO) or a label
     #[arg(long)]
     pub task: String,
     /// The branch (default: AGENCY_BRANCH, set in an agent's pane)
@@ -137,6 +137,7 @@ pub fn sandbox(ctx: &Ctx, a: &SandboxArgs) -> Result<()> {
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
     pub agency: String,
+    /// A task id (it goes to review; approving makes it done) or a label
     #[arg(long)]
     pub task: String,
     /// The branch (default: AGENCY_BRANCH, set in an agent's pane)

@@ -229,7 +229,7 @@ pub struct RouterArgs {
 
 pub fn router(ws: Workspace, args: &RouterArgs) -> Result<()> {
     if args.foreground {
-        return bus::router::run(ws);
+        return bus::router::run_with(ws.clone(), lease_upkeep(&ws));
     }
     if !args.status {
         bus::router::ensure_running(&ws)?;
@@ -244,6 +244,23 @@ pub fn router(ws: Workspace, args: &RouterArgs) -> Result<()> {
                 return print_lines(["no router running".to_string()])
             }
             None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// The router's tick checks task leases (see `tasks::lease`).
+fn lease_upkeep(ws: &Workspace) -> impl FnMut(&mut Ctx) {
+    let lease = ws.task_lease().unwrap_or_else(|e| {
+        eprintln!(
+            "router: {e}; using {}",
+            humantime::format_duration(crate::workspace::DEFAULT_LEASE)
+        );
+        crate::workspace::DEFAULT_LEASE
+    });
+    let mut leases = crate::tasks::lease::Leases::new(lease);
+    move |ctx| {
+        if let Err(e) = leases.tick(ctx) {
+            eprintln!("router: task leases: {e}");
         }
     }
 }
@@ -355,6 +372,7 @@ pub struct RestoreArgs {
 
 pub fn restore(ctx: &mut Ctx, a: &RestoreArgs) -> Result<()> {
     let reports = crate::agency::restore(ctx, a.name.as_deref())?;
+    crate::tasks::route_waiting(ctx)?;
     if a.json {
         return print_json(&reports);
     }

@@ -5,6 +5,7 @@ mod agencies;
 mod approvals;
 mod demo;
 mod messages;
+mod tasks;
 mod workspace;
 
 use std::io::Write;
@@ -53,6 +54,8 @@ pub enum Command {
     Approvals(approvals::ApprovalsArgs),
     Approve(approvals::ApproveArgs),
     Reject(approvals::RejectArgs),
+    Task(tasks::TaskArgs),
+    Plan(tasks::PlanArgs),
     Demo(demo::DemoArgs),
     Agent(demo::AgentArgs),
 }
@@ -83,6 +86,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Approvals(args) => approvals::approvals(&mut open(home)?, args),
         Command::Approve(args) => approvals::approve(&mut open(home)?, args),
         Command::Reject(args) => approvals::reject(&mut open(home)?, args),
+        Command::Task(args) => tasks::task(&mut open(home)?, args),
+        Command::Plan(args) => tasks::plan(&mut open(home)?, args),
         Command::Demo(args) => demo::demo(home, args),
         Command::Agent(args) => demo::agent(args),
     }

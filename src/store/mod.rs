@@ -11,12 +11,16 @@ use serde::Serialize;
 
 use crate::workspace::write_atomic;
 
+mod tasks;
+pub use tasks::{Claim, NewTask, TaskCount, TaskEventRow, TaskFilter, TaskRow, TaskTx};
+
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_agencies.sql"),
     include_str!("migrations/002_messages.sql"),
     include_str!("migrations/003_approvals.sql"),
     include_str!("migrations/004_worktrees.sql"),
     include_str!("migrations/005_schedule.sql"),
+    include_str!("migrations/010_tasks.sql"),
 ];
 
 /// How long a writer waits for another process's transaction.
@@ -506,35 +510,7 @@ impl Store {
         self.write_tx(|tx| {
             let mut ids = Vec::new();
             for m in msgs {
-                let payload = m.payload.as_ref().map(|p| p.to_string());
-                let id: Option<i64> = tx
-                    .query_row(
-                        &format!(
-                            "INSERT INTO messages (sender, agency, agent, kind, body, payload, origin,
-                               deliver_at, created_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, {NOW})
-                             ON CONFLICT (origin) DO NOTHING RETURNING id"
-                        ),
-                        params![
-                            m.from,
-                            m.agency,
-                            m.agent,
-                            m.kind,
-                            m.body,
-                            payload,
-                            m.origin,
-                            m.deliver_at
-                        ],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(id) = id {
-                    let detail = serde_json::json!({
-                        "id": id, "from": m.from, "to": format!("{}/{}", m.agency, m.agent), "type": m.kind,
-                    });
-                    insert_event(tx, Some(&m.agency), "message.queued", &detail)?;
-                    ids.push(id);
-                }
+                ids.extend(insert_message(tx, m)?);
             }
             Ok(ids)
         })
@@ -896,6 +872,40 @@ impl Store {
         }
         self.write_mirror("active_agencies.json", &entries)
     }
+}
+
+/// Queues one message with its `message.queued` event, inside `tx`; `None`
+/// when its `origin` was queued before.
+fn insert_message(tx: &Transaction<'_>, m: &NewMessage) -> rusqlite::Result<Option<i64>> {
+    let payload = m.payload.as_ref().map(|p| p.to_string());
+    let id: Option<i64> = tx
+        .query_row(
+            &format!(
+                "INSERT INTO messages (sender, agency, agent, kind, body, payload, origin,
+                   deliver_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, {NOW})
+                 ON CONFLICT (origin) DO NOTHING RETURNING id"
+            ),
+            params![
+                m.from,
+                m.agency,
+                m.agent,
+                m.kind,
+                m.body,
+                payload,
+                m.origin,
+                m.deliver_at
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = id {
+        let detail = serde_json::json!({
+            "id": id, "from": m.from, "to": format!("{}/{}", m.agency, m.agent), "type": m.kind,
+        });
+        insert_event(tx, Some(&m.agency), "message.queued", &detail)?;
+    }
+    Ok(id)
 }
 
 fn insert_event(
