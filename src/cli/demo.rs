@@ -39,6 +39,10 @@ pub fn demo(home: Option<&Path>, args: &DemoArgs) -> Result<()> {
             i.insertions,
             i.deletions
         ),
+        format!(
+            "task {} is in review: approving the item makes it done (agency --home {home} task show {})",
+            r.task, r.task
+        ),
         format!("workspace: {home}"),
         format!("watch the agents: {watch}"),
         format!("decide: agency --home {home} approvals"),

@@ -12,6 +12,7 @@ mod messages;
 mod runtime;
 mod screens;
 mod standin;
+mod tasks;
 mod tui;
 mod workspace;
 mod worktrees;
