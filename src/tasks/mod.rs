@@ -916,6 +916,43 @@ mod tests {
     }
 
     #[test]
+    fn every_built_in_briefing_teaches_the_task_commands() {
+        // The built-in templates are this folder, embedded.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut checked = 0;
+        for t in std::fs::read_dir(&root).unwrap().flatten() {
+            let lead = t.path().join("coordinator.md");
+            let Ok(lead) = std::fs::read_to_string(&lead) else {
+                continue;
+            };
+            for cmd in [
+                "agency task add",
+                "agency plan apply",
+                "agency task claim",
+                "--task <id>",
+            ] {
+                assert!(
+                    lead.contains(cmd),
+                    "{:?}: coordinator lacks {cmd}",
+                    t.path()
+                );
+            }
+            let agents = std::fs::read_dir(t.path().join("agents"))
+                .unwrap()
+                .flatten();
+            let skeleton = root.join("_specialist.md");
+            for brief in agents.map(|a| a.path()).chain([skeleton.clone()]) {
+                let text = std::fs::read_to_string(&brief).unwrap();
+                for cmd in ["agency task next", "agency task done", "agency task block"] {
+                    assert!(text.contains(cmd), "{brief:?} lacks {cmd}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 10, "only {checked} briefings found");
+    }
+
+    #[test]
     fn titles_are_one_clean_line() {
         assert_eq!(
             clean_title(" Fix\tthe\x1b[31m login\nform ").unwrap(),
