@@ -229,7 +229,7 @@ pub struct RouterArgs {
 
 pub fn router(ws: Workspace, args: &RouterArgs) -> Result<()> {
     if args.foreground {
-        return bus::router::run_with(ws.clone(), lease_upkeep(&ws));
+        return bus::router::run_with(ws.clone(), task_upkeep(&ws));
     }
     if !args.status {
         bus::router::ensure_running(&ws)?;
@@ -248,19 +248,22 @@ pub fn router(ws: Workspace, args: &RouterArgs) -> Result<()> {
     }
 }
 
-/// The router's tick checks task leases (see `tasks::lease`).
-fn lease_upkeep(ws: &Workspace) -> impl FnMut(&mut Ctx) {
+/// The router's tick checks task leases and keeps `task_graph.json` (see
+/// `tasks::lease`, `tasks::mirror`).
+fn task_upkeep(ws: &Workspace) -> impl FnMut(&mut Ctx) {
     let lease = ws.task_lease().unwrap_or_else(|e| {
-        eprintln!(
-            "router: {e}; using {}",
-            humantime::format_duration(crate::workspace::DEFAULT_LEASE)
-        );
-        crate::workspace::DEFAULT_LEASE
+        let default = crate::workspace::DEFAULT_LEASE;
+        eprintln!("router: {e}; using {}", humantime::format_duration(default));
+        default
     });
     let mut leases = crate::tasks::lease::Leases::new(lease);
+    let mut mirror = crate::tasks::mirror::Mirror::default();
     move |ctx| {
         if let Err(e) = leases.tick(ctx) {
             eprintln!("router: task leases: {e}");
+        }
+        if let Err(e) = mirror.tick(ctx) {
+            eprintln!("router: task_graph.json: {e}");
         }
     }
 }

@@ -304,6 +304,15 @@ impl Store {
     fn migrate(&mut self) -> StoreResult<()> {
         let known = MIGRATIONS.len() as i64;
         let path = self.path.display().to_string();
+        // Up to date (the usual case): no need to take the write lock, which
+        // every other process opening the registry would queue behind.
+        let current: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(self.err())?;
+        if current == known {
+            return Ok(());
+        }
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)

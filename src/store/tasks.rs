@@ -511,25 +511,40 @@ impl Store {
 
     /// Tasks matching `f`, by id, each with its needs.
     pub fn tasks(&self, f: &TaskFilter) -> StoreResult<Vec<TaskRow>> {
-        let filter = "(?1 IS NULL OR t.agency = ?1) AND (?2 IS NULL OR t.state = ?2)";
+        // Only the filters given, so SQLite can use the state index.
+        let mut conds = Vec::new();
+        let mut args: Vec<&str> = Vec::new();
+        if let Some(a) = &f.agency {
+            args.push(a);
+            conds.push(format!("t.agency = ?{}", args.len()));
+        }
+        if let Some(s) = &f.state {
+            args.push(s);
+            conds.push(format!("t.state = ?{}", args.len()));
+        }
+        let filter = if conds.is_empty() {
+            "1".to_string()
+        } else {
+            conds.join(" AND ")
+        };
+        let columns: Vec<String> = TASK_COLUMNS
+            .split(',')
+            .map(|c| format!("t.{}", c.trim()))
+            .collect();
         let mut rows = self.query(
             &format!(
                 "SELECT {} FROM tasks t WHERE {filter} ORDER BY t.id",
-                TASK_COLUMNS
-                    .split(',')
-                    .map(|c| format!("t.{}", c.trim()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                columns.join(", ")
             ),
-            params![f.agency, f.state],
+            params_from_iter(&args),
             task_from_row,
         )?;
         let edges: Vec<(i64, i64)> = self.query(
             &format!(
-                "SELECT n.task, n.need FROM task_needs n JOIN tasks t ON t.id = n.task
+                "SELECT n.task, n.need FROM tasks t JOIN task_needs n ON n.task = t.id
                  WHERE {filter} ORDER BY n.task, n.need"
             ),
-            params![f.agency, f.state],
+            params_from_iter(&args),
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let mut at = 0;
@@ -542,6 +557,16 @@ impl Store {
             }
         }
         Ok(rows)
+    }
+
+    /// Every task's state by id.
+    pub fn task_states(&self) -> StoreResult<HashMap<i64, String>> {
+        Ok(self
+            .query("SELECT id, state FROM tasks", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .into_iter()
+            .collect())
     }
 
     /// Tasks that need `id`.
@@ -617,26 +642,22 @@ impl Store {
         )
     }
 
+    /// Changes whenever a task changes: every change to a task records
+    /// an event in its history.
+    pub fn task_signature(&self) -> StoreResult<i64> {
+        self.conn
+            .query_row("SELECT coalesce(max(id), 0) FROM task_events", [], |r| {
+                r.get(0)
+            })
+            .map_err(self.err())
+    }
+
     /// Rewrites `registry/task_graph.json`: every task with what it needs.
-    /// Read and written under a lock, so the last writer (who read after
-    /// every commit before it) always leaves the newest graph.
     pub fn write_task_mirror(&self) -> StoreResult<()> {
         #[derive(Serialize)]
         struct Graph {
             tasks: Vec<TaskRow>,
         }
-        let lock_path = self.registry.join("task_graph.lock");
-        let lock_err = |e: std::io::Error| StoreError::Mirror {
-            path: lock_path.display().to_string(),
-            message: e.to_string(),
-        };
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(lock_err)?;
-        lock.lock().map_err(lock_err)?;
         let tasks = self.tasks(&TaskFilter::default())?;
         self.write_mirror("task_graph.json", &Graph { tasks })
     }

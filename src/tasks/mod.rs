@@ -14,6 +14,7 @@
 pub mod graph;
 pub mod hooks;
 pub mod lease;
+pub mod mirror;
 pub mod plan;
 
 use std::collections::HashMap;
@@ -140,7 +141,7 @@ pub struct Effects {
     pub ready: Vec<i64>,
     /// Something was written.
     pub changed: bool,
-    /// A claim was made (the router watches claims).
+    /// A claim was made.
     pub claimed: bool,
 }
 
@@ -259,6 +260,9 @@ impl<'t, 'c> Graph<'t, 'c> {
         let Some(agency) = self.route_task(t)? else {
             if t.reason != before {
                 self.tx.save(t, rank_of(t))?;
+                let why = t.reason.clone();
+                self.tx
+                    .event(t, "waits", SYSTEM, why.as_deref(), json!({}))?;
                 self.fx.changed = true;
             }
             return Ok(());
@@ -367,8 +371,8 @@ impl<'t, 'c> Graph<'t, 'c> {
 }
 
 /// Runs `f` on the graph in one transaction, then tells what it did: the
-/// agencies' activity logs, the router (for queued messages and claims),
-/// and `registry/task_graph.json`.
+/// agencies' activity logs, and the router (which delivers the messages,
+/// watches the claims and rewrites `registry/task_graph.json`).
 pub fn transact<T>(
     ctx: &mut Ctx,
     f: impl FnOnce(&mut Graph<'_, '_>) -> Result<T>,
@@ -395,11 +399,11 @@ pub fn after(ctx: &mut Ctx, fx: &Effects) -> Result<()> {
     let (msgs, ids): (Vec<NewMessage>, Vec<i64>) = fx.messages.iter().cloned().unzip();
     if !msgs.is_empty() {
         bus::queued(ctx, &msgs, &ids)?;
-    } else if fx.claimed {
-        // The router watches claims for dead claimers.
+    } else {
+        // The router rewrites task_graph.json and watches claims.
         bus::router::ensure_running(&ctx.ws)?;
+        bus::router::wake(&ctx.ws.registry_dir());
     }
-    ctx.store.write_task_mirror()?;
     Ok(())
 }
 
@@ -893,12 +897,7 @@ pub fn show(ctx: &Ctx, id: i64) -> Result<Shown> {
 
 /// Every task's state by id (to tell which needs are unfinished).
 pub fn states(ctx: &Ctx) -> Result<HashMap<i64, String>> {
-    Ok(ctx
-        .store
-        .tasks(&crate::store::TaskFilter::default())?
-        .into_iter()
-        .map(|t| (t.id, t.state))
-        .collect())
+    Ok(ctx.store.task_states()?)
 }
 
 #[cfg(test)]
