@@ -75,6 +75,7 @@ A task with unfinished needs waits; once ready, its agency's coordinator is sent
 a TASK message naming it. With --capability, the running agency that has the
 capability and the fewest open tasks gets it.")]
 pub struct AddArgs {
+    /// One line: what is to be done
     pub title: String,
     /// The agency that does it (default: AGENCY_NAME, in an agent's pane)
     #[arg(long, conflicts_with = "capability")]
@@ -88,6 +89,7 @@ pub struct AddArgs {
     /// The task it is part of (for the tree)
     #[arg(long, value_name = "ID", value_parser = task_id)]
     pub parent: Option<i64>,
+    /// Which ready task an agent takes first
     #[arg(long, value_enum, default_value_t = Priority::Normal)]
     pub priority: Priority,
     /// What to do and when it is done; `-` reads stdin
@@ -105,13 +107,16 @@ pub struct AddArgs {
   agency task list --agency CodeAgency --state waiting
   agency task list --ready --json")]
 pub struct ListArgs {
+    /// Only this agency's tasks
     #[arg(long)]
     pub agency: Option<String>,
+    /// Only tasks in this state
     #[arg(long, value_enum, conflicts_with = "ready")]
     pub state: Option<State>,
     /// Only tasks that can be claimed now
     #[arg(long)]
     pub ready: bool,
+    /// Print JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -120,8 +125,10 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  agency task show 12 --json")]
 pub struct ShowArgs {
+    /// The task's id
     #[arg(value_parser = task_id)]
     pub id: i64,
+    /// Print JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -132,11 +139,13 @@ pub struct ShowArgs {
   agency task claim 12                                  (inside an agent's pane: for that agent)
   agency task claim 12 --agent CodeAgency/python-agent  (the agent is sent a TASK message)")]
 pub struct ClaimArgs {
+    /// The task's id
     #[arg(value_parser = task_id)]
     pub id: i64,
     /// Who takes it (default: AGENCY_NAME/AGENCY_AGENT)
     #[arg(long, value_name = "AGENCY/AGENT")]
     pub agent: Option<String>,
+    /// Print JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -155,17 +164,20 @@ pub struct NextArgs {
     pub agency: Option<String>,
     /// Default: AGENCY_AGENT
     pub agent: Option<String>,
+    /// Print JSON
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct NoteArgs {
+    /// The task's id
     #[arg(value_parser = task_id)]
     pub id: i64,
     /// Why (kept in its history; required to block)
     #[arg(long)]
     pub note: Option<String>,
+    /// Print JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -176,6 +188,7 @@ pub struct NoteArgs {
   agency task edit 12 --priority urgent
   agency task edit 12 --needs 3,4          (replaces what it needs; loops are refused)")]
 pub struct EditArgs {
+    /// The task's id
     #[arg(value_parser = task_id)]
     pub id: i64,
     #[arg(long)]
@@ -192,6 +205,7 @@ pub struct EditArgs {
     pub agency: Option<String>,
     #[arg(long)]
     pub capability: Option<String>,
+    /// Print JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -528,10 +542,12 @@ Keys removed from the file cancel their tasks, unless they are claimed or in
 review (then they are kept). Example:
   agency plan apply release-1.toml --dry-run")]
 pub struct ApplyArgs {
+    /// The plan (TOML)
     pub file: PathBuf,
     /// Say what would change, change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Print JSON
     #[arg(long)]
     pub json: bool,
 }

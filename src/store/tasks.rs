@@ -662,3 +662,77 @@ impl Store {
         self.write_mirror("task_graph.json", &Graph { tasks })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(title: &str, agency: Option<&str>, needs: Vec<i64>) -> NewTask {
+        NewTask {
+            title: title.into(),
+            agency: agency.map(str::to_string),
+            priority: "normal".into(),
+            rank: 1,
+            needs,
+            ..NewTask::default()
+        }
+    }
+
+    #[test]
+    fn counts_per_agency_and_state_for_the_monitor() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .tasks_tx(true, |tx| {
+                tx.insert(&new("a", Some("Code"), vec![]), "done")?;
+                tx.insert(&new("b", Some("Code"), vec![1]), "ready")?;
+                tx.insert(&new("c", Some("Code"), vec![1, 2]), "waiting")?;
+                tx.insert(&new("d", Some("Qa"), vec![]), "blocked")?;
+                tx.insert(&new("e", None, vec![]), "ready")?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let count = |agency: Option<&str>, state: &str| {
+            store
+                .task_counts()
+                .unwrap()
+                .iter()
+                .find(|c| c.agency.as_deref() == agency && c.state == state)
+                .map_or(0, |c| c.count)
+        };
+        assert_eq!(count(Some("Code"), "done"), 1);
+        assert_eq!(count(Some("Code"), "ready"), 1);
+        assert_eq!(count(Some("Qa"), "blocked"), 1);
+        assert_eq!(count(None, "ready"), 1);
+        assert_eq!(count(Some("Qa"), "done"), 0);
+        // And the list carries each task's needs, filtered or not.
+        let all = store.tasks(&TaskFilter::default()).unwrap();
+        assert_eq!(all[2].needs, [1, 2]);
+        let ready = store
+            .tasks(&TaskFilter {
+                agency: Some("Code".into()),
+                state: Some("ready".into()),
+            })
+            .unwrap();
+        assert_eq!((ready.len(), ready[0].needs.clone()), (1, vec![1]));
+    }
+
+    #[test]
+    fn a_refused_transaction_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let r: Result<(), StoreError> = store.tasks_tx(true, |tx| {
+            tx.insert(&new("a", Some("Code"), vec![]), "ready")?;
+            Err(StoreError::Mirror {
+                path: "-".into(),
+                message: "refused".into(),
+            })
+        });
+        assert!(r.is_err());
+        assert!(store.tasks(&TaskFilter::default()).unwrap().is_empty());
+        // A needs row to a missing task is refused by the schema too.
+        let r = store.tasks_tx(true, |tx| tx.insert(&new("b", None, vec![99]), "waiting"));
+        assert!(r.is_err());
+        assert!(store.tasks(&TaskFilter::default()).unwrap().is_empty());
+    }
+}
