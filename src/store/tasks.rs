@@ -295,6 +295,15 @@ impl TaskTx<'_> {
         Ok(())
     }
 
+    /// Records the message that announced a task's readiness.
+    pub fn set_dispatch(&self, id: i64, message: i64) -> StoreResult<()> {
+        self.tx
+            .prepare_cached("UPDATE tasks SET dispatch_id = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute([id, message]))
+            .map_err(self.err())?;
+        Ok(())
+    }
+
     /// Appends to a task's history and to the event log (`task.<kind>`);
     /// returns the time.
     pub fn event(

@@ -157,22 +157,6 @@ pub enum Action {
     Reclaim,
 }
 
-impl Action {
-    pub fn verb(self) -> &'static str {
-        match self {
-            Action::Claim => "claim",
-            Action::Done => "finish",
-            Action::Block => "block",
-            Action::Cancel => "cancel",
-            Action::Reopen => "reopen",
-            Action::Submit => "submit",
-            Action::Reject => "reject",
-            Action::Handoff => "hand off",
-            Action::Reclaim => "reclaim",
-        }
-    }
-}
-
 /// Why a move is refused, and what to do instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {

@@ -145,7 +145,7 @@ pub fn handed_off(ctx: &mut Ctx, task: i64, to: &str, message: Option<i64>) -> R
             Some(&note),
             json!({"from": from.as_str(), "to": to, "message": message}),
         )?;
-        Ok::<_, Error>(g.fx)
+        g.finish()
     })?;
     after(ctx, &fx)
 }

@@ -90,7 +90,7 @@ impl Leases {
                 g.ready_why = Some(format!("{who} is gone"));
                 g.move_to(&mut t, State::Ready, "reclaimed", Some(&note))?;
             }
-            Ok::<_, Error>((lapsed, g.fx))
+            Ok::<_, Error>((lapsed, g.finish()?))
         })?;
         after(ctx, &fx)?;
         Ok(reclaimed)

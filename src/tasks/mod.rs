@@ -141,8 +141,6 @@ pub struct Effects {
     pub ready: Vec<i64>,
     /// Something was written.
     pub changed: bool,
-    /// A claim was made.
-    pub claimed: bool,
 }
 
 /// One transaction's work on the graph: the moves, and what follows them.
@@ -153,6 +151,8 @@ pub struct Graph<'t, 'c> {
     pub fx: Effects,
     /// Said in the `TASK` message of the next task to become ready.
     pub ready_why: Option<String>,
+    /// Ready tasks to announce, per agency, with their lines.
+    announce: std::collections::BTreeMap<String, Vec<(TaskRow, String)>>,
 }
 
 impl<'t, 'c> Graph<'t, 'c> {
@@ -163,6 +163,7 @@ impl<'t, 'c> Graph<'t, 'c> {
             actor,
             fx: Effects::default(),
             ready_why: None,
+            announce: Default::default(),
         }
     }
 
@@ -207,7 +208,7 @@ impl<'t, 'c> Graph<'t, 'c> {
             self.route_task(t)?;
         }
         self.tx.save(t, rank_of(t))?;
-        self.tx.event(t, kind, self.actor, note, detail.clone())?;
+        self.tx.event(t, kind, self.actor, note, detail)?;
         self.fx.changed = true;
         if let Some(a) = &t.agency {
             let mut d = json!({"id": t.id, "state": t.state, "by": self.actor});
@@ -215,9 +216,6 @@ impl<'t, 'c> Graph<'t, 'c> {
                 d["note"] = n.into();
             }
             self.fx.log.push((a.clone(), format!("task.{kind}"), d));
-        }
-        if to == State::Claimed && from != State::Claimed {
-            self.fx.claimed = true;
         }
         if to == State::Ready && from != State::Ready {
             let why = self.ready_why.take();
@@ -252,11 +250,11 @@ impl<'t, 'c> Graph<'t, 'c> {
         self.record(t, from, kind, note, json!({"from": from.as_str()}))
     }
 
-    /// Announces a ready task to its agency's coordinator, routing it first
-    /// when it asks for a capability; without a running agency that has
-    /// it, it waits and says why.
+    /// Announces a ready task to its agency's coordinator (at `finish`),
+    /// routing it first when it asks for a capability; without a running
+    /// agency that has it, it waits and says why.
     pub fn dispatch(&mut self, t: &mut TaskRow, why: Option<&str>) -> Result<()> {
-        let before = t.reason.clone();
+        let (before, unrouted) = (t.reason.clone(), t.agency.is_none());
         let Some(agency) = self.route_task(t)? else {
             if t.reason != before {
                 self.tx.save(t, rank_of(t))?;
@@ -267,33 +265,64 @@ impl<'t, 'c> Graph<'t, 'c> {
             }
             return Ok(());
         };
+        if unrouted {
+            self.tx.save(t, rank_of(t))?;
+            self.fx.changed = true;
+        }
         let mut about = Vec::new();
         if t.priority != Priority::Normal.as_str() {
             about.push(format!("priority {}", t.priority));
         }
         about.extend(why.map(str::to_string));
         about.push(format!("agency task show {}", t.id));
-        let text = format!(
+        let line = format!(
             "task #{} ready{}: {} ({})",
             t.id,
             if why.is_some() { " again" } else { "" },
             t.title,
             about.join("; ")
         );
-        let id = self.message(&agency, "coordinator", SYSTEM, "TASK", text, &t.body)?;
-        t.dispatch_id = Some(id);
-        self.tx.save(t, rank_of(t))?;
-        let to = format!("{agency}/coordinator");
-        let note = format!("TASK message #{id} to {to}");
-        self.tx.event(
-            t,
-            "dispatched",
-            SYSTEM,
-            Some(&note),
-            json!({"to": to, "message": id}),
-        )?;
-        self.fx.ready.push(t.id);
+        self.announce
+            .entry(agency)
+            .or_default()
+            .push((t.clone(), line));
         Ok(())
+    }
+
+    /// Sends what became ready: one `TASK` message per agency, however many
+    /// of its tasks became ready in this transaction (one wake-up, not a
+    /// storm), each task's line naming its id; then returns what happened.
+    pub fn finish(mut self) -> Result<Effects> {
+        for (agency, tasks) in std::mem::take(&mut self.announce) {
+            let (head, body) = match tasks.as_slice() {
+                [(t, line)] => (line.clone(), t.body.clone()),
+                many => (
+                    format!(
+                        "{} tasks ready (agency task list --ready --agency {agency}):",
+                        many.len()
+                    ),
+                    many.iter()
+                        .map(|(_, l)| l.as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
+            };
+            let id = self.message(&agency, "coordinator", SYSTEM, "TASK", head, &body)?;
+            let to = format!("{agency}/coordinator");
+            let note = format!("TASK message #{id} to {to}");
+            for (t, _) in &tasks {
+                self.tx.set_dispatch(t.id, id)?;
+                self.tx.event(
+                    t,
+                    "dispatched",
+                    SYSTEM,
+                    Some(&note),
+                    json!({"to": to, "message": id}),
+                )?;
+                self.fx.ready.push(t.id);
+            }
+        }
+        Ok(self.fx)
     }
 
     /// Gives a capability's task an agency, or says why it has none; returns
@@ -382,7 +411,7 @@ pub fn transact<T>(
     let (out, fx) = ctx.store.tasks_tx(true, |tx| {
         let mut g = Graph::new(tx, &routing, &actor);
         let out = f(&mut g)?;
-        Ok::<_, Error>((out, g.fx))
+        Ok::<_, Error>((out, g.finish()?))
     })?;
     after(ctx, &fx)?;
     Ok((out, fx))
@@ -523,6 +552,10 @@ pub fn insert(g: &mut Graph<'_, '_>, new: &NewTask) -> Result<TaskRow> {
     let mut t = g.get(id)?;
     g.tx.event(&t, "created", g.actor, None, json!({"needs": new.needs}))?;
     g.fx.changed = true;
+    if let Some(a) = &t.agency {
+        let d = json!({"id": id, "title": t.title, "by": g.actor});
+        g.fx.log.push((a.clone(), "task.created".into(), d));
+    }
     if !g.facts(&t)?.unresolved {
         g.move_to(&mut t, State::Ready, "ready", None)?;
     }

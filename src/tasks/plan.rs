@@ -229,7 +229,7 @@ pub fn apply(ctx: &mut Ctx, plan: &Plan, dry_run: bool) -> Result<Applied> {
     let (report, fx) = ctx.store.tasks_tx(!dry_run, |tx| {
         let mut g = Graph::new(tx, &routing, &who);
         let report = reconcile(&mut g, plan, dry_run)?;
-        Ok::<_, Error>((report, g.fx))
+        Ok::<_, Error>((report, g.finish()?))
     })?;
     if !dry_run {
         super::after(ctx, &fx)?;

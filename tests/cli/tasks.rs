@@ -141,10 +141,15 @@ fn cycles_self_edges_and_unknown_ids_are_refused_with_nothing_written() {
 fn scripted_agency(t: &TestEnv, name: &str, capabilities: &str, log: &Path) {
     let dir = t.root().join(format!("rules-{name}"));
     fs::create_dir_all(&dir).unwrap();
+    // One TASK message names every task of the agency that became ready
+    // together, a line each: claim them all.
     write(
         &dir.join("coordinator.toml"),
-        "[[rule]]\ntype = \"TASK\"\nwhen = 'task #(?P<task>\\d+) ready'\n\
-         run = ['agency task claim \"$MSG_TASK\" --agent \"$AGENCY_NAME/worker\"']\n",
+        r#"[[rule]]
+type = "TASK"
+when = 'task #\d+ ready'
+run = ['for id in $(printf "%s\\n" "$MSG_BODY" | sed -n "s/^task #\\([0-9]*\\) ready.*/\\1/p"); do agency task claim "$id" --agent "$AGENCY_NAME/worker"; done']
+"#,
     );
     write(
         &dir.join("worker.toml"),
@@ -230,6 +235,18 @@ needs = ["frontend", "api"]
         assert_eq!(dispatched, 1, "{k}: dispatched once per readiness: {h:?}");
     }
     assert_eq!(task(&t, id("integration"))["agency"], "Qa");
+    // Ready together for one agency: one wake-up for its coordinator.
+    let message = |k: &str| {
+        task(&t, id(k))["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "dispatched")
+            .unwrap()["detail"]["message"]
+            .clone()
+    };
+    assert_eq!(message("frontend"), message("api"));
+    assert_ne!(message("design"), message("api"));
 }
 
 #[test]
