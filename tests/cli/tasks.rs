@@ -92,6 +92,12 @@ fn cycles_self_edges_and_unknown_ids_are_refused_with_nothing_written() {
     t.fails(&["task", "add", "X", "--agency", "Code", "--parent", "42"]);
     t.fails(&["task", "edit", &a, "--needs", "77"]);
     t.fails(&["task", "add", "X", "--agency", "Nowhere"]);
+    // Hostile names never get in.
+    t.fails(&["task", "add", "X", "--capability", "#{pane_id};x"]);
+    t.fails(&["task", "add", "X", "--agency", "../Code"]);
+    t.fails(&["task", "claim", &a, "--agent", "Code/$(touch x)"]);
+    t.fails(&["task", "claim", &a, "--agent", "Code/nobody"]);
+    t.fails(&["task", "add", " \n\t "]);
     // Usage errors (not an id, both places) are clap's: exit 2.
     for usage in [
         &["task", "add", "X", "--agency", "Code", "--needs", "one"][..],
