@@ -1,8 +1,9 @@
 //! `agency demo`: the whole system, offline, on scripted agents. A
 //! throw-away workspace with a small git project; CodeAgency (coordinator +
-//! `dev`) and QAAgency (coordinator + `tester`); one task flowing
-//! implement → handoff → QA tests → results → submit, ending with a tested
-//! item in the approval queue.
+//! `dev`) and QAAgency (coordinator + `tester`); one task in the task graph
+//! flowing ready → claimed (the coordinator assigns it to `dev`) → implement
+//! → handoff → QA tests → results → submit (the task goes to review), ending
+//! with a tested item in the approval queue; approving it makes the task done.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,10 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::agency::{self, CreateOptions, Ctx};
-use crate::bus;
 use crate::error::{Error, Result};
 use crate::git;
 use crate::store::ApprovalRow;
+use crate::tasks;
 use crate::workspace::{self, write_atomic, Workspace};
 
 /// How long the flow may take before the demo gives up.
@@ -44,64 +45,73 @@ check "greet has a default" "$(sh greet.sh)" "hello, world"
 EOF
 git add -A
 git -c user.name=dev -c user.email=dev@agency.local commit -qm "greet: say hello"
-agency send "$AGENCY_NAME" coordinator "COMPLETE greeting on $AGENCY_BRANCH"
+agency send "$AGENCY_NAME" coordinator "COMPLETE task $1 on $AGENCY_BRANCH"
 "#;
 
 const QA_TEST_SH: &str = r#"#!/bin/sh
 # tester's work: run the branch's tests in the sandbox, report the results.
-branch=$1
+branch=$1 task=$2
 if agency sandbox deploy CodeAgency "$branch" --json | grep -q '"passed": true'; then
   status=passed
 else
   status=issues_found
 fi
-agency send-inter QAAgency CodeAgency "{\"type\": \"results\", \"task\": \"greeting\", \"branch\": \"$branch\", \"status\": \"$status\"}"
+agency send-inter QAAgency CodeAgency "{\"type\": \"results\", \"task\": \"$task\", \"branch\": \"$branch\", \"status\": \"$status\", \"summary\": \"task $task $status\"}"
 "#;
 
 const CODE_COORDINATOR: &str = r#"# CodeAgency's coordinator.
+# A ready task (the TASK message names its id) is assigned to dev.
 [[rule]]
 type = "TASK"
-run = ['agency send CodeAgency dev "$MSG_BODY"']
+when = 'task #(?P<task>\d+) ready'
+run = ['agency task claim "$MSG_TASK" --agent CodeAgency/dev']
 
+# dev's branch goes to QA; the handoff's --task is a label here, so the task
+# stays with CodeAgency (a task id would move it to QAAgency).
 [[rule]]
 type = "COMPLETE"
-when = 'on (?P<branch>\S+)'
-run = ['agency handoff CodeAgency QAAgency --task greeting --branch "$MSG_BRANCH" --notes "tests in tests/greet.sh"']
+when = 'task (?P<task>\d+) on (?P<branch>\S+)'
+run = ['agency handoff CodeAgency QAAgency --task greeting --branch "$MSG_BRANCH" --notes "task $MSG_TASK on $MSG_BRANCH: tests in tests/greet.sh"']
+
+# Passed QA: submitted under the task's id, which puts the task in review.
+[[rule]]
+type = "results"
+when = '"summary":"task (?P<task>\d+) passed"'
+run = ['agency submit CodeAgency --task "$MSG_TASK" --branch agency/CodeAgency/dev']
 
 [[rule]]
 type = "results"
-when = '"status":"passed"'
-run = ['agency submit CodeAgency --task greeting --branch agency/CodeAgency/dev --title "Add a greeting script"']
-
-[[rule]]
-type = "results"
-run = ['agency send CodeAgency dev "BLOCKED QA found issues; see the handoff results"']
+when = '"summary":"task (?P<task>\d+) '
+run = ['agency task block "$MSG_TASK" --note "QA found issues; see the handoff results"']
 "#;
 
 const DEV: &str = r#"# CodeAgency's dev.
 [[rule]]
 type = "TASK"
-run = ['sh "$AGENCY_HOME/demo/implement.sh"']
+when = 'task #(?P<task>\d+) assigned'
+run = ['sh "$AGENCY_HOME/demo/implement.sh" "$MSG_TASK"']
 "#;
 
 const QA_COORDINATOR: &str = r#"# QAAgency's coordinator.
 [[rule]]
 type = "handoff"
-when = '"branch":"(?P<branch>[^"]+)"'
-run = ['agency send QAAgency tester "TASK test $MSG_BRANCH"']
+when = '"notes":"task (?P<task>\d+) on (?P<branch>[^ :"]+)'
+run = ['agency send QAAgency tester "TASK test $MSG_BRANCH for task $MSG_TASK"']
 "#;
 
 const TESTER: &str = r#"# QAAgency's tester.
 [[rule]]
 type = "TASK"
-when = 'test (?P<branch>\S+)'
-run = ['sh "$AGENCY_HOME/demo/qa-test.sh" "$MSG_BRANCH"']
+when = 'test (?P<branch>\S+) for task (?P<task>\d+)'
+run = ['sh "$AGENCY_HOME/demo/qa-test.sh" "$MSG_BRANCH" "$MSG_TASK"']
 "#;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DemoReport {
     pub home: PathBuf,
     pub socket: Option<String>,
+    /// The demo's task (in review: approving the item makes it done).
+    pub task: i64,
     pub item: ApprovalRow,
     pub seconds: f64,
 }
@@ -317,24 +327,26 @@ fn build(home: &Path, socket: Option<&str>, progress: &mut impl FnMut(&str)) -> 
     Ok(ctx)
 }
 
-/// Sends the task and follows it to the approval queue.
+/// Adds the demo's task and follows it to the approval queue.
 fn flow(
     mut ctx: Ctx,
     socket: Option<String>,
     start: Instant,
     mut progress: impl FnMut(&str),
 ) -> Result<(Ctx, DemoReport)> {
-    bus::send(
-        &mut ctx,
-        "CodeAgency",
-        "coordinator",
-        "TASK greeting: add a greet.sh that says hello, with tests",
-        None,
-        Some("human"),
-    )?;
-    progress("task sent to CodeAgency's coordinator");
-
     let mut seen = ctx.store.events_after(None, 0)?.last().map_or(0, |e| e.id);
+    let task = tasks::add(
+        &mut ctx,
+        &tasks::AddRequest {
+            title: "Add a greeting script".into(),
+            body: "greet.sh says hello (to $1, else the world), with tests in tests/".into(),
+            agency: Some("CodeAgency".into()),
+            ..Default::default()
+        },
+    )?
+    .id;
+    progress(&format!("task {task} added for CodeAgency"));
+
     loop {
         for e in ctx.store.events_after(None, seen)? {
             seen = e.id;
@@ -346,6 +358,7 @@ fn flow(
             let report = DemoReport {
                 home: ctx.ws.root.clone(),
                 socket,
+                task,
                 item,
                 seconds: start.elapsed().as_secs_f64(),
             };
@@ -377,6 +390,9 @@ fn describe(e: &crate::store::EventRow) -> Option<String> {
             s("from"),
             s("to")
         ),
+        "task.dispatched" => format!("  task #{} ready: TASK message to {}", d["id"], s("to")),
+        "task.claimed" => format!("  task #{} claimed by {}", d["id"], s("agent")),
+        "task.review" => format!("  task #{} in review: {}", d["id"], s("note")),
         "approval.submitted" => format!(
             "  submitted {} for approval ({} passed, {} failed)",
             s("branch"),

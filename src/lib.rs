@@ -11,6 +11,7 @@
 //! - [`tmux`]: the only code that runs tmux, through `tmux_interface`, on the configured socket.
 //! - [`store`]: the only code that writes SQL: the registry database, its migrations, the JSON mirrors.
 //! - [`runtime`]: agent runtimes: the scripted agent.
+//! - [`tasks`]: the task graph: tasks and their needs, claims, dispatch and unblocking, leases, plans.
 //! - [`demo`]: the offline demo on scripted agents.
 //! - [`tui`]: the approval screen (ratatui): state and update, drawing, the event loop.
 //! - [`error`]: the error type, with a hint for what to do next.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod git;
 pub mod runtime;
 pub mod store;
+pub mod tasks;
 pub mod tmux;
 pub mod tui;
 pub mod workspace;

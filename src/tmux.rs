@@ -282,9 +282,12 @@ impl Tmux {
         let out = match self.run(vec![c]) {
             Ok(out) => out,
             Err(TmuxError::NoServer { .. }) => return Ok(Vec::new()),
-            // A socket file left behind by a dead server reads as "no server".
+            // A socket file left behind by a dead (or dying) server reads as
+            // "no server".
             Err(TmuxError::Unreachable { stderr, .. })
-                if stderr.contains("No such file") || stderr.contains("Connection refused") =>
+                if stderr.contains("No such file")
+                    || stderr.contains("Connection refused")
+                    || stderr.contains("server exited unexpectedly") =>
             {
                 return Ok(Vec::new())
             }

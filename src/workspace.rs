@@ -18,7 +18,19 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     pub tmux: TmuxConfig,
     pub agents: AgentsConfig,
+    pub tasks: TasksConfig,
 }
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct TasksConfig {
+    /// How long a claim outlives an agent whose pane is dead or gone
+    /// (`10m`, `90s`).
+    pub lease: Option<String>,
+}
+
+/// A claim's lease when `agency.toml` names none.
+pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default)]
@@ -124,6 +136,9 @@ socket = ""                # empty: the default tmux server (AGENCY_TMUX_SOCKET 
 
 [agents]
 command = "bash"           # default agent command when an agent names none
+
+[tasks]
+lease = "10m"              # a task claimed by an agent whose pane is gone this long is ready again
 "#,
         project = toml_escape(project),
         test_command = toml_escape(test_command),
@@ -191,6 +206,19 @@ impl Workspace {
 
     pub fn agency_dir(&self, name: &str) -> PathBuf {
         self.agencies_dir().join(name)
+    }
+
+    /// `[tasks] lease`, else ten minutes.
+    pub fn task_lease(&self) -> Result<std::time::Duration> {
+        let Some(text) = self.config.tasks.lease.as_deref() else {
+            return Ok(DEFAULT_LEASE);
+        };
+        humantime::parse_duration(text.trim()).map_err(|e| {
+            Error::user(
+                format!("[tasks] lease = {text:?} in {CONFIG_FILE}: {e}"),
+                "write a duration like \"10m\" or \"90s\"",
+            )
+        })
     }
 
     pub fn registry_dir(&self) -> PathBuf {
@@ -455,6 +483,7 @@ mod tests {
         assert_eq!(c.sandbox.test_command.as_deref(), Some("cargo test"));
         assert_eq!(c.tmux.socket.as_deref(), Some(""));
         assert_eq!(c.agents.command.as_deref(), Some("bash"));
+        assert_eq!(c.tasks.lease.as_deref(), Some("10m"));
     }
 
     #[test]

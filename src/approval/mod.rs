@@ -19,6 +19,7 @@ use crate::bus;
 use crate::error::{Error, Result};
 use crate::git::{CheckoutUpdate, DiffStats, MergeOutcome, Project};
 use crate::store::{ApprovalRow, Decision, HandoffRow};
+use crate::tasks;
 use testrun::TestRun;
 
 /// How long a test command may run unless told otherwise.
@@ -81,6 +82,7 @@ pub fn handoff(ctx: &mut Ctx, r: &HandoffRequest) -> Result<HandoffRow> {
     }
     let branch = branch_or_env(r.branch.as_deref())?;
     let commit = project(ctx)?.branch_commit(&branch)?;
+    let task = tasks::hooks::before_handoff(ctx, &r.task)?;
     let payload = json!({
         "type": "handoff",
         "task": r.task,
@@ -105,7 +107,11 @@ pub fn handoff(ctx: &mut Ctx, r: &HandoffRequest) -> Result<HandoffRow> {
         message_id: ids.first().copied(),
         created_at: String::new(),
     };
-    Ok(ctx.store.insert_handoff(&row)?)
+    let row = ctx.store.insert_handoff(&row)?;
+    if let Some(t) = task {
+        tasks::hooks::handed_off(ctx, t.id, &r.to, row.message_id)?;
+    }
+    Ok(row)
 }
 
 /// Which test command applies: `--test-command` when given (an explicit
@@ -254,6 +260,7 @@ pub fn submit_watched(
     let base = ctx.ws.base_branch();
     // Check the cheap things before spending a test run.
     require_agency(ctx, &r.agency)?;
+    let task = tasks::hooks::before_submit(ctx, &r.task)?;
     let stats: DiffStats = {
         let p = project(ctx)?;
         let commit = p.branch_commit(&branch)?;
@@ -275,7 +282,11 @@ pub fn submit_watched(
         id: 0,
         agency: r.agency.clone(),
         task: r.task.clone(),
-        title: r.title.clone().unwrap_or_else(|| r.task.clone()),
+        title: r
+            .title
+            .clone()
+            .or_else(|| task.as_ref().map(|t| t.title.clone()))
+            .unwrap_or_else(|| r.task.clone()),
         branch,
         commit: report.commit.clone(),
         base_branch: base,
@@ -306,6 +317,9 @@ pub fn submit_watched(
         &json!({"id": item.id, "task": item.task, "branch": item.branch, "commit": item.commit}),
     )?;
     ctx.store.write_approvals_mirror()?;
+    if let Some(t) = task {
+        tasks::hooks::submitted(ctx, t.id, &item)?;
+    }
     Ok(item)
 }
 
@@ -492,6 +506,7 @@ pub fn approve(ctx: &mut Ctx, id: i64, note: Option<&str>, force: bool) -> Resul
         note.unwrap_or(""),
         Some(&merge_commit),
     )?;
+    tasks::hooks::approved(ctx, &item, &merge_commit)?;
     Ok(ApproveReport {
         id,
         task: item.task,
@@ -534,6 +549,7 @@ pub fn reject(ctx: &mut Ctx, id: i64, feedback: &str) -> Result<Option<i64>> {
     });
     let message_id = notify(ctx, &item, payload);
     record_decision(ctx, &item, "rejected", &by, feedback, None)?;
+    tasks::hooks::rejected(ctx, &item, feedback)?;
     Ok(message_id)
 }
 

@@ -118,7 +118,14 @@ fn check_recipient(ctx: &Ctx, agency_name: &str, agent: &str) -> Result<()> {
 /// Queues messages, then makes sure a router will deliver them.
 pub fn queue(ctx: &mut Ctx, msgs: &[NewMessage]) -> Result<Vec<i64>> {
     let ids = ctx.store.queue_messages(msgs)?;
-    for (m, id) in msgs.iter().zip(&ids) {
+    queued(ctx, msgs, &ids)?;
+    Ok(ids)
+}
+
+/// What follows queueing (also for messages queued inside another
+/// transaction, like a task's): the activity logs, and a router to deliver.
+pub fn queued(ctx: &mut Ctx, msgs: &[NewMessage], ids: &[i64]) -> Result<()> {
+    for (m, id) in msgs.iter().zip(ids) {
         ctx.activity_line(
             &m.agency,
             "message.queued",
@@ -127,7 +134,7 @@ pub fn queue(ctx: &mut Ctx, msgs: &[NewMessage]) -> Result<Vec<i64>> {
     }
     router::ensure_running(&ctx.ws)?;
     router::wake(&ctx.ws.registry_dir());
-    Ok(ids)
+    Ok(())
 }
 
 /// `agency send`.

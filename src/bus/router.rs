@@ -184,6 +184,12 @@ fn may_stop(lock: &File, ctx: &Ctx) -> bool {
 /// away, the last agency of the workspace has stopped, or the process is
 /// stopped. Returns at once if another router runs.
 pub fn run(ws: Workspace) -> Result<()> {
+    run_with(ws, |_| {})
+}
+
+/// `run`, calling `upkeep` on every tick (for work that watches panes,
+/// like task leases).
+pub fn run_with(ws: Workspace, mut upkeep: impl FnMut(&mut Ctx)) -> Result<()> {
     let registry = ws.registry_dir();
     fs::create_dir_all(&registry).map_err(|e| Error::io(registry.display(), e))?;
     let lock = open_lock(&lock_path(&registry))?;
@@ -237,6 +243,7 @@ pub fn run(ws: Workspace) -> Result<()> {
         if let Err(e) = outbox::ingest(&mut ctx) {
             eprintln!("router: outbox: {e}");
         }
+        upkeep(&mut ctx);
         let delivered = match router.cycle(&mut ctx) {
             Ok(n) => n,
             Err(e) => {

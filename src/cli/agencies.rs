@@ -1,5 +1,7 @@
 //! `agency create`, `list`, `status`, `attach`, `kill`.
 
+use std::collections::HashMap;
+
 use clap::Args;
 
 use super::{print_json, print_lines, split_list};
@@ -78,6 +80,8 @@ pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
         move_agents: args.move_agents,
     };
     let report = agency::create(ctx, &opts)?;
+    // Tasks waiting for a capability it has go to it now.
+    crate::tasks::route_waiting(ctx)?;
     if !report.ignored.is_empty() {
         eprintln!(
             "warning: agency {} already exists; ignored {} (edit agencies/{}/agency.json instead)",
@@ -226,20 +230,29 @@ pub struct StatusArgs {
 pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
     if args.restart {
         agency::restore(ctx, args.name.as_deref())?;
+        crate::tasks::route_waiting(ctx)?;
     }
     let all: Vec<AgencyStatus> = match &args.name {
         Some(n) => vec![agency::status(ctx, n)?],
         None => agency::list(ctx)?,
     };
+    let held = held_tasks(ctx, &all)?;
     if args.json {
+        let mut v = serde_json::to_value(&all).expect("plain data serializes");
+        for (a, agency) in v.as_array_mut().into_iter().flatten().zip(&held) {
+            for agent in a["agents"].as_array_mut().into_iter().flatten() {
+                let name = agent["name"].as_str().unwrap_or_default().to_string();
+                agent["tasks"] = serde_json::json!(agency.get(&name).cloned().unwrap_or_default());
+            }
+        }
         return match &args.name {
-            Some(_) => print_json(&all[0]),
-            None => print_json(&all),
+            Some(_) => print_json(&v[0]),
+            None => print_json(&v),
         };
     }
     let me = super::invocation(&ctx.ws);
     let mut lines = Vec::new();
-    for a in &all {
+    for (i, a) in all.iter().enumerate() {
         lines.push(format!(
             "{} — {} (template {}, layout {})",
             a.name,
@@ -307,11 +320,18 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
                     "", a.name, s.name
                 ));
             }
+            for t in held[i].get(&s.name).into_iter().flatten() {
+                lines.push(format!(
+                    "  {:w$}  task {} ({}): {}",
+                    "", t.id, t.state, t.title
+                ));
+            }
             if let Some(why) = why_queued(a, s, &me) {
                 lines.push(format!("  {:w$}  {why}", ""));
             }
         }
     }
+    lines.extend(unrouted_lines(ctx)?);
     print_lines(lines)
 }
 
@@ -348,6 +368,47 @@ fn why_queued(a: &AgencyStatus, s: &agency::AgentStatus, me: &str) -> Option<Str
         Some(f) => format!("{why}; {f}"),
         None => why,
     })
+}
+
+/// A task an agent holds, as `status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Held {
+    id: i64,
+    title: String,
+    state: String,
+}
+
+/// Per agency (in `all`'s order), per agent: the tasks it holds.
+fn held_tasks(ctx: &Ctx, all: &[AgencyStatus]) -> Result<Vec<HashMap<String, Vec<Held>>>> {
+    all.iter()
+        .map(|a| {
+            let mut m: HashMap<String, Vec<Held>> = HashMap::new();
+            for (agent, id, title, state) in ctx.store.held_tasks(&a.name)? {
+                m.entry(agent).or_default().push(Held { id, title, state });
+            }
+            Ok(m)
+        })
+        .collect()
+}
+
+/// Ready tasks no running agency can take, and why.
+fn unrouted_lines(ctx: &Ctx) -> Result<Vec<String>> {
+    let ready = ctx.store.tasks(&crate::store::TaskFilter {
+        agency: None,
+        state: Some("ready".into()),
+    })?;
+    Ok(ready
+        .iter()
+        .filter(|t| t.agency.is_none())
+        .map(|t| {
+            format!(
+                "task {} waits: {} ({})",
+                t.id,
+                t.reason.as_deref().unwrap_or("no agency yet"),
+                t.title
+            )
+        })
+        .collect())
 }
 
 /// Attach to an agency's tmux session (switch to it when inside tmux)

@@ -24,7 +24,7 @@ pub struct HandoffArgs {
     pub from: String,
     /// The agency taking over (its coordinator is told)
     pub to: String,
-    /// What the work is
+    /// What the work is: a task id (the task moves to TO) or a label
     #[arg(long)]
     pub task: String,
     /// The branch (default: AGENCY_BRANCH, set in an agent's pane)
@@ -51,7 +51,8 @@ pub enum Priority {
     #[value(alias = "medium")]
     Normal,
     High,
-    Critical,
+    #[value(alias = "critical")]
+    Urgent,
 }
 
 impl Priority {
@@ -60,7 +61,7 @@ impl Priority {
             Priority::Low => "low",
             Priority::Normal => "normal",
             Priority::High => "high",
-            Priority::Critical => "critical",
+            Priority::Urgent => "urgent",
         }
     }
 }
@@ -200,7 +201,7 @@ refused. The human decides with `agency approvals`."#)]
 pub struct SubmitArgs {
     /// The submitting agency
     pub agency: String,
-    /// The task it does (e.g. T-42)
+    /// A task id (it goes to review; approving makes it done) or a label (e.g. T-42)
     #[arg(long)]
     pub task: String,
     /// The branch (default: AGENCY_BRANCH, set in an agent's pane)

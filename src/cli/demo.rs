@@ -69,6 +69,17 @@ fn summary(r: &crate::demo::DemoReport, i: &ApprovalRow) -> Vec<String> {
             i.insertions,
             i.deletions
         ),
+        match i.status.as_str() {
+            "approved" => format!("task {} is done ({ws} task show {})", r.task, r.task),
+            "rejected" => format!(
+                "task {} went back to CodeAgency with the feedback ({ws} task show {})",
+                r.task, r.task
+            ),
+            _ => format!(
+                "task {} is in review: approving the item makes it done ({ws} task show {})",
+                r.task, r.task
+            ),
+        },
         format!("workspace: {}", r.home.display()),
         format!("watch the agents: {watch}"),
     ];

@@ -99,9 +99,18 @@ fn report_ids(out: IdOutput, ids: &[i64], human: impl FnOnce() -> Vec<String>) -
 
 /// Tells on stderr where a message for `agent` will wait, and what brings
 /// it on: a stopped agency or exited agent (warnings), a shell (a note).
+/// The message is queued already: a tmux that cannot be asked (a server
+/// going down) is worth a warning, never a failed command.
 fn warn_where_it_waits(ctx: &Ctx, agency: &str, agent: &str, id: i64, quiet: bool) -> Result<()> {
     let me = super::invocation(&ctx.ws);
-    match crate::agency::presence(ctx, agency, agent)? {
+    let presence = match crate::agency::presence(ctx, agency, agent) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("warning: message #{id} is queued, but tmux could not say whether {agency} runs: {e}");
+            return Ok(());
+        }
+    };
+    match presence {
         Presence::AgencyDown => eprintln!(
             "warning: {agency} is not running; the message waits until it is. Start it: {me} create {agency}"
         ),
@@ -379,7 +388,7 @@ pub struct RouterArgs {
 
 pub fn router(ws: Workspace, args: &RouterArgs) -> Result<()> {
     if args.foreground {
-        return bus::router::run(ws);
+        return bus::router::run_with(ws.clone(), task_upkeep(&ws));
     }
     if args.stop {
         return match bus::router::stop(&ws.registry_dir())? {
@@ -400,6 +409,26 @@ pub fn router(ws: Workspace, args: &RouterArgs) -> Result<()> {
                 return print_lines(["no router running".to_string()])
             }
             None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// The router's tick checks task leases and keeps `task_graph.json` (see
+/// `tasks::lease`, `tasks::mirror`).
+fn task_upkeep(ws: &Workspace) -> impl FnMut(&mut Ctx) {
+    let lease = ws.task_lease().unwrap_or_else(|e| {
+        let default = crate::workspace::DEFAULT_LEASE;
+        eprintln!("router: {e}; using {}", humantime::format_duration(default));
+        default
+    });
+    let mut leases = crate::tasks::lease::Leases::new(lease);
+    let mut mirror = crate::tasks::mirror::Mirror::default();
+    move |ctx| {
+        if let Err(e) = leases.tick(ctx) {
+            eprintln!("router: task leases: {e}");
+        }
+        if let Err(e) = mirror.tick(ctx) {
+            eprintln!("router: task_graph.json: {e}");
         }
     }
 }
@@ -539,6 +568,7 @@ pub struct RestoreArgs {
 
 pub fn restore(ctx: &mut Ctx, a: &RestoreArgs) -> Result<()> {
     let reports = crate::agency::restore(ctx, a.name.as_deref())?;
+    crate::tasks::route_waiting(ctx)?;
     if a.json {
         return print_json(&reports);
     }

@@ -7,6 +7,7 @@ mod demo;
 mod docs;
 mod messages;
 mod progress;
+mod tasks;
 mod workspace;
 
 use std::io::Write;
@@ -66,6 +67,8 @@ pub enum Command {
     Approvals(approvals::ApprovalsArgs),
     Approve(approvals::ApproveArgs),
     Reject(approvals::RejectArgs),
+    Task(tasks::TaskArgs),
+    Plan(tasks::PlanArgs),
     Demo(demo::DemoArgs),
     Agent(demo::AgentArgs),
     Completions(docs::CompletionsArgs),
@@ -98,6 +101,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Approvals(args) => approvals::approvals(&mut open(home)?, args),
         Command::Approve(args) => approvals::approve(&mut open(home)?, args),
         Command::Reject(args) => approvals::reject(&mut open(home)?, args),
+        Command::Task(args) => tasks::task(&mut open(home)?, args),
+        Command::Plan(args) => tasks::plan(&mut open(home)?, args),
         Command::Demo(args) => demo::demo(home, args),
         Command::Agent(args) => demo::agent(args),
         Command::Completions(args) => docs::completions(args),

@@ -11,12 +11,16 @@ use serde::Serialize;
 
 use crate::workspace::write_atomic;
 
+mod tasks;
+pub use tasks::{Claim, NewTask, TaskCount, TaskEventRow, TaskFilter, TaskRow, TaskTx};
+
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_agencies.sql"),
     include_str!("migrations/002_messages.sql"),
     include_str!("migrations/003_approvals.sql"),
     include_str!("migrations/004_worktrees.sql"),
     include_str!("migrations/005_schedule.sql"),
+    include_str!("migrations/010_tasks.sql"),
 ];
 
 /// How long a writer waits for another process's transaction.
@@ -300,6 +304,15 @@ impl Store {
     fn migrate(&mut self) -> StoreResult<()> {
         let known = MIGRATIONS.len() as i64;
         let path = self.path.display().to_string();
+        // Up to date (the usual case): no need to take the write lock, which
+        // every other process opening the registry would queue behind.
+        let current: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(self.err())?;
+        if current == known {
+            return Ok(());
+        }
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -506,35 +519,7 @@ impl Store {
         self.write_tx(|tx| {
             let mut ids = Vec::new();
             for m in msgs {
-                let payload = m.payload.as_ref().map(|p| p.to_string());
-                let id: Option<i64> = tx
-                    .query_row(
-                        &format!(
-                            "INSERT INTO messages (sender, agency, agent, kind, body, payload, origin,
-                               deliver_at, created_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, {NOW})
-                             ON CONFLICT (origin) DO NOTHING RETURNING id"
-                        ),
-                        params![
-                            m.from,
-                            m.agency,
-                            m.agent,
-                            m.kind,
-                            m.body,
-                            payload,
-                            m.origin,
-                            m.deliver_at
-                        ],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(id) = id {
-                    let detail = serde_json::json!({
-                        "id": id, "from": m.from, "to": format!("{}/{}", m.agency, m.agent), "type": m.kind,
-                    });
-                    insert_event(tx, Some(&m.agency), "message.queued", &detail)?;
-                    ids.push(id);
-                }
+                ids.extend(insert_message(tx, m)?);
             }
             Ok(ids)
         })
@@ -910,6 +895,40 @@ impl Store {
         }
         self.write_mirror("active_agencies.json", &entries)
     }
+}
+
+/// Queues one message with its `message.queued` event, inside `tx`; `None`
+/// when its `origin` was queued before.
+fn insert_message(tx: &Transaction<'_>, m: &NewMessage) -> rusqlite::Result<Option<i64>> {
+    let payload = m.payload.as_ref().map(|p| p.to_string());
+    let id: Option<i64> = tx
+        .query_row(
+            &format!(
+                "INSERT INTO messages (sender, agency, agent, kind, body, payload, origin,
+                   deliver_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, {NOW})
+                 ON CONFLICT (origin) DO NOTHING RETURNING id"
+            ),
+            params![
+                m.from,
+                m.agency,
+                m.agent,
+                m.kind,
+                m.body,
+                payload,
+                m.origin,
+                m.deliver_at
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = id {
+        let detail = serde_json::json!({
+            "id": id, "from": m.from, "to": format!("{}/{}", m.agency, m.agent), "type": m.kind,
+        });
+        insert_event(tx, Some(&m.agency), "message.queued", &detail)?;
+    }
+    Ok(id)
 }
 
 fn insert_event(

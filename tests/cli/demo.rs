@@ -17,7 +17,7 @@ fn the_demo_ends_with_a_tested_item_pending() {
     // Message ids depend on how the agents' messages interleave: match
     // the steps, not the numbers.
     let step = regex::Regex::new(
-        r"(?s)handoff of agency/CodeAgency/dev.*delivered #\d+ results to CodeAgency/coordinator.*submitted agency/CodeAgency/dev",
+        r"(?s)task #1 ready: TASK message to CodeAgency/coordinator.*task #1 claimed by CodeAgency/dev.*handoff of agency/CodeAgency/dev.*delivered #\d+ results to CodeAgency/coordinator.*submitted agency/CodeAgency/dev.*task #1 in review",
     )
     .unwrap();
     assert!(
@@ -37,14 +37,34 @@ fn the_demo_ends_with_a_tested_item_pending() {
         &["log", "--format=%an %s", "agency/CodeAgency/dev"],
     );
     assert!(log.starts_with("dev greet: say hello"), "{log}");
-    // And a human can approve it.
-    t.ok(&[
-        "--home",
-        t.home.to_str().unwrap(),
-        "approve",
-        &item["id"].to_string(),
-    ]);
+    // The demo's task is in review under that item ...
+    let home = t.home.to_str().unwrap();
+    let task = t.json(&["--home", home, "task", "show", "1", "--json"]);
+    assert_eq!(task["state"], "review");
+    assert_eq!(task["approval_id"], item["id"]);
+    assert_eq!(item["title"], "Add a greeting script");
+    // ... and a human can approve it, which makes the task done.
+    t.ok(&["--home", home, "approve", &item["id"].to_string()]);
     assert!(project.join("greet.sh").is_file());
+    let task = t.json(&["--home", home, "task", "show", "1", "--json"]);
+    assert_eq!(task["state"], "done");
+    let kinds: Vec<&str> = task["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "created",
+            "ready",
+            "dispatched",
+            "claimed",
+            "review",
+            "done"
+        ]
+    );
     // Refuses to build over an existing folder.
     let again = t.run(&["--home", t.home.to_str().unwrap(), "demo", "--no-tui"]);
     assert_eq!(again.status.code(), Some(1));
@@ -69,7 +89,10 @@ fn the_scripted_agent_acts_on_typed_messages_and_acks_them() {
         .ok(&["send", "-q", "S", "bot", "TASK please make coffee"])
         .trim()
         .to_string();
-    wait_until("the rule to run", || marker.is_file());
+    // The file exists as soon as the shell opens it: wait for the whole line.
+    wait_until("the rule to run", || {
+        fs::read_to_string(&marker).is_ok_and(|s| s.ends_with('\n'))
+    });
     assert_eq!(fs::read_to_string(&marker).unwrap(), "coffee from human\n");
     wait_until("the ack", || {
         t.json(&["inbox", "S", "bot", "--all", "--json"])[0]["state"] == "acked"

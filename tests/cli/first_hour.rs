@@ -586,7 +586,7 @@ fn help_teaches_and_closed_sets_are_usage_errors() {
     );
     t.usage_error(
         &["handoff", "A", "B", "--task", "t", "--priority", "asap"],
-        "low, normal, high, critical",
+        "low, normal, high, urgent",
     );
     // Message types in any case; the seed's `medium` priority is `normal`.
     t.receivers("A", "rx");

@@ -11,6 +11,7 @@ mod first_hour;
 mod messages;
 mod runtime;
 mod screens;
+mod tasks;
 mod tui;
 mod workspace;
 mod worktrees;

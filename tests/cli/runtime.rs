@@ -224,7 +224,8 @@ fn a_shell_agent_is_shown_its_role_file_and_gets_no_briefing() {
     let role = fs::read_to_string(t.home.join("agencies/Plain/agents/dev.md")).unwrap();
     let heading = role.lines().find(|l| !l.trim().is_empty()).unwrap().trim();
     wait_until("the role file on the dev pane", || {
-        t.tmux_ok(&["capture-pane", "-p", "-t", "Plain:dev"])
+        // With the scrollback: a role file can be longer than the pane.
+        t.tmux_ok(&["capture-pane", "-p", "-S", "-", "-t", "Plain:dev"])
             .contains(heading)
     });
     // Still a shell at its prompt, and nothing was queued for it.
