@@ -1,6 +1,7 @@
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 
+use agency::cli::printable;
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -12,9 +13,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            // Errors quote names, paths and messages: printed escaped, and
+            // a closed or full stderr is no reason to panic.
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "error: {}", printable(&e.to_string()));
             if let Some(hint) = e.hint() {
-                eprintln!("hint: {hint}");
+                let _ = writeln!(err, "hint: {}", printable(&hint));
             }
             ExitCode::from(1)
         }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::agency::spec::AgencySpec;
 use crate::agency::{Ctx, SHELLS};
-use crate::bus::{header, outbox, wake_socket};
+use crate::bus::{header, outbox, sanitize, wake_socket};
 use crate::error::{Error, Result};
 use crate::runtime::profile::{self, Multiline, Profile};
 use crate::store::MessageRow;
@@ -220,10 +220,13 @@ pub fn readiness(pane: Option<&PaneInfo>) -> Readiness {
 pub fn delivery_ops(m: &MessageRow, pane: &str, profile: Option<&Profile>) -> Vec<Op> {
     let head = header(m.id, &m.kind, &m.from);
     let join = profile.is_some_and(|p| p.multiline == Multiline::Join);
-    let body = if join && m.body.contains('\n') {
-        m.body.lines().collect::<Vec<_>>().join(" | ")
+    // Bodies are cleaned when queued; a row from before that (or written
+    // by hand) is cleaned here too.
+    let clean = sanitize(&m.body);
+    let body = if join && clean.contains('\n') {
+        clean.lines().collect::<Vec<_>>().join(" | ")
     } else {
-        m.body.clone()
+        clean
     };
     let single = !body.contains('\n') && (join || body.len() <= TYPE_LIMIT);
     let mut ops = Vec::with_capacity(2);
