@@ -427,6 +427,14 @@ impl Tmux {
     }
 }
 
+/// `text` as a tmux format that expands to itself. tmux 3.3 expands
+/// `#{...}`, `#(...)` (a shell command!) and `#X` in start folders (`-c`),
+/// session and window names, `display-message` and format options, but not
+/// in targets, commands, `-e` values, `send-keys -l` or buffers.
+pub fn literal(text: &str) -> String {
+    text.replace('#', "##")
+}
+
 fn cmd(name: &'static str) -> TmuxCommand<'static> {
     let mut c = TmuxCommand::new();
     c.name(name);
@@ -450,14 +458,14 @@ fn escape_trailing_semicolon(arg: &str) -> Cow<'_, str> {
 fn push_pane(c: &mut TmuxCommand<'static>, pane: &PaneSpec, window_name: bool) {
     c.push_flag("-P").push_option("-F", "#{pane_id}");
     if window_name {
-        c.push_option("-n", pane.name.clone());
+        c.push_option("-n", literal(&pane.name));
     }
     push_start(c, pane);
 }
 
 /// Where and how a pane's program starts: folder, environment, command.
 fn push_start(c: &mut TmuxCommand<'static>, pane: &PaneSpec) {
-    c.push_option("-c", pane.dir.clone());
+    c.push_option("-c", literal(&pane.dir));
     for (k, v) in &pane.env {
         c.push_option("-e", format!("{k}={v}"));
     }
@@ -499,7 +507,7 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
             let mut c = cmd("new-session");
             // A roomy default size so splits fit before anyone attaches.
             c.push_flag("-d")
-                .push_option("-s", session.clone())
+                .push_option("-s", literal(session))
                 .push_option("-x", "200")
                 .push_option("-y", "50");
             push_pane(&mut c, pane, true);
@@ -576,9 +584,8 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
         }
         Op::DisplayMessage { pane, text } => {
             let mut c = cmd("display-message");
-            // The text is a format: `#` must be doubled to stay literal.
-            c.push_option("-t", pane.clone())
-                .push_param(text.replace('#', "##"));
+            // The text is a format.
+            c.push_option("-t", pane.clone()).push_param(literal(text));
             c
         }
         Op::SelectLayout { target, layout } => {

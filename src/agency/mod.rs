@@ -485,8 +485,9 @@ fn dead_note(agency: &str, s: &Slot) -> Option<String> {
     let status = "status #{pane_dead_status}#{?pane_dead_signal, signal #{pane_dead_signal},}";
     matches!(s.role, "coordinator" | "specialist").then(|| {
         format!(
-            "{} exited ({status}): `agency status {agency} --restart` starts it again",
-            s.name
+            "{} exited ({status}): `agency status {} --restart` starts it again",
+            crate::tmux::literal(&s.name),
+            crate::tmux::literal(agency)
         )
     })
 }

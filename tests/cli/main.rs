@@ -7,6 +7,7 @@ mod agencies;
 mod approvals;
 mod bad_input;
 mod demo;
+mod hardening;
 mod live_agents;
 mod messages;
 mod runtime;
