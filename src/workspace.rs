@@ -129,6 +129,24 @@ impl Workspace {
         self.root.join("registry")
     }
 
+    /// Waits for, then holds until dropped, the lock of one agency
+    /// (`registry/locks/NAME.lock`, `name` already checked): create,
+    /// restore and kill of one agency run one at a time, so two of them
+    /// never end each other's session.
+    pub fn lock_agency(&self, name: &str) -> Result<fs::File> {
+        let dir = self.registry_dir().join("locks");
+        fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+        let path = dir.join(format!("{name}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(path.display(), e))?;
+        file.lock().map_err(|e| Error::io(path.display(), e))?;
+        Ok(file)
+    }
+
     pub fn templates_dir(&self) -> PathBuf {
         self.root.join("templates")
     }

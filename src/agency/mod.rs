@@ -106,6 +106,7 @@ pub struct CreateReport {
 /// call is left behind.
 pub fn create(ctx: &mut Ctx, opts: &CreateOptions) -> Result<CreateReport> {
     validate_name("agency", &opts.name)?;
+    let _lock = ctx.ws.lock_agency(&opts.name)?;
     if let Some(l) = &opts.overrides.layout {
         Layout::parse(l)?;
     }
@@ -705,11 +706,15 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
             });
         }
     }
-    let ids = ctx.tmux.batch(&ops).inspect_err(|_| {
-        if !session_exists && !ops.is_empty() {
+    let (ids, made) = ctx.tmux.batch_partial(&ops);
+    if let Err(e) = made {
+        // Only a session this call made is ended: when `new-session` itself
+        // failed, the session of that name belongs to someone else.
+        if !session_exists && !ids.is_empty() {
             let _ = ctx.tmux.kill_session(&name);
         }
-    })?;
+        return Err(e.into());
+    }
     for (slot, id) in op_slots.iter().zip(ids) {
         pane_of[*slot] = Some(id);
     }
@@ -1116,6 +1121,7 @@ pub struct KillReport {
 /// stay unless `purge`.
 pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillReport> {
     require_known(ctx, name)?;
+    let _lock = ctx.ws.lock_agency(name)?;
     // Before anything ends: what would purging lose?
     let worktrees: Vec<AgentRow> = ctx
         .store

@@ -3,8 +3,9 @@
 //! a terminal as a control sequence, or loses or repeats a message.
 
 use std::fs;
+use std::time::Duration;
 
-use crate::common::{commit, git, lines_of, wait_until, TestEnv};
+use crate::common::{commit, git, lines_of, wait_for, wait_until, TestEnv};
 
 /// Control characters other than newline (what must never reach a pane or
 /// a terminal).
@@ -168,4 +169,235 @@ fn folders_with_hashes_are_taken_literally() {
     assert_eq!(again["action"], "reconcile");
     assert_eq!(again["created"], serde_json::json!([]));
     assert!(!mark.exists(), "a folder name ran a command");
+}
+
+/// Writes a workspace template `name` whose coordinator and agents run
+/// `command(agent)` with `profile`, each with the role file `role(agent)`.
+fn write_template(
+    t: &TestEnv,
+    name: &str,
+    agents: &[&str],
+    command: impl Fn(&str) -> String,
+    profile: impl Fn(&str) -> String,
+    role: impl Fn(&str) -> String,
+) {
+    let dir = t.home.join("templates").join(name);
+    fs::create_dir_all(dir.join("agents")).unwrap();
+    let entry = |n: &str, file: &str| {
+        serde_json::json!({
+            "name": n, "title": n, "role_file": file,
+            "command": command(n), "profile": profile(n),
+        })
+    };
+    let spec = serde_json::json!({
+        "name": name,
+        "coordinator": entry("coordinator", "coordinator.md"),
+        "agents": agents.iter().map(|a| entry(a, &format!("agents/{a}.md"))).collect::<Vec<_>>(),
+        "worktrees": false,
+    });
+    fs::write(dir.join("agency.json"), spec.to_string()).unwrap();
+    fs::write(dir.join("coordinator.md"), role("coordinator")).unwrap();
+    for a in agents {
+        fs::write(dir.join(format!("agents/{a}.md")), role(a)).unwrap();
+    }
+}
+
+/// Lines of `n` bytes in all, `width` characters each (and a shorter last).
+fn long_text(n: usize, width: usize, tag: &str) -> String {
+    let mut s = String::new();
+    let mut i = 0;
+    while s.len() < n {
+        let line = format!("{tag} line {i} ");
+        let pad = width.saturating_sub(line.len() + 1);
+        s.push_str(&line);
+        s.push_str(&"é".repeat(pad / 2));
+        s.push('\n');
+        i += 1;
+    }
+    s.truncate(s.floor_char_boundary(n));
+    s.trim_end().to_string()
+}
+
+// Regression: tmux refuses a command line over 16 KB (`command too long`):
+// a 20 KB message failed, a role file over 16 KB could not be briefed, and
+// an agency with 20 specialists and a long agent command could not start.
+#[test]
+fn long_messages_role_files_and_many_agents_fit_through_tmux() {
+    let t = TestEnv::new();
+    fs::write(
+        t.home.join("profiles.toml"),
+        "[rx]\nsubmit = \"Enter\"\nmultiline = \"paste\"\nbrief = true\n\
+         [rxjoin]\nsubmit = \"Enter\"\nmultiline = \"join\"\nbrief = true\n",
+    )
+    .unwrap();
+    let out = t.root().join("out");
+    fs::create_dir_all(&out).unwrap();
+    let agents: Vec<String> = (0..22).map(|i| format!("a{i}")).collect();
+    let names: Vec<&str> = agents.iter().map(String::as_str).collect();
+    let padding = "x".repeat(1500);
+    // Raw input (no 4 KB line limit of a terminal's line editing) for the
+    // agents that get one long line.
+    write_template(
+        &t,
+        "Big",
+        &names,
+        |a| {
+            let raw = if a == "a1" || a == "a2" {
+                "stty -icanon; "
+            } else {
+                ""
+            };
+            format!(
+                "{raw}exec env PADDING={padding} cat >> {}/{a}.out",
+                out.display()
+            )
+        },
+        |a| if a == "a2" { "rxjoin" } else { "rx" }.to_string(),
+        |a| {
+            if a == "a0" {
+                long_text(20_000, 90, "role")
+            } else {
+                format!("# {a}")
+            }
+        },
+    );
+    t.ok(&["create", "Big"]);
+    assert_eq!(t.windows("Big").len(), 1 + 22 + 2);
+    let role = long_text(20_000, 90, "role");
+    let file = |a: &str| out.join(format!("{a}.out"));
+    wait_until("the long role file briefed", || {
+        fs::read_to_string(file("a0")).is_ok_and(|s| s.contains(role.lines().last().unwrap()))
+    });
+    let briefed = fs::read_to_string(file("a0")).unwrap();
+    assert!(briefed.contains(&role), "the whole role file arrived");
+    // The largest body allowed, on many lines, on one line, and joined.
+    let many = long_text(agency::bus::MAX_BODY, 99, "many");
+    let one = "y".repeat(30_000) + "; #{pane_id} ;";
+    let joined = long_text(30_000, 80, "joined");
+    let before = |a: &str| fs::read_to_string(file(a)).unwrap_or_default().len();
+    let start = [before("a0"), before("a1"), before("a2")];
+    for (a, body) in [("a0", &many), ("a1", &one), ("a2", &joined)] {
+        let mut c = t.cmd(&["send", "Big", a, "-"]);
+        c.stdin(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), body.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let expect = [
+        format!("\n{many}\n"),
+        format!("\n{one}\n"),
+        format!(" {}\n", joined.lines().collect::<Vec<_>>().join(" | ")),
+    ];
+    for (i, a) in ["a0", "a1", "a2"].iter().enumerate() {
+        wait_for(
+            &format!("{a}'s long message"),
+            Duration::from_secs(20),
+            || fs::read(file(a)).unwrap_or_default().len() >= start[i] + expect[i].len(),
+        );
+        let got = fs::read_to_string(file(a)).unwrap();
+        let got = &got[start[i]..];
+        assert!(got.starts_with("[msg #"), "{a}: {}", &got[..80]);
+        let body = &got[got.find(']').unwrap() + 1..];
+        let at = body
+            .bytes()
+            .zip(expect[i].bytes())
+            .position(|(x, y)| x != y);
+        assert!(
+            body == expect[i],
+            "{a}: {} bytes arrived, {} sent; first difference at {at:?}: {:?}",
+            body.len(),
+            expect[i].len(),
+            at.map(|n| &body[n.saturating_sub(20)..(n + 20).min(body.len())])
+        );
+    }
+    assert_eq!(
+        t.json(&["inbox", "Big", "a0", "--all", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["state"] == "failed")
+            .count(),
+        0
+    );
+}
+
+/// Our hooks left on the server (they are set at index 417).
+fn our_hooks(t: &TestEnv) -> Vec<String> {
+    String::from_utf8_lossy(&t.tmux(&["show-hooks", "-g"]).stdout)
+        .lines()
+        .filter(|l| l.contains("[417]"))
+        .map(str::to_string)
+        .collect()
+}
+
+// Regression: two `create`s of a stopped agency at once killed each
+// other's session, and the failed one left the global hook
+// `after-new-session[417]` set.
+#[test]
+fn concurrent_creates_of_one_agency_make_one_session() {
+    let t = TestEnv::new();
+    let out = t.receivers("C", "a,b");
+    for round in 0..3 {
+        t.ok(&["kill", "C"]);
+        let results: Vec<std::process::Output> = std::thread::scope(|s| {
+            let runs: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| t.run(&["create", "C", "--json"])))
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let mut actions = Vec::new();
+        for r in &results {
+            assert!(
+                r.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&r.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+            actions.push(v["action"].as_str().unwrap().to_string());
+        }
+        actions.sort();
+        assert_eq!(actions, ["reconcile", "reconcile", "reconcile", "start"]);
+        assert_eq!(
+            t.windows("C"),
+            ["coordinator", "a", "b", "tools", "sandbox"],
+            "round {round}"
+        );
+        assert_eq!(our_hooks(&t), Vec::<String>::new());
+    }
+    t.ok(&["send", "C", "a", "still here"]);
+    wait_until("delivery", || lines_of(&out.join("a.out")).len() == 1);
+}
+
+// Regression: a failed `new-session` ended the sequence before our hook
+// was unset; the user's own next session then kept a dead pane and our note.
+#[test]
+fn a_failed_batch_leaves_no_hook_behind() {
+    use agency::tmux::{Op, PaneSpec, Tmux};
+    let t = TestEnv::new();
+    let tmux = Tmux::new(Some(t.socket.clone()));
+    let pane = PaneSpec {
+        name: "w".into(),
+        dir: t.root().display().to_string(),
+        env: Vec::new(),
+        command: Some("sleep 30".into()),
+        dead_note: Some("gone".into()),
+    };
+    let op = Op::NewSession {
+        session: "S".into(),
+        pane: pane.clone(),
+    };
+    tmux.batch(std::slice::from_ref(&op)).unwrap();
+    let window = Op::NewWindow {
+        session: "Nope".into(),
+        place: agency::tmux::Place::End,
+        pane,
+    };
+    assert!(tmux.batch(&[op]).is_err(), "a second session S");
+    assert!(tmux.batch(&[window]).is_err(), "no session Nope");
+    assert_eq!(our_hooks(&t), Vec::<String>::new());
+    // The user's own session whose program exits closes as usual.
+    t.tmux_ok(&["new-session", "-d", "-s", "mine", "exit 0"]);
+    wait_until("the user's session to close", || {
+        !t.tmux(&["has-session", "-t", "=mine"]).status.success()
+    });
 }
