@@ -27,6 +27,7 @@ use crate::runtime::profile::{self, Multiline, Profile};
 use crate::store::MessageRow;
 use crate::tmux::{Op, PaneInfo};
 use crate::workspace::{write_atomic, Workspace};
+use tracing::{debug, info, warn};
 
 /// How often the router looks again without being woken.
 const TICK: Duration = Duration::from_millis(250);
@@ -39,6 +40,10 @@ const MIRROR_EVERY: Duration = Duration::from_millis(200);
 
 fn lock_path(registry: &Path) -> PathBuf {
     registry.join("router.lock")
+}
+
+fn log_path(registry: &Path) -> PathBuf {
+    registry.join("router.log")
 }
 
 /// Starts a router for the workspace unless one holds the lock.
@@ -74,23 +79,22 @@ fn open_lock(path: &Path) -> Result<File> {
 /// whoever reads ours waiting for it).
 fn spawn(ws: &Workspace) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
-    let log_path = ws.registry_dir().join("router.log");
-    let log = OpenOptions::new()
+    // The router logs through `logging`; its stderr only catches what
+    // escapes that (a panic), and a log that cannot be opened is no reason
+    // to leave messages undelivered.
+    let stderr = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log_path)
-        .map_err(|e| Error::io(log_path.display(), e))?;
-    let err_log = log
-        .try_clone()
-        .map_err(|e| Error::io(log_path.display(), e))?;
+        .open(log_path(&ws.registry_dir()))
+        .map_or_else(|_| Stdio::null(), Stdio::from);
     Command::new(exe)
         .arg("--home")
         .arg(&ws.root)
         .args(["router", "--foreground"])
         .current_dir(&ws.root)
         .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err_log)
+        .stdout(Stdio::null())
+        .stderr(stderr)
         .process_group(0)
         .spawn()
         .map_err(|e| Error::io("starting the router", e))?;
@@ -122,12 +126,10 @@ pub fn running_pid(registry: &Path) -> Option<u32> {
 pub fn run(ws: Workspace) -> Result<()> {
     let registry = ws.registry_dir();
     fs::create_dir_all(&registry).map_err(|e| Error::io(registry.display(), e))?;
-    let lock = open_lock(&lock_path(&registry))?;
+    crate::logging::to_file(&log_path(&registry));
+    let mut lock = open_lock(&lock_path(&registry))?;
     if lock.try_lock().is_err() {
-        eprintln!(
-            "router: another router already serves {}",
-            ws.root.display()
-        );
+        info!("another router already serves {}", ws.root.display());
         return Ok(());
     }
     write_atomic(
@@ -146,28 +148,35 @@ pub fn run(ws: Workspace) -> Result<()> {
     let mut router = Router {
         // A broken profiles.toml must not stop delivery to everyone else.
         profiles: profile::load(&ctx.ws.root).unwrap_or_else(|e| {
-            eprintln!("router: {e}; using the built-in profiles");
+            warn!("{e}; using the built-in profiles");
             profile::builtins()
         }),
         ..Router::default()
     };
-    eprintln!(
-        "router: pid {} serving {}",
+    info!(
+        "pid {} serving {}",
         std::process::id(),
         ctx.ws.root.display()
     );
     loop {
         if !registry.is_dir() {
-            eprintln!("router: the workspace is gone; stopping");
+            info!("the workspace is gone; stopping");
             return Ok(());
         }
+        if !still_the_router(&registry, &mut lock) {
+            info!("another router serves this workspace now; stopping");
+            return Ok(());
+        }
+        if ctx.store.replaced() {
+            router.reopen(&mut ctx);
+        }
         if let Err(e) = outbox::ingest(&mut ctx) {
-            eprintln!("router: outbox: {e}");
+            warn!("outbox: {e}");
         }
         let delivered = match router.cycle(&mut ctx) {
             Ok(n) => n,
             Err(e) => {
-                eprintln!("router: {e}");
+                warn!("{e}");
                 0
             }
         };
@@ -176,6 +185,55 @@ pub fn run(ws: Workspace) -> Result<()> {
             wait(sock.as_ref());
         }
     }
+}
+
+/// A line in the agency's activity log; a full disk costs the line, not
+/// the delivery.
+fn activity(ctx: &Ctx, m: &MessageRow, kind: &str, detail: serde_json::Value) {
+    if let Err(e) = ctx.activity_line(&m.agency, kind, &detail) {
+        warn!("{e}");
+    }
+}
+
+/// The activity lines of recorded deliveries.
+fn recorded(ctx: &Ctx, msgs: &[&MessageRow]) {
+    for m in msgs {
+        activity(
+            ctx,
+            m,
+            "message.delivered",
+            serde_json::json!({"id": m.id, "to": m.to, "type": m.kind}),
+        );
+    }
+}
+
+/// Whether this router still holds the workspace's lock. Someone who
+/// removes `router.lock` lets a second router start, and two routers would
+/// type each message twice: the lock is taken again, or, when another
+/// router has it, this one stops.
+fn still_the_router(registry: &Path, lock: &mut File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let path = lock_path(registry);
+    let same = match (lock.metadata(), fs::metadata(&path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    };
+    if same {
+        return true;
+    }
+    let Ok(new) = open_lock(&path) else {
+        return true; // cannot tell: keep serving
+    };
+    if new.try_lock().is_err() {
+        return false;
+    }
+    warn!("router.lock was replaced; locked it again");
+    *lock = new;
+    let _ = write_atomic(
+        &registry.join("router.pid"),
+        format!("{}\n", std::process::id()).as_bytes(),
+    );
+    true
 }
 
 /// Sleeps until woken or a tick passes, then swallows queued wake-ups.
@@ -280,6 +338,9 @@ struct Router {
     unsent: HashMap<String, Unsent>,
     /// Messages already announced on a shell pane's status line.
     announced: HashSet<i64>,
+    /// Messages typed whose delivery could not be recorded yet (database
+    /// locked, disk full).
+    typed: Vec<MessageRow>,
     mirror_dirty: bool,
     mirror_at: Option<Instant>,
     /// The queue as last mirrored (see `Store::queue_signature`).
@@ -291,7 +352,10 @@ impl Router {
     fn cycle(&mut self, ctx: &mut Ctx) -> Result<usize> {
         self.reload_profiles(ctx);
         self.verify(ctx)?;
-        let next = ctx.store.next_per_recipient()?;
+        self.record_typed(ctx);
+        let held = self.held();
+        let mut next = ctx.store.next_per_recipient()?;
+        next.retain(|m| !held.contains(&(m.agency.as_str(), m.agent.as_str())));
         if next.is_empty() {
             return Ok(0);
         }
@@ -359,13 +423,17 @@ impl Router {
                         typed.push(r);
                     }
                     Err(e) => {
-                        let state = ctx.store.record_failure(m, &e.to_string(), MAX_ATTEMPTS)?;
-                        if state == "failed" {
-                            ctx.activity_line(
-                                &m.agency,
+                        // Not `?`: the messages typed before this one must
+                        // still be recorded.
+                        match ctx.store.record_failure(m, &e.to_string(), MAX_ATTEMPTS) {
+                            Ok(state) if state == "failed" => activity(
+                                ctx,
+                                m,
                                 "message.failed",
-                                &serde_json::json!({"id": m.id, "to": m.to, "error": e.to_string()}),
-                            )?;
+                                serde_json::json!({"id": m.id, "to": m.to, "error": e.to_string()}),
+                            ),
+                            Ok(_) => {}
+                            Err(err) => warn!("#{}: {e}; not recorded: {err}", m.id),
                         }
                         self.mirror_dirty = true;
                     }
@@ -389,16 +457,70 @@ impl Router {
         if delivered.is_empty() {
             return Ok(0);
         }
-        ctx.store.mark_delivered(&delivered)?;
         for m in &delivered {
-            ctx.activity_line(
-                &m.agency,
-                "message.delivered",
-                &serde_json::json!({"id": m.id, "to": m.to, "type": m.kind}),
-            )?;
+            debug!("typed #{} {} from {} into {}", m.id, m.kind, m.from, m.to);
         }
+        if let Err(e) = ctx.store.mark_delivered(&delivered) {
+            // Typed, maybe read already: never typed again. Its recipient
+            // gets nothing more until the record is written.
+            self.typed.extend(delivered.iter().map(|m| (*m).clone()));
+            return Err(e.into());
+        }
+        recorded(ctx, &delivered);
         self.mirror_dirty = true;
         Ok(delivered.len())
+    }
+
+    /// Records the deliveries that could not be recorded when typed.
+    fn record_typed(&mut self, ctx: &mut Ctx) {
+        if self.typed.is_empty() {
+            return;
+        }
+        let rows: Vec<&MessageRow> = self.typed.iter().collect();
+        match ctx.store.mark_delivered(&rows) {
+            Ok(_) => {
+                recorded(ctx, &rows);
+                info!("recorded the delivery of {} typed message(s)", rows.len());
+                self.typed.clear();
+                self.mirror_dirty = true;
+            }
+            Err(e) => warn!(
+                "cannot record the delivery of {} typed message(s) yet: {e}; their recipients wait",
+                rows.len()
+            ),
+        }
+    }
+
+    /// Recipients whose last typed message is not recorded yet.
+    fn held(&self) -> HashSet<(&str, &str)> {
+        self.typed
+            .iter()
+            .map(|m| (m.agency.as_str(), m.agent.as_str()))
+            .collect()
+    }
+
+    /// The registry database was deleted or replaced under us (its file
+    /// is another one now): the next messages are in the new one.
+    fn reopen(&mut self, ctx: &mut Ctx) {
+        match crate::store::Store::open(&ctx.ws.registry_dir()) {
+            Ok(store) => {
+                // Not closed: closing the last connection to the old file
+                // checkpoints and removes `agency.db-wal` by name, which may
+                // be the new database's by now.
+                std::mem::forget(std::mem::replace(&mut ctx.store, store));
+                if !self.typed.is_empty() {
+                    warn!(
+                        "{} typed message(s) were in the old database; not recorded",
+                        self.typed.len()
+                    );
+                    self.typed.clear();
+                }
+                self.announced.clear();
+                self.mirrored = None;
+                warn!("the registry database was replaced or deleted; using the new one");
+            }
+            Err(e) => warn!("the registry database was replaced; cannot open the new one: {e}"),
+        }
     }
 
     /// Keeps the messages whose agent shows its prompt, with an empty input
@@ -456,7 +578,7 @@ impl Router {
         self.profiles_stamp = stamp;
         match profile::load(&ctx.ws.root) {
             Ok(p) => self.profiles = p,
-            Err(e) => eprintln!("router: {e}"),
+            Err(e) => warn!("{e}"),
         }
     }
 
@@ -502,12 +624,12 @@ impl Router {
                 u.screen = Some(screen);
                 u.at = Instant::now();
             } else if u.presses >= MAX_RESUBMITS {
-                eprintln!("router: {} stays in the input box of {pane}", u.head);
+                warn!("{} stays in the input box of {pane}", u.head);
                 self.unsent.remove(&pane);
             } else {
                 // Worth a line: it tells which CLIs lose submit keys.
-                eprintln!(
-                    "router: {} still in the input box of {pane} ({}): {} again",
+                info!(
+                    "{} still in the input box of {pane} ({}): {} again",
                     u.head, u.profile.name, u.profile.submit
                 );
                 presses.push(Op::PressKey {
@@ -537,7 +659,7 @@ impl Router {
         };
         if self.mirrored != Some(sig) || self.mirror_dirty {
             if let Err(e) = ctx.store.write_queue_mirror() {
-                eprintln!("router: {e}");
+                warn!("{e}");
             }
             self.mirrored = Some(sig);
             self.mirror_dirty = false;

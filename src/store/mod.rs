@@ -51,6 +51,25 @@ impl StoreError {
             {
                 Some("another agency command holds the registry; try again".into())
             }
+            StoreError::Sqlite { path, source }
+                if matches!(
+                    source.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+                ) =>
+            {
+                let aside = shlex::try_quote(&format!("{path}.damaged"))
+                    .map(|q| q.into_owned())
+                    .unwrap_or_else(|_| format!("{path}.damaged"));
+                let path = shlex::try_quote(path)
+                    .map(|q| q.into_owned())
+                    .unwrap_or_else(|_| path.clone());
+                Some(format!(
+                    "the registry database is damaged: move it aside (`mv {path} {aside}`, \
+                     with its -wal and -shm files if any), then `agency create NAME` brings each \
+                     agency back into a new registry; queued messages and approvals stay in the \
+                     old file (`sqlite3 {aside} .recover` may save them)"
+                ))
+            }
             _ => None,
         }
     }
@@ -254,6 +273,13 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     registry: PathBuf,
+    /// Device and inode of the database file when opened.
+    file_id: Option<(u64, u64)>,
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl Store {
@@ -273,10 +299,18 @@ impl Store {
             conn,
             path,
             registry: registry.to_path_buf(),
+            file_id: None,
         };
         store.configure()?;
         store.migrate()?;
+        store.file_id = file_id(&store.path);
         Ok(store)
+    }
+
+    /// Whether `agency.db` was deleted or replaced since this store opened
+    /// it: a long-running process then works on a file nobody else sees.
+    pub fn replaced(&self) -> bool {
+        file_id(&self.path) != self.file_id
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {

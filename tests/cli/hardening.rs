@@ -401,3 +401,165 @@ fn a_failed_batch_leaves_no_hook_behind() {
         !t.tmux(&["has-session", "-t", "=mine"]).status.success()
     });
 }
+
+fn router_log(t: &TestEnv) -> String {
+    fs::read_to_string(t.home.join("registry/router.log")).unwrap_or_default()
+}
+
+// Regression: the router panicked (exit 101) when a log write failed (a
+// full disk): `eprintln!` to a log on /dev/full.
+#[test]
+fn the_router_delivers_when_its_log_cannot_be_written() {
+    let t = TestEnv::new();
+    let registry = t.home.join("registry");
+    fs::create_dir_all(&registry).unwrap();
+    std::os::unix::fs::symlink("/dev/full", registry.join("router.log")).unwrap();
+    let out = t.receivers("Bus", "rx");
+    for i in 0..3 {
+        t.ok(&["send", "Bus", "rx", &format!("m{i}")]);
+    }
+    wait_until("delivery", || lines_of(&out.join("rx.out")).len() == 3);
+    let pid = t.router_pid().expect("the router runs");
+    t.ok(&["send", "Bus", "rx", "m3"]);
+    wait_until("delivery", || lines_of(&out.join("rx.out")).len() == 4);
+    assert_eq!(t.router_pid(), Some(pid), "the same router, still running");
+}
+
+// Lines a person can read: a time, a level, and with AGENCY_LOG=debug
+// every delivery.
+#[test]
+fn router_log_lines_have_times_and_levels() {
+    let t = TestEnv::new();
+    let out = t.root().join("out");
+    fs::create_dir_all(&out).unwrap();
+    let cmd = format!("cat >> {}/$AGENCY_AGENT.out", out.display());
+    let create = t
+        .cmd(&["create", "Bus", "--agents", "rx", "--agent-command", &cmd])
+        .env("AGENCY_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(create.status.success());
+    let id = t.ok(&["send", "Bus", "rx", "hello"]).trim().to_string();
+    wait_until("the delivery logged", || {
+        router_log(&t).contains(&format!("typed #{id} "))
+    });
+    let log = router_log(&t);
+    let time =
+        regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z +(INFO|DEBUG|WARN|ERROR) ")
+            .unwrap();
+    for line in log.lines() {
+        assert!(time.is_match(line), "{line:?}");
+    }
+    assert!(log.contains(" INFO ") && log.contains(" DEBUG "), "{log}");
+}
+
+// Regression: while the router could not record a delivery (database
+// locked, disk full) it typed the message again every cycle: 4 times in
+// 35 s, 44 on a full disk.
+#[test]
+fn a_delivery_that_cannot_be_recorded_is_never_typed_again() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx,other");
+    let rx = out.join("rx.out");
+    // Every attempt to record a delivery fails, as on a full disk.
+    t.db()
+        .execute_batch(
+            "CREATE TRIGGER no_record BEFORE UPDATE OF state ON messages
+             WHEN NEW.state = 'delivered'
+             BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END;",
+        )
+        .unwrap();
+    t.ok(&["send", "Bus", "rx", "once"]);
+    t.ok(&["send", "Bus", "rx", "twice"]);
+    wait_until("three attempts to record it", || {
+        router_log(&t).matches("disk full (test)").count() >= 3
+    });
+    assert_eq!(lines_of(&rx).len(), 1, "typed once: {:?}", lines_of(&rx));
+    assert!(lines_of(&rx)[0].ends_with(" once"));
+    t.db().execute_batch("DROP TRIGGER no_record").unwrap();
+    wait_until("the record, then the next message", || {
+        lines_of(&rx).len() == 2
+    });
+    assert!(lines_of(&rx)[1].ends_with(" twice"), "{:?}", lines_of(&rx));
+    let states: Vec<String> = t
+        .json(&["inbox", "Bus", "rx", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap().to_string())
+        .collect();
+    wait_until("both recorded", || {
+        t.json(&["inbox", "Bus", "rx", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["state"] == "delivered")
+    });
+    assert_eq!(states.len(), 2);
+    t.ok(&["send", "Bus", "other", "fine"]);
+    wait_until("others are served", || {
+        lines_of(&out.join("other.out")).len() == 1
+    });
+}
+
+// Regression: after `registry/agency.db` was deleted under a running
+// router, later sends went into the new file and were never delivered.
+#[test]
+fn a_deleted_database_is_reopened() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    let rx = out.join("rx.out");
+    t.ok(&["send", "Bus", "rx", "before"]);
+    wait_until("delivery", || lines_of(&rx).len() == 1);
+    let pid = t.router_pid().unwrap();
+    let registry = t.home.join("registry");
+    // Only the file, then the file with its -wal and -shm.
+    for (round, files) in [
+        &["agency.db"][..],
+        &["agency.db", "agency.db-wal", "agency.db-shm"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        for f in *files {
+            let _ = fs::remove_file(registry.join(f));
+        }
+        // The registry knows the agency again once it is reconciled.
+        t.ok(&["create", "Bus"]);
+        t.ok(&["send", "Bus", "rx", &format!("after {round}")]);
+        wait_until("delivery after the database went", || {
+            lines_of(&rx).len() == 2 + round
+        });
+        assert!(lines_of(&rx)[1 + round].ends_with(&format!(" after {round}")));
+    }
+    assert_eq!(t.router_pid(), Some(pid));
+}
+
+// A damaged database gets a hint that works.
+#[test]
+fn a_damaged_database_says_what_to_do() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    let db = t.home.join("registry/agency.db");
+    t.signal_router("-TERM");
+    wait_until("the router to stop", || t.router_pid().is_none());
+    for f in ["agency.db-wal", "agency.db-shm"] {
+        let _ = fs::remove_file(t.home.join("registry").join(f));
+    }
+    fs::write(&db, "this is no database ".repeat(300)).unwrap();
+    let err = t.fails(&["list"]);
+    assert!(err.contains("damaged"), "{err}");
+    let hint = err.split("hint: ").nth(1).unwrap();
+    // Follow it.
+    let mv = hint.split('`').nth(1).unwrap();
+    assert!(mv.starts_with("mv "), "{hint}");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(mv)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    t.ok(&["create", "Bus"]);
+    t.ok(&["send", "Bus", "rx", "again"]);
+    wait_until("delivery", || lines_of(&out.join("rx.out")).len() == 1);
+}
