@@ -563,3 +563,73 @@ fn a_damaged_database_says_what_to_do() {
     t.ok(&["send", "Bus", "rx", "again"]);
     wait_until("delivery", || lines_of(&out.join("rx.out")).len() == 1);
 }
+
+/// Every `agency router` process serving this test's workspace.
+fn routers(t: &TestEnv) -> Vec<u32> {
+    let home = t.home.to_str().unwrap();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let zombie =
+                fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "));
+            !zombie && cmdline.contains("router --foreground") && cmdline.contains(home)
+        })
+        .collect()
+}
+
+// Found looking for other ways to type a message twice: with
+// `router.lock` removed, a second router started beside the first and
+// both typed every message.
+#[test]
+fn a_removed_router_lock_never_leaves_two_routers() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    let rx = out.join("rx.out");
+    t.ok(&["send", "Bus", "rx", "m0"]);
+    wait_until("delivery", || lines_of(&rx).len() == 1);
+    fs::remove_file(t.home.join("registry/router.lock")).unwrap();
+    t.ok(&["router"]);
+    let settled = wait_for_result(|| routers(&t).len() == 1);
+    let extra: Vec<u32> = routers(&t);
+    for i in 1..=20 {
+        t.ok(&["send", "Bus", "rx", &format!("m{i}")]);
+    }
+    wait_until("delivery", || lines_of(&rx).len() >= 21);
+    wait_until("the records", || {
+        t.db()
+            .query_row(
+                "SELECT count(*) FROM messages WHERE state = 'delivered'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+            == 21
+    });
+    let lines = lines_of(&rx);
+    // Ours to end, whatever the outcome.
+    for pid in extra {
+        if Some(pid) != t.router_pid() {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+    assert!(settled, "two routers kept running");
+    assert_eq!(lines.len(), 21, "each message once: {lines:?}");
+}
+
+/// Like `wait_until`, but says whether the condition came true.
+fn wait_for_result(mut pred: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if pred() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
