@@ -633,3 +633,129 @@ fn wait_for_result(mut pred: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// Writes `name` into the outbox the way a program should: elsewhere, then
+/// renamed in.
+fn drop_file(t: &TestEnv, name: &str, text: &str) {
+    let outbox = t.home.join("registry/outbox");
+    fs::create_dir_all(&outbox).unwrap();
+    let tmp = t.root().join(format!("{name}.tmp"));
+    fs::write(&tmp, text).unwrap();
+    fs::rename(&tmp, outbox.join(name)).unwrap();
+}
+
+// Regression: a second outbox file with the same name and content was
+// deleted and never delivered (its "queued once" key never expired).
+#[test]
+fn the_same_outbox_file_dropped_again_is_delivered_again() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    let rx = out.join("rx.out");
+    t.ok(&["router"]);
+    let same = r#"{"to": "Bus/rx", "from": "ci", "body": "NOTE build green"}"#;
+    for n in 1..=3 {
+        drop_file(&t, "status.json", same);
+        wait_until("the drop taken", || {
+            !t.home.join("registry/outbox/status.json").exists()
+        });
+        wait_until("its delivery", || lines_of(&rx).len() == n);
+    }
+    assert!(lines_of(&rx)
+        .iter()
+        .all(|l| l.ends_with("] NOTE build green")));
+    // Two at once under different names are two messages too.
+    drop_file(&t, "x.json", same);
+    drop_file(&t, "y.json", same);
+    wait_until("both", || lines_of(&rx).len() == 5);
+}
+
+/// The router's peak memory, in KiB.
+fn router_peak_kib(t: &TestEnv) -> u64 {
+    let pid = t.router_pid().unwrap();
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+// Regression: the outbox read whole files (800 MB took the router to
+// 829 MB), and a FIFO stayed forever; neither may stop delivery.
+#[test]
+fn outbox_files_that_are_huge_fifos_links_or_folders_are_rejected_unread() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    t.ok(&["router"]);
+    let outbox = t.home.join("registry/outbox");
+    let rejected = outbox.join("rejected");
+    // Made in place: these are what a careless or hostile writer leaves.
+    let huge = fs::File::create(outbox.join("huge.json")).unwrap();
+    huge.set_len(300 * 1024 * 1024).unwrap(); // sparse: costs no disk
+    drop(huge);
+    let fifo = outbox.join("pipe.json");
+    let mk = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(mk.success());
+    let secret = t.root().join("secret.txt");
+    fs::write(&secret, r#"{"to": "Bus/rx", "body": "NOTE the secret"}"#).unwrap();
+    std::os::unix::fs::symlink(&secret, outbox.join("link.json")).unwrap();
+    fs::create_dir(outbox.join("folder.json")).unwrap();
+    drop_file(&t, "fine.json", r#"{"to": "Bus/rx", "body": "NOTE fine"}"#);
+    wait_until("the good file", || lines_of(&out.join("rx.out")).len() == 1);
+    let reason = |n: &str| fs::read_to_string(rejected.join(format!("{n}.reason")));
+    wait_until("every bad file rejected", || {
+        ["huge.json", "pipe.json", "link.json", "folder.json"]
+            .iter()
+            .all(|n| reason(n).is_ok())
+    });
+    assert!(reason("huge.json").unwrap().contains("at most"));
+    assert!(reason("pipe.json").unwrap().contains("FIFO"));
+    assert!(reason("link.json").unwrap().contains("symbolic link"));
+    assert!(reason("folder.json").unwrap().contains("folder"));
+    assert!(router_peak_kib(&t) < 100 * 1024, "the huge file was read");
+    assert!(lines_of(&out.join("rx.out"))[0].ends_with("NOTE fine"));
+    assert_eq!(
+        fs::read_to_string(&secret).unwrap(),
+        r#"{"to": "Bus/rx", "body": "NOTE the secret"}"#
+    );
+    assert!(!outbox.join("huge.json").exists() && !fifo.exists());
+}
+
+// Found looking for other paths from outbox files: a `rejected` folder
+// that is a link elsewhere, or a planted `.reason` link, must not make the
+// router write outside the outbox.
+#[test]
+fn rejections_never_write_through_links() {
+    let t = TestEnv::new();
+    let _out = t.receivers("Bus", "rx");
+    t.ok(&["router"]);
+    let outbox = t.home.join("registry/outbox");
+    let rejected = outbox.join("rejected");
+    let victim = t.root().join("victim.txt");
+    fs::write(&victim, "precious\n").unwrap();
+    fs::create_dir_all(&rejected).unwrap();
+    std::os::unix::fs::symlink(&victim, rejected.join("bad.json.reason")).unwrap();
+    drop_file(&t, "bad.json", "{ not json");
+    wait_until("the rejection", || {
+        rejected.join("bad.json.1.reason").is_file()
+    });
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(rejected.join("bad.json.1").is_file());
+    // A `rejected` that is a link to another folder is not used.
+    let elsewhere = t.root().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::rename(&rejected, t.root().join("old-rejected")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &rejected).unwrap();
+    drop_file(&t, "bad2.json", "{ not json");
+    wait_until("the refusal logged", || {
+        router_log(&t).contains("rejected is not a folder")
+    });
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+    fs::remove_file(&rejected).unwrap();
+    wait_until("the rejection", || {
+        rejected.join("bad2.json.reason").is_file()
+    });
+}
