@@ -203,6 +203,25 @@ fn check_profiles(spec: &AgencySpec, profiles: &Profiles) -> Result<()> {
     Ok(())
 }
 
+/// A role file that exists must be inside the agency folder: a link out of
+/// it (to a key, a password file) would be typed into an agent's pane.
+fn check_role_files(spec: &AgencySpec, dir: &Path) -> Result<()> {
+    for a in std::iter::once(&spec.coordinator).chain(&spec.agents) {
+        let path = dir.join(&a.role_file);
+        if fs::symlink_metadata(&path).is_ok() && spec::inside(dir, &a.role_file).is_none() {
+            return Err(Error::user(
+                format!(
+                    "the role file of {:?} ({}) leads outside the agency folder",
+                    a.name,
+                    path.display()
+                ),
+                "replace the link by the file itself",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Queues each newly started agent CLI its role file (`Briefing::Sent`),
 /// from `agency`; the router types it once the agent's prompt is first up.
 fn brief(ctx: &mut Ctx, agency: &str, slots: &[Slot], created: &[String]) -> Result<()> {
@@ -268,11 +287,14 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
     // The command each agent runs, and what becomes of its role file.
     let start = |a: &AgentSpec| {
         let (command, profile) = profile::resolve(profiles, a, &default_cmd);
-        let role = ws.agency_dir(&spec.name).join(&a.role_file);
-        let briefing = match profile {
-            _ if !role.is_file() => Briefing::None,
-            Some(p) if p.brief => Briefing::Sent(role),
-            Some(p) if p.name == "shell" => Briefing::Shown(role),
+        // A role file linked from outside the agency folder is never read
+        // into a pane (create refuses it first; see `check_role_files`).
+        let role = spec::inside(&ws.agency_dir(&spec.name), &a.role_file);
+        let briefing = match (profile, role) {
+            (_, None) => Briefing::None,
+            (_, Some(role)) if !role.is_file() => Briefing::None,
+            (Some(p), Some(role)) if p.brief => Briefing::Sent(role),
+            (Some(p), Some(role)) if p.name == "shell" => Briefing::Shown(role),
             _ => Briefing::None,
         };
         let unset_env = profile.map(|p| p.unset_env.clone()).unwrap_or_default();
@@ -528,6 +550,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         ));
     }
     let layout = Layout::parse(spec.layout.as_deref().unwrap_or("windows"))?;
+    check_role_files(&spec, dir)?;
     let profiles = profile::load(&ctx.ws.root)?;
     check_profiles(&spec, &profiles)?;
     let mut slots = slots(&ctx.ws, &spec, layout, &profiles);

@@ -759,3 +759,81 @@ fn rejections_never_write_through_links() {
         rejected.join("bad2.json.reason").is_file()
     });
 }
+
+// Regression: a template's `role_file` wrote anywhere (`../../..`, absolute
+// paths). Paths from templates and agency.json stay in the agency folder,
+// links included.
+#[test]
+fn role_files_stay_inside_the_agency_folder() {
+    let t = TestEnv::new();
+    let outside = t.root().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    let abs = outside.join("abs.md");
+    for (n, role) in [
+        ("Up", "../../../outside/up.md".to_string()),
+        ("Abs", abs.display().to_string()),
+        ("Deep", "agents/../../../outside/deep.md".to_string()),
+    ] {
+        let dir = t.home.join("templates").join(n);
+        fs::create_dir_all(&dir).unwrap();
+        let spec = serde_json::json!({
+            "name": n,
+            "coordinator": {"name": "coordinator", "title": "C", "role_file": "coordinator.md"},
+            "agents": [{"name": "dev", "title": "D", "role_file": role}],
+        });
+        fs::write(dir.join("agency.json"), spec.to_string()).unwrap();
+        let err = t.fails(&["create", n]);
+        assert!(err.contains("outside the agency folder"), "{err}");
+        assert!(!t.home.join("agencies").join(n).exists(), "half-made {n}");
+    }
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "written outside"
+    );
+    assert!(!t.root().join("outside/up.md").exists());
+    // A template holding a link copies nothing through it.
+    let dir = t.home.join("templates/Linked");
+    fs::create_dir_all(dir.join("agents")).unwrap();
+    let secret = t.root().join("secret.md");
+    fs::write(&secret, "the secret\n").unwrap();
+    let spec = serde_json::json!({
+        "name": "Linked",
+        "coordinator": {"name": "coordinator", "title": "C", "role_file": "coordinator.md"},
+        "agents": [{"name": "dev", "title": "D", "role_file": "agents/dev.md"}],
+    });
+    fs::write(dir.join("agency.json"), spec.to_string()).unwrap();
+    std::os::unix::fs::symlink(&secret, dir.join("agents/dev.md")).unwrap();
+    let err = t.fails(&["create", "Linked"]);
+    assert!(err.contains("symbolic link"), "{err}");
+    // An existing agency whose agency.json (or a link in its folder) points
+    // out: refused before anything starts, nothing briefed.
+    fs::write(
+        t.home.join("profiles.toml"),
+        "[rx]\nsubmit = \"Enter\"\nmultiline = \"paste\"\nbrief = true\n",
+    )
+    .unwrap();
+    let rx = t.root().join("rx.out");
+    let cmd = format!("cat >> {}", rx.display());
+    t.ok(&["create", "Ok", "--agents", "dev", "--agent-command", &cmd]);
+    t.ok(&["kill", "Ok"]);
+    let json_path = t.home.join("agencies/Ok/agency.json");
+    let original = fs::read_to_string(&json_path).unwrap();
+    let mut spec: serde_json::Value = serde_json::from_str(&original).unwrap();
+    spec["agents"][0]["profile"] = "rx".into();
+    spec["agents"][0]["role_file"] = secret.display().to_string().into();
+    fs::write(&json_path, spec.to_string()).unwrap();
+    let err = t.fails(&["create", "Ok"]);
+    assert!(err.contains("outside the agency folder"), "{err}");
+    spec["agents"][0]["role_file"] = "agents/dev.md".into();
+    fs::write(&json_path, spec.to_string()).unwrap();
+    let role = t.home.join("agencies/Ok/agents/dev.md");
+    fs::remove_file(&role).unwrap();
+    std::os::unix::fs::symlink(&secret, &role).unwrap();
+    let err = t.fails(&["create", "Ok"]);
+    assert!(err.contains("outside the agency folder"), "{err}");
+    assert!(!t.has_server() || t.tmux(&["has-session", "-t", "=Ok"]).status.code() != Some(0));
+    assert!(!fs::read_to_string(&rx)
+        .unwrap_or_default()
+        .contains("the secret"));
+}
