@@ -138,7 +138,7 @@ pub fn inbox(ctx: &Ctx, args: &InboxArgs) -> Result<()> {
     print_lines(lines)
 }
 
-/// Mark messages acknowledged
+/// Mark delivered messages acknowledged (in an agent's pane: only its own)
 #[derive(Debug, Args)]
 pub struct AckArgs {
     #[arg(required = true)]
@@ -146,15 +146,39 @@ pub struct AckArgs {
 }
 
 pub fn ack(ctx: &mut Ctx, args: &AckArgs) -> Result<()> {
-    let missing = ctx.store.ack(&args.ids)?;
-    if !missing.is_empty() {
-        let list: Vec<String> = missing.iter().map(|i| format!("#{i}")).collect();
-        return Err(Error::user(
-            format!("no message {}", list.join(", ")),
-            "see the ids with `agency inbox AGENCY AGENT`",
-        ));
-    }
-    Ok(())
+    use crate::store::AckRefused;
+    // In an agency's pane, the agent whose pane it is; else the human.
+    let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+    let agent = env("AGENCY_NAME").zip(env("AGENCY_AGENT"));
+    let by = agent.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
+    let refused = ctx.store.ack(&args.ids, by)?;
+    let Some(first) = refused.first() else {
+        return Ok(());
+    };
+    let lines: Vec<String> = refused
+        .iter()
+        .map(|r| match r {
+            AckRefused::Missing(id) => format!("no message #{id}"),
+            AckRefused::NotDelivered(id, state) => {
+                format!("message #{id} is {state}: it has not reached its agent")
+            }
+            AckRefused::NotYours(id, to) => format!(
+                "message #{id} is for {to}, not for {}",
+                by.map_or("you".into(), |(a, b)| format!("{a}/{b}"))
+            ),
+        })
+        .collect();
+    let hint = match first {
+        AckRefused::Missing(_) => "see the ids with `agency inbox AGENCY AGENT`",
+        AckRefused::NotDelivered(..) => {
+            "a message is acknowledged once it was delivered; see `agency inbox AGENCY AGENT`"
+        }
+        AckRefused::NotYours(..) => "an agent acknowledges only the messages sent to it",
+    };
+    Err(Error::user(
+        format!("{}; nothing was acknowledged", lines.join("; ")),
+        hint,
+    ))
 }
 
 /// The event log: messages, deliveries, agencies, handoffs, approvals
