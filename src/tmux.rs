@@ -547,7 +547,8 @@ fn push_start(c: &mut TmuxCommand<'static>, pane: &PaneSpec) {
         c.push_option("-e", format!("{k}={v}"));
     }
     if let Some(command) = &pane.command {
-        c.push_param(command.clone());
+        // `--`: a command starting with `-` is no flag.
+        c.push_flag("--").push_param(command.clone());
     }
 }
 
@@ -757,7 +758,9 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
         Op::DisplayMessage { pane, text } => {
             let mut c = cmd("display-message");
             // The text is a format.
-            c.push_option("-t", pane.clone()).push_param(literal(text));
+            c.push_option("-t", pane.clone())
+                .push_flag("--")
+                .push_param(literal(text));
             c
         }
         Op::SelectLayout { target, layout } => {
@@ -774,6 +777,7 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
             let mut c = cmd("set-option");
             // set-option's target is a pane: `=name:` names the session exactly.
             c.push_option("-t", format!("{}:", exact_session(session)))
+                .push_flag("--")
                 .push_param(key.clone())
                 .push_param(value.clone());
             c
