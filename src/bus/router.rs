@@ -42,6 +42,10 @@ fn lock_path(registry: &Path) -> PathBuf {
     registry.join("router.lock")
 }
 
+/// Set in the environment of a router `ensure_running` started (whose
+/// stderr is its log file already).
+const SPAWNED: &str = "AGENCY_ROUTER_SPAWNED";
+
 fn log_path(registry: &Path) -> PathBuf {
     registry.join("router.log")
 }
@@ -92,6 +96,7 @@ fn spawn(ws: &Workspace) -> Result<()> {
         .arg(&ws.root)
         .args(["router", "--foreground"])
         .current_dir(&ws.root)
+        .env(SPAWNED, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
@@ -126,7 +131,9 @@ pub fn running_pid(registry: &Path) -> Option<u32> {
 pub fn run(ws: Workspace) -> Result<()> {
     let registry = ws.registry_dir();
     fs::create_dir_all(&registry).map_err(|e| Error::io(registry.display(), e))?;
-    crate::logging::to_file(&log_path(&registry));
+    // Started by hand, it also shows its log in the terminal.
+    let by_hand = std::env::var_os(SPAWNED).is_none();
+    crate::logging::to_file(&log_path(&registry), by_hand);
     let mut lock = open_lock(&lock_path(&registry))?;
     if lock.try_lock().is_err() {
         info!("another router already serves {}", ws.root.display());

@@ -10,6 +10,7 @@ mod demo;
 mod hardening;
 mod live_agents;
 mod messages;
+mod properties;
 mod runtime;
 mod screens;
 mod standin;
