@@ -276,8 +276,10 @@ impl Tmux {
             "#{pane_id}",
             "#{pane_dead}",
             "#{pane_in_mode}",
-            "#{pane_current_command}",
-            "#{@agency-home}",
+            // tmux prints these two raw, and any program can name itself
+            // with a tab or newline: control characters become `?`.
+            "#{s/[\x01-\x1f\x7f]/?/:pane_current_command}",
+            "#{s/[\x01-\x1f\x7f]/?/:@agency-home}",
             "#{pane_pid}",
         ]
         .join(&FIELD_SEP.to_string());

@@ -106,6 +106,7 @@ impl Workspace {
     }
 
     pub fn open(root: PathBuf) -> Result<Workspace> {
+        check_root(&root)?;
         let path = root.join(CONFIG_FILE);
         let text = fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
         let config: Config = toml::from_str(&text).map_err(|e| {
@@ -202,9 +203,26 @@ pub struct InitReport {
     pub project: String,
 }
 
+/// A workspace's path travels in the environment of every pane and in a
+/// tmux option read back line by line: it must be text, without control
+/// characters (a tab or newline in it would make our sessions look foreign).
+fn check_root(root: &Path) -> Result<()> {
+    match root.to_str() {
+        Some(s) if !s.chars().any(char::is_control) => Ok(()),
+        _ => Err(Error::user(
+            format!(
+                "the workspace folder {:?} holds a control character or is not UTF-8",
+                root.display().to_string()
+            ),
+            "use a folder whose path is plain text (no tabs, newlines or escape characters)",
+        )),
+    }
+}
+
 /// `agency init`: makes or completes a workspace at `dir`. Existing files are
 /// kept; only `project` is changed when `project` is given.
 pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
+    check_root(&std::path::absolute(dir).map_err(|e| Error::io(dir.display(), e))?)?;
     let mut created = Vec::new();
     if !dir.exists() {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;

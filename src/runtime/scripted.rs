@@ -302,20 +302,14 @@ fn handle(rules: &[Rule], registry: &Registry, row: &MessageRow) {
         from: row.from.clone(),
         body: row.body.clone(),
     };
+    // Its own pane is a terminal too: nothing from the registry goes raw.
+    let what =
+        crate::bus::sanitize(&format!("#{} {} from {}", m.id, m.kind, m.from)).replace('\n', " ");
     let Some((rule, env)) = rules.iter().find_map(|r| matches(r, m).map(|e| (r, e))) else {
-        println!(
-            "#{} {} from {}: no rule matches; left unacknowledged",
-            m.id, m.kind, m.from
-        );
+        println!("{what}: no rule matches; left unacknowledged");
         return;
     };
-    println!(
-        "#{} {} from {}: running {} command(s)",
-        m.id,
-        m.kind,
-        m.from,
-        rule.run.len()
-    );
+    println!("{what}: running {} command(s)", rule.run.len());
     // Rules call `agency ...`: make that this very binary.
     let exe = std::env::current_exe().unwrap_or_else(|_| "agency".into());
     let path = match (exe.parent(), std::env::var("PATH")) {

@@ -938,3 +938,32 @@ fn ack_applies_only_to_delivered_messages_of_the_acker() {
     t.ok(&["ack", &second]);
     t.ok(&["ack", &second]);
 }
+
+// Found looking for other fields that reach tmux and come back: tmux prints
+// a pane's command name raw, and a program may name itself with a tab or
+// newline; its pane then looked gone (never delivered to, made again).
+#[test]
+fn an_agent_naming_itself_with_control_characters_stays_visible() {
+    let t = TestEnv::new();
+    let rx = t.root().join("rx.out");
+    let cmd = format!(
+        "exec bash -c 'exec -a \"$(printf \"x\\ty\\nz\\033[2J\")\" cat >> {}'",
+        rx.display()
+    );
+    t.ok(&["create", "N", "--agents", "odd", "--agent-command", &cmd]);
+    wait_until("the renamed program", || {
+        t.tmux_ok(&["list-panes", "-a", "-F", "#{pane_current_command}"])
+            .contains('\t')
+    });
+    t.ok(&["send", "N", "odd", "reaches it"]);
+    wait_until("delivery", || lines_of(&rx).len() == 1);
+    let again = t.json(&["create", "N", "--json"]);
+    assert_eq!(again["created"], serde_json::json!([]), "no second window");
+    let status = t.ok(&["status", "N"]);
+    assert!(controls(&status).is_empty(), "{status:?}");
+    // And a workspace path tmux could not give back is refused up front.
+    let bad = TestEnv::bare_under("tab\there");
+    let err = bad.fails(&["init", bad.home.to_str().unwrap()]);
+    assert!(err.contains("control character"), "{err}");
+    assert!(!bad.home.exists());
+}
