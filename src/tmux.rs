@@ -335,16 +335,14 @@ impl Tmux {
 
     fn run_sequence(&self, ops: &[Op]) -> Result<Vec<String>, TmuxError> {
         let expected = ops.iter().filter(|o| o.makes_pane()).count();
-        let out = self
-            .run_units(ops.iter().flat_map(op_units).collect())
-            .inspect_err(|_| {
-                // A failed command ends its sequence before the hook it
-                // follows is unset: unset ours here, or the user's own next
-                // session would keep a dead pane with our note.
-                if ops.iter().any(Op::sets_hook) {
-                    let _ = self.clear_keep_dead_hooks();
-                }
-            })?;
+        let out = self.run_units(sequence_units(ops)).inspect_err(|_| {
+            // A failed command ends its sequence before the hook it
+            // follows is unset: unset ours here, or the user's own next
+            // session would keep a dead pane with our note.
+            if ops.iter().any(Op::sets_hook) {
+                let _ = self.clear_keep_dead_hooks();
+            }
+        })?;
         let ids: Vec<String> = out
             .lines()
             .filter(|l| l.starts_with('%'))
@@ -669,6 +667,30 @@ fn op_units(op: &Op) -> Vec<Vec<TmuxCommand<'static>>> {
     }
 }
 
+/// The units of a sequence of ops. A key pressed right after text typed
+/// into the same pane goes in one invocation with it, so a message is never
+/// left typed but not submitted by a split.
+fn sequence_units(ops: &[Op]) -> Vec<Vec<TmuxCommand<'static>>> {
+    let mut units: Vec<Vec<TmuxCommand<'static>>> = Vec::new();
+    let mut last_text_pane: Option<&str> = None;
+    for op in ops {
+        match op {
+            Op::PressKey { pane, .. } if last_text_pane == Some(pane.as_str()) => {
+                units
+                    .last_mut()
+                    .expect("text came first")
+                    .extend(op_commands(op));
+            }
+            _ => units.extend(op_units(op)),
+        }
+        last_text_pane = match op {
+            Op::TypeText { pane, .. } | Op::Paste { pane, .. } => Some(pane),
+            _ => None,
+        };
+    }
+    units
+}
+
 /// `paste-buffer` that deletes the buffer after; `bracketed`: as a paste
 /// if the program asked for bracketed pastes.
 fn paste(buffer: &str, pane: &str, bracketed: bool) -> TmuxCommand<'static> {
@@ -896,6 +918,31 @@ mod tests {
                 .collect();
             assert_eq!(names.last().unwrap(), "paste-buffer");
             assert!(names[..names.len() - 1].iter().all(|n| n == "set-buffer"));
+        }
+    }
+
+    #[test]
+    fn a_submit_key_stays_with_its_text() {
+        let long = "x".repeat(MAX_LINE / 3);
+        let mut ops = Vec::new();
+        for p in ["%1", "%2", "%3", "%4"] {
+            ops.push(Op::TypeText {
+                pane: p.into(),
+                text: long.clone(),
+            });
+            ops.push(Op::PressKey {
+                pane: p.into(),
+                key: "Enter".into(),
+            });
+        }
+        let units = sequence_units(&ops);
+        assert_eq!(units.len(), 4);
+        for u in &units {
+            let names: Vec<String> = u
+                .iter()
+                .map(|c| c.name.as_ref().unwrap().to_string())
+                .collect();
+            assert_eq!(names, ["send-keys", "send-keys"]);
         }
     }
 
