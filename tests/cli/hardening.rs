@@ -112,7 +112,7 @@ fn hostile_types_and_senders_never_reach_a_pane_or_a_terminal() {
 fn folders_with_hashes_are_taken_literally() {
     let t = TestEnv::bare_under("x#(touch $AGENCY_TEST_MARK)/C#Sharp/#{pane_id}");
     let mark = t.root().join("..").join("marker");
-    let project = t.root().join("Tools#Shared##x#S");
+    let project = t.root().join("Tools#Shared##x#S $HOME ~{a};");
     fs::create_dir_all(&project).unwrap();
     git(&project, &["init", "-q", "-b", "main"]);
     commit(&project, &[("README.md", "hi\n")], "init");
