@@ -147,9 +147,12 @@ pub struct AckArgs {
 
 pub fn ack(ctx: &mut Ctx, args: &AckArgs) -> Result<()> {
     use crate::store::AckRefused;
-    // In an agency's pane, the agent whose pane it is; else the human.
+    // In an agent's pane, that agent; else (the tools and sandbox windows
+    // included) the human.
     let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
-    let agent = env("AGENCY_NAME").zip(env("AGENCY_AGENT"));
+    let agent = env("AGENCY_NAME")
+        .zip(env("AGENCY_AGENT"))
+        .filter(|(a, b)| crate::agency::agent_names(ctx, a).is_ok_and(|names| names.contains(b)));
     let by = agent.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
     let refused = ctx.store.ack(&args.ids, by)?;
     let Some(first) = refused.first() else {
