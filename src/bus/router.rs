@@ -134,7 +134,7 @@ pub fn run(ws: Workspace) -> Result<()> {
     // Started by hand, it also shows its log in the terminal.
     let by_hand = std::env::var_os(SPAWNED).is_none();
     crate::logging::to_file(&log_path(&registry), by_hand);
-    let mut lock = open_lock(&lock_path(&registry))?;
+    let lock = open_lock(&lock_path(&registry))?;
     if lock.try_lock().is_err() {
         info!("another router already serves {}", ws.root.display());
         return Ok(());
@@ -158,6 +158,7 @@ pub fn run(ws: Workspace) -> Result<()> {
             warn!("{e}; using the built-in profiles");
             profile::builtins()
         }),
+        lock: Some(lock),
         ..Router::default()
     };
     info!(
@@ -170,7 +171,7 @@ pub fn run(ws: Workspace) -> Result<()> {
             info!("the workspace is gone; stopping");
             return Ok(());
         }
-        if !still_the_router(&registry, &mut lock) {
+        if !router.holds_lock(&registry) {
             info!("another router serves this workspace now; stopping");
             return Ok(());
         }
@@ -348,6 +349,8 @@ struct Router {
     /// Messages typed whose delivery could not be recorded yet (database
     /// locked, disk full).
     typed: Vec<MessageRow>,
+    /// The workspace's router lock, held while this router runs.
+    lock: Option<File>,
     mirror_dirty: bool,
     mirror_at: Option<Instant>,
     /// The queue as last mirrored (see `Store::queue_signature`).
@@ -416,6 +419,11 @@ impl Router {
             .collect();
         let mut delivered: Vec<&MessageRow> = Vec::new();
         let mut typed: Vec<&(&MessageRow, String, Option<Profile>)> = Vec::new();
+        // Checked again right before typing: a second router must never
+        // type what this one types.
+        if !self.holds_lock(&ctx.ws.registry_dir()) {
+            return Ok(0);
+        }
         if ctx.tmux.batch(&ops).is_ok() {
             delivered = ready.iter().map(|(m, _, _)| *m).collect();
             typed = ready.iter().collect();
@@ -476,6 +484,13 @@ impl Router {
         recorded(ctx, &delivered);
         self.mirror_dirty = true;
         Ok(delivered.len())
+    }
+
+    /// See `still_the_router`.
+    fn holds_lock(&mut self, registry: &Path) -> bool {
+        self.lock
+            .as_mut()
+            .is_some_and(|lock| still_the_router(registry, lock))
     }
 
     /// Records the deliveries that could not be recorded when typed.
