@@ -233,9 +233,19 @@ pub fn log(ctx: &Ctx, args: &LogArgs) -> Result<()> {
     if !args.follow {
         return Ok(());
     }
+    let mut reopened: Option<crate::store::Store> = None;
     loop {
         std::thread::sleep(Duration::from_millis(200));
-        let new = ctx.store.events_after(args.agency.as_deref(), last)?;
+        if reopened.as_ref().unwrap_or(&ctx.store).replaced() {
+            // The registry was deleted or replaced: follow the new one from
+            // its start. The old connection is left open, not closed (see
+            // the router's `reopen`).
+            let store = crate::store::Store::open(&ctx.ws.registry_dir())?;
+            std::mem::forget(reopened.replace(store));
+            last = 0;
+        }
+        let store = reopened.as_ref().unwrap_or(&ctx.store);
+        let new = store.events_after(args.agency.as_deref(), last)?;
         if let Some(e) = new.last() {
             last = e.id;
         }

@@ -968,3 +968,38 @@ fn an_agent_naming_itself_with_control_characters_stays_visible() {
     assert!(err.contains("control character"), "{err}");
     assert!(!bad.home.exists());
 }
+
+// Found looking for other long-running readers of the registry: `log
+// --follow` kept the deleted database and showed nothing new.
+#[test]
+fn log_follow_moves_to_a_new_database() {
+    use std::io::BufRead;
+    let t = TestEnv::new();
+    let _out = t.receivers("Bus", "rx");
+    let mut child = t
+        .cmd(&["log", "--follow", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    for f in ["agency.db", "agency.db-wal", "agency.db-shm"] {
+        let _ = fs::remove_file(t.home.join("registry").join(f));
+    }
+    t.ok(&["send", "Bus", "rx", "after the new database"]);
+    let seen = wait_for_result(|| {
+        rx.try_iter()
+            .any(|l| l.contains("message.queued") && l.contains("\"id\":1"))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen, "log --follow showed the new database's events");
+}
