@@ -991,6 +991,9 @@ fn log_follow_moves_to_a_new_database() {
             let _ = tx.send(line);
         }
     });
+    // It has read the old database.
+    let started = wait_for_result(|| rx.try_iter().any(|l| l.contains("\"create\"")));
+    assert!(started, "log --follow printed the past events");
     for f in ["agency.db", "agency.db-wal", "agency.db-shm"] {
         let _ = fs::remove_file(t.home.join("registry").join(f));
     }
