@@ -15,6 +15,7 @@
 //! - [`demo`]: the offline demo on scripted agents.
 //! - [`tui`]: the approval screen (ratatui): state and update, drawing, the event loop.
 //! - [`error`]: the error type, with a hint for what to do next.
+//! - [`logging`]: log files a person can read (`tracing`), that never fail their writer.
 
 pub mod agency;
 pub mod approval;
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod git;
+pub mod logging;
 pub mod runtime;
 pub mod store;
 pub mod tasks;

@@ -28,6 +28,8 @@ pub enum TmuxError {
     Failed { command: String, stderr: String },
     #[error("could not run tmux: {0}")]
     Spawn(io::Error),
+    #[error("tmux {command} is too long for tmux ({bytes} bytes; at most {MAX_LINE})")]
+    TooLong { command: String, bytes: usize },
 }
 
 fn socket_label(socket: &Option<String>) -> String {
@@ -48,6 +50,10 @@ impl TmuxError {
             }
             TmuxError::Unreachable { .. } => Some(
                 "check AGENCY_TMUX_SOCKET / [tmux] socket in agency.toml and that TMUX_TMPDIR is writable"
+                    .into(),
+            ),
+            TmuxError::TooLong { .. } => Some(
+                "shorten the agent command (or its environment), e.g. put a long command in a script and run that"
                     .into(),
             ),
             _ => None,
@@ -170,6 +176,15 @@ impl Op {
             Op::NewSession { .. } | Op::NewWindow { .. } | Op::SplitWindow { .. }
         )
     }
+
+    fn sets_hook(&self) -> bool {
+        match self {
+            Op::NewSession { pane, .. }
+            | Op::NewWindow { pane, .. }
+            | Op::SplitWindow { pane, .. } => pane.dead_note.is_some(),
+            _ => false,
+        }
+    }
 }
 
 /// A handle on one tmux server.
@@ -196,10 +211,7 @@ impl Tmux {
 
     /// Runs a command sequence (one tmux process) and returns its stdout.
     fn run(&self, cmds: Vec<TmuxCommand<'_>>) -> Result<String, TmuxError> {
-        let label = cmds
-            .first()
-            .and_then(|c| c.name.as_ref().map(|n| n.to_string()))
-            .unwrap_or_default();
+        let label = label(&cmds);
         // On a command line, tmux reads an argument ending in `;` as a
         // separator: escape every one.
         let mut seq = TmuxCommands::new();
@@ -269,8 +281,10 @@ impl Tmux {
             "#{pane_id}",
             "#{pane_dead}",
             "#{pane_in_mode}",
-            "#{pane_current_command}",
-            "#{@agency-home}",
+            // tmux prints these two raw, and any program can name itself
+            // with a tab or newline: control characters become `?`.
+            "#{s/[\x01-\x1f\x7f]/?/:pane_current_command}",
+            "#{s/[\x01-\x1f\x7f]/?/:@agency-home}",
             "#{pane_pid}",
             "#{pane_tty}",
             // Last: a folder name may hold anything, the separator too.
@@ -303,6 +317,13 @@ impl Tmux {
     /// Runs `ops` in as few tmux invocations as possible and returns the ids
     /// of the panes they made, in order.
     pub fn batch(&self, ops: &[Op]) -> Result<Vec<String>, TmuxError> {
+        let (ids, result) = self.batch_partial(ops);
+        result.map(|()| ids)
+    }
+
+    /// Like `batch`, and on failure still the ids of the panes made before
+    /// it (whoever cleans up must know what is theirs).
+    pub fn batch_partial(&self, ops: &[Op]) -> (Vec<String>, Result<(), TmuxError>) {
         // tmux resolves `-t` targets before a sequence runs, so a session
         // made by `new-session` cannot be named later in the same sequence:
         // each new session ends its invocation.
@@ -314,15 +335,25 @@ impl Tmux {
                 .position(|o| matches!(o, Op::NewSession { .. }))
                 .map_or(rest.len(), |i| i + 1);
             let (now, later) = rest.split_at(end);
-            ids.extend(self.run_sequence(now)?);
+            match self.run_sequence(now) {
+                Ok(made) => ids.extend(made),
+                Err(e) => return (ids, Err(e)),
+            }
             rest = later;
         }
-        Ok(ids)
+        (ids, Ok(()))
     }
 
     fn run_sequence(&self, ops: &[Op]) -> Result<Vec<String>, TmuxError> {
         let expected = ops.iter().filter(|o| o.makes_pane()).count();
-        let out = self.run(ops.iter().flat_map(op_commands).collect())?;
+        let out = self.run_units(sequence_units(ops)).inspect_err(|_| {
+            // A failed command ends its sequence before the hook it
+            // follows is unset: unset ours here, or the user's own next
+            // session would keep a dead pane with our note.
+            if ops.iter().any(Op::sets_hook) {
+                let _ = self.clear_keep_dead_hooks();
+            }
+        })?;
         let ids: Vec<String> = out
             .lines()
             .filter(|l| l.starts_with('%'))
@@ -337,6 +368,53 @@ impl Tmux {
         Ok(ids)
     }
 
+    /// Runs `units` (command lists that must run in one invocation, such
+    /// as a hook with the command it wraps) in as few invocations as fit
+    /// tmux's limit, in order; returns their output. Nothing runs if a
+    /// unit cannot fit.
+    fn run_units(&self, units: Vec<Vec<TmuxCommand<'static>>>) -> Result<String, TmuxError> {
+        let sized: Vec<(usize, Vec<TmuxCommand<'static>>)> = units
+            .into_iter()
+            .map(|u| (u.iter().map(line_size).sum(), u))
+            .collect();
+        if let Some((bytes, unit)) = sized.iter().find(|(n, _)| *n > MAX_LINE) {
+            return Err(TmuxError::TooLong {
+                command: label(unit),
+                bytes: *bytes,
+            });
+        }
+        let mut out = String::new();
+        let mut now = Vec::new();
+        let mut size = 0;
+        for (n, unit) in sized {
+            if size + n > MAX_LINE && !now.is_empty() {
+                out.push_str(&self.run(std::mem::take(&mut now))?);
+                size = 0;
+            }
+            now.extend(unit);
+            size += n;
+        }
+        if !now.is_empty() {
+            out.push_str(&self.run(now)?);
+        }
+        Ok(out)
+    }
+
+    /// Unsets the hooks `with_keep_dead_hook` sets.
+    fn clear_keep_dead_hooks(&self) -> Result<(), TmuxError> {
+        let cmds = KEEP_DEAD_HOOKS
+            .iter()
+            .map(|h| {
+                let mut c = cmd("set-hook");
+                c.push_flag("-g")
+                    .push_flag("-u")
+                    .push_param(format!("{h}[{KEEP_DEAD_HOOK}]"));
+                c
+            })
+            .collect();
+        self.run(cmds).map(|_| ())
+    }
+
     /// The visible screen of each pane, in one tmux invocation.
     pub fn capture(&self, panes: &[String]) -> Result<Vec<String>, TmuxError> {
         if panes.is_empty() {
@@ -345,7 +423,7 @@ impl Tmux {
         // Each screen is preceded by a marker line of our own, so the
         // concatenated output splits back into screens.
         const MARK: &str = "@@agency-screen-7f3a9c@@";
-        let mut cmds = Vec::new();
+        let mut units = Vec::new();
         for p in panes {
             let mut m = cmd("display-message");
             m.push_flag("-p")
@@ -353,10 +431,9 @@ impl Tmux {
                 .push_param(MARK);
             let mut c = cmd("capture-pane");
             c.push_flag("-p").push_option("-t", p.clone());
-            cmds.push(m);
-            cmds.push(c);
+            units.push(vec![m, c]);
         }
-        let out = self.run(cmds)?;
+        let out = self.run_units(units)?;
         let mut screens: Vec<String> = out
             .split(&format!("{MARK}\n"))
             .skip(1)
@@ -438,6 +515,14 @@ impl Tmux {
     }
 }
 
+/// `text` as a tmux format that expands to itself. tmux 3.3 expands
+/// `#{...}`, `#(...)` (a shell command!) and `#X` in start folders (`-c`),
+/// session and window names, `display-message` and format options, but not
+/// in targets, commands, `-e` values, `send-keys -l` or buffers.
+pub fn literal(text: &str) -> String {
+    text.replace('#', "##")
+}
+
 fn cmd(name: &'static str) -> TmuxCommand<'static> {
     let mut c = TmuxCommand::new();
     c.name(name);
@@ -461,19 +546,20 @@ fn escape_trailing_semicolon(arg: &str) -> Cow<'_, str> {
 fn push_pane(c: &mut TmuxCommand<'static>, pane: &PaneSpec, window_name: bool) {
     c.push_flag("-P").push_option("-F", "#{pane_id}");
     if window_name {
-        c.push_option("-n", pane.name.clone());
+        c.push_option("-n", literal(&pane.name));
     }
     push_start(c, pane);
 }
 
 /// Where and how a pane's program starts: folder, environment, command.
 fn push_start(c: &mut TmuxCommand<'static>, pane: &PaneSpec) {
-    c.push_option("-c", pane.dir.clone());
+    c.push_option("-c", literal(&pane.dir));
     for (k, v) in &pane.env {
         c.push_option("-e", format!("{k}={v}"));
     }
     if let Some(command) = &pane.command {
-        c.push_param(command.clone());
+        // `--`: a command starting with `-` is no flag.
+        c.push_flag("--").push_param(command.clone());
     }
 }
 
@@ -503,6 +589,131 @@ fn with_keep_dead_hook(
 }
 
 const KEEP_DEAD_HOOK: u32 = 417;
+const KEEP_DEAD_HOOKS: [&str; 3] = [
+    "after-new-session",
+    "after-new-window",
+    "after-split-window",
+];
+
+/// tmux's client sends its command line to the server in one message of
+/// at most 16384 bytes (`command too long` beyond): every argument with its
+/// NUL, and a `;` between commands. One invocation stays under this.
+const MAX_LINE: usize = 16 * 1024 - 512;
+/// Text for a buffer goes over in pieces of at most this many bytes.
+const CHUNK: usize = 8 * 1024;
+
+/// The bytes `c` takes of tmux's command line, with its `;` separator.
+fn line_size(c: &TmuxCommand<'_>) -> usize {
+    c.to_vec()
+        .iter()
+        .map(|a| escape_trailing_semicolon(a).len() + 1)
+        .sum::<usize>()
+        + 2
+}
+
+fn label(unit: &[TmuxCommand<'_>]) -> String {
+    unit.iter()
+        .filter_map(|c| c.name.as_ref().map(|n| n.to_string()))
+        .find(|n| n != "set-hook")
+        .unwrap_or_default()
+}
+
+/// `text` in pieces of at most `CHUNK` bytes, cut between characters.
+fn chunks(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > CHUNK {
+        let mut cut = CHUNK;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (head, tail) = rest.split_at(cut);
+        out.push(head);
+        rest = tail;
+    }
+    out.push(rest);
+    out
+}
+
+/// Commands that fill `buffer` with `text`: one `set-buffer`, or for a
+/// long text one per piece, the later ones appending (each its own unit, so
+/// every invocation fits).
+fn fill_buffer(buffer: &str, text: &str) -> Vec<Vec<TmuxCommand<'static>>> {
+    chunks(text)
+        .into_iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            let mut set = cmd("set-buffer");
+            if i > 0 {
+                set.push_flag("-a");
+            }
+            set.push_option("-b", buffer.to_string())
+                .push_flag("--")
+                .push_param(piece.to_string());
+            vec![set]
+        })
+        .collect()
+}
+
+/// An op as units for `run_units`: its commands together, except that a
+/// text too long for one tmux command line goes through a buffer piece by
+/// piece. Nothing reaches the pane before the whole text is in the buffer.
+fn op_units(op: &Op) -> Vec<Vec<TmuxCommand<'static>>> {
+    match op {
+        Op::Paste { pane, buffer, text } if text.len() > CHUNK => {
+            let mut units = fill_buffer(buffer, text);
+            units.push(vec![paste(buffer, pane, true)]);
+            units
+        }
+        // Literal keys are the same bytes as an unbracketed paste.
+        Op::TypeText { pane, text } if text.len() > CHUNK => {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let buffer = format!("agency-keys-{}-{n}", std::process::id());
+            let mut units = fill_buffer(&buffer, text);
+            units.push(vec![paste(&buffer, pane, false)]);
+            units
+        }
+        _ => vec![op_commands(op)],
+    }
+}
+
+/// The units of a sequence of ops. A key pressed right after text typed
+/// into the same pane goes in one invocation with it, so a message is never
+/// left typed but not submitted by a split.
+fn sequence_units(ops: &[Op]) -> Vec<Vec<TmuxCommand<'static>>> {
+    let mut units: Vec<Vec<TmuxCommand<'static>>> = Vec::new();
+    let mut last_text_pane: Option<&str> = None;
+    for op in ops {
+        match op {
+            Op::PressKey { pane, .. } if last_text_pane == Some(pane.as_str()) => {
+                units
+                    .last_mut()
+                    .expect("text came first")
+                    .extend(op_commands(op));
+            }
+            _ => units.extend(op_units(op)),
+        }
+        last_text_pane = match op {
+            Op::TypeText { pane, .. } | Op::Paste { pane, .. } => Some(pane),
+            _ => None,
+        };
+    }
+    units
+}
+
+/// `paste-buffer` that deletes the buffer after; `bracketed`: as a paste
+/// if the program asked for bracketed pastes.
+fn paste(buffer: &str, pane: &str, bracketed: bool) -> TmuxCommand<'static> {
+    let mut c = cmd("paste-buffer");
+    if bracketed {
+        c.push_flag("-p");
+    }
+    c.push_flag("-d")
+        .push_option("-b", buffer.to_string())
+        .push_option("-t", pane.to_string());
+    c
+}
 
 fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
     let one = match op {
@@ -510,7 +721,7 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
             let mut c = cmd("new-session");
             // A roomy default size so splits fit before anyone attaches.
             c.push_flag("-d")
-                .push_option("-s", session.clone())
+                .push_option("-s", literal(session))
                 .push_option("-x", "200")
                 .push_option("-y", "50");
             push_pane(&mut c, pane, true);
@@ -572,13 +783,7 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
             set.push_option("-b", buffer.clone())
                 .push_flag("--")
                 .push_param(text.clone());
-            let mut paste = cmd("paste-buffer");
-            paste
-                .push_flag("-p")
-                .push_flag("-d")
-                .push_option("-b", buffer.clone())
-                .push_option("-t", pane.clone());
-            return vec![set, paste];
+            return vec![set, paste(buffer, pane, true)];
         }
         Op::PressKey { pane, key } => {
             let mut c = cmd("send-keys");
@@ -587,9 +792,10 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
         }
         Op::DisplayMessage { pane, text } => {
             let mut c = cmd("display-message");
-            // The text is a format: `#` must be doubled to stay literal.
+            // The text is a format.
             c.push_option("-t", pane.clone())
-                .push_param(text.replace('#', "##"));
+                .push_flag("--")
+                .push_param(literal(text));
             c
         }
         Op::SelectLayout { target, layout } => {
@@ -606,6 +812,7 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
             let mut c = cmd("set-option");
             // set-option's target is a pane: `=name:` names the session exactly.
             c.push_option("-t", format!("{}:", exact_session(session)))
+                .push_flag("--")
                 .push_param(key.clone())
                 .push_param(value.clone());
             c
@@ -716,6 +923,72 @@ mod tests {
     fn trailing_semicolon_is_escaped() {
         assert_eq!(escape_trailing_semicolon("echo hi;"), "echo hi\\;");
         assert_eq!(escape_trailing_semicolon("a;b"), "a;b");
+    }
+
+    #[test]
+    fn long_texts_go_over_in_pieces_that_fit() {
+        let text = "é;".repeat(40_000);
+        let pieces = chunks(&text);
+        assert!(pieces.iter().all(|p| p.len() <= CHUNK));
+        assert_eq!(pieces.concat(), text);
+        for op in [
+            Op::Paste {
+                pane: "%1".into(),
+                buffer: "b".into(),
+                text: text.clone(),
+            },
+            Op::TypeText {
+                pane: "%1".into(),
+                text: text.clone(),
+            },
+        ] {
+            let units = op_units(&op);
+            assert!(units.len() > 2);
+            for u in &units {
+                assert!(u.iter().map(line_size).sum::<usize>() <= MAX_LINE);
+            }
+            // The pane gets the text only once all of it is in the buffer.
+            let names: Vec<String> = units
+                .iter()
+                .flatten()
+                .map(|c| c.name.as_ref().unwrap().to_string())
+                .collect();
+            assert_eq!(names.last().unwrap(), "paste-buffer");
+            assert!(names[..names.len() - 1].iter().all(|n| n == "set-buffer"));
+        }
+    }
+
+    #[test]
+    fn a_submit_key_stays_with_its_text() {
+        let long = "x".repeat(MAX_LINE / 3);
+        let mut ops = Vec::new();
+        for p in ["%1", "%2", "%3", "%4"] {
+            ops.push(Op::TypeText {
+                pane: p.into(),
+                text: long.clone(),
+            });
+            ops.push(Op::PressKey {
+                pane: p.into(),
+                key: "Enter".into(),
+            });
+        }
+        let units = sequence_units(&ops);
+        assert_eq!(units.len(), 4);
+        for u in &units {
+            let names: Vec<String> = u
+                .iter()
+                .map(|c| c.name.as_ref().unwrap().to_string())
+                .collect();
+            assert_eq!(names, ["send-keys", "send-keys"]);
+        }
+    }
+
+    #[test]
+    fn formats_are_escaped() {
+        assert_eq!(
+            literal("C#Sharp/#(touch x)#{pane_id}"),
+            "C##Sharp/##(touch x)##{pane_id}"
+        );
     }
 
     #[test]

@@ -189,6 +189,7 @@ impl Workspace {
     }
 
     pub fn open(root: PathBuf) -> Result<Workspace> {
+        check_root(&root)?;
         let path = root.join(CONFIG_FILE);
         let text = fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
         let config: Config = toml::from_str(&text).map_err(|e| {
@@ -223,6 +224,24 @@ impl Workspace {
 
     pub fn registry_dir(&self) -> PathBuf {
         self.root.join("registry")
+    }
+
+    /// Waits for, then holds until dropped, the lock of one agency
+    /// (`registry/locks/NAME.lock`, `name` already checked): create,
+    /// restore and kill of one agency run one at a time, so two of them
+    /// never end each other's session.
+    pub fn lock_agency(&self, name: &str) -> Result<fs::File> {
+        let dir = self.registry_dir().join("locks");
+        fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+        let path = dir.join(format!("{name}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(path.display(), e))?;
+        file.lock().map_err(|e| Error::io(path.display(), e))?;
+        Ok(file)
     }
 
     pub fn templates_dir(&self) -> PathBuf {
@@ -287,9 +306,26 @@ pub struct InitReport {
     pub git: bool,
 }
 
+/// A workspace's path travels in the environment of every pane and in a
+/// tmux option read back line by line: it must be text, without control
+/// characters (a tab or newline in it would make our sessions look foreign).
+fn check_root(root: &Path) -> Result<()> {
+    match root.to_str() {
+        Some(s) if !s.chars().any(char::is_control) => Ok(()),
+        _ => Err(Error::user(
+            format!(
+                "the workspace folder {:?} holds a control character or is not UTF-8",
+                root.display().to_string()
+            ),
+            "use a folder whose path is plain text (no tabs, newlines or escape characters)",
+        )),
+    }
+}
+
 /// `agency init`: makes or completes a workspace at `dir`. Existing files are
 /// kept; only `project` is changed when `project` is given.
 pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
+    check_root(&std::path::absolute(dir).map_err(|e| Error::io(dir.display(), e))?)?;
     let mut created = Vec::new();
     if !dir.exists() {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;

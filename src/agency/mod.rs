@@ -127,6 +127,7 @@ pub struct CreateReport {
 /// call is left behind.
 pub fn create(ctx: &mut Ctx, opts: &CreateOptions) -> Result<CreateReport> {
     validate_name("agency", &opts.name)?;
+    let _lock = ctx.ws.lock_agency(&opts.name)?;
     if let Some(l) = &opts.overrides.layout {
         Layout::parse(l)?;
     }
@@ -223,6 +224,25 @@ fn check_profiles(spec: &AgencySpec, profiles: &Profiles) -> Result<()> {
     Ok(())
 }
 
+/// A role file that exists must be inside the agency folder: a link out of
+/// it (to a key, a password file) would be typed into an agent's pane.
+fn check_role_files(spec: &AgencySpec, dir: &Path) -> Result<()> {
+    for a in std::iter::once(&spec.coordinator).chain(&spec.agents) {
+        let path = dir.join(&a.role_file);
+        if fs::symlink_metadata(&path).is_ok() && spec::inside(dir, &a.role_file).is_none() {
+            return Err(Error::user(
+                format!(
+                    "the role file of {:?} ({}) leads outside the agency folder",
+                    a.name,
+                    path.display()
+                ),
+                "replace the link by the file itself",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Queues each newly started agent CLI its role file (`Briefing::Sent`),
 /// from `agency`; the router types it once the agent's prompt is first up.
 fn brief(ctx: &mut Ctx, agency: &str, slots: &[Slot], created: &[String]) -> Result<()> {
@@ -288,11 +308,14 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
     // The command each agent runs, and what becomes of its role file.
     let start = |a: &AgentSpec| {
         let (command, profile) = profile::resolve(profiles, a, &default_cmd);
-        let role = ws.agency_dir(&spec.name).join(&a.role_file);
-        let briefing = match profile {
-            _ if !role.is_file() => Briefing::None,
-            Some(p) if p.brief => Briefing::Sent(role),
-            Some(p) if p.name == "shell" => Briefing::Shown(role),
+        // A role file linked from outside the agency folder is never read
+        // into a pane (create refuses it first; see `check_role_files`).
+        let role = spec::inside(&ws.agency_dir(&spec.name), &a.role_file);
+        let briefing = match (profile, role) {
+            (_, None) => Briefing::None,
+            (_, Some(role)) if !role.is_file() => Briefing::None,
+            (Some(p), Some(role)) if p.brief => Briefing::Sent(role),
+            (Some(p), Some(role)) if p.name == "shell" => Briefing::Shown(role),
             _ => Briefing::None,
         };
         let unset_env = profile.map(|p| p.unset_env.clone()).unwrap_or_default();
@@ -506,8 +529,9 @@ fn dead_note(agency: &str, s: &Slot) -> Option<String> {
     let status = "status #{pane_dead_status}#{?pane_dead_signal, signal #{pane_dead_signal},}";
     matches!(s.role, "coordinator" | "specialist").then(|| {
         format!(
-            "{} exited ({status}): `agency status {agency} --restart` starts it again",
-            s.name
+            "{} exited ({status}): `agency status {} --restart` starts it again",
+            crate::tmux::literal(&s.name),
+            crate::tmux::literal(agency)
         )
     })
 }
@@ -547,6 +571,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
         ));
     }
     let layout = Layout::parse(spec.layout.as_deref().unwrap_or("windows"))?;
+    check_role_files(&spec, dir)?;
     let profiles = profile::load(&ctx.ws.root)?;
     check_profiles(&spec, &profiles)?;
     let mut slots = slots(&ctx.ws, &spec, layout, &profiles);
@@ -726,11 +751,15 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
             });
         }
     }
-    let ids = ctx.tmux.batch(&ops).inspect_err(|_| {
-        if !session_exists && !ops.is_empty() {
+    let (ids, made) = ctx.tmux.batch_partial(&ops);
+    if let Err(e) = made {
+        // Only a session this call made is ended: when `new-session` itself
+        // failed, the session of that name belongs to someone else.
+        if !session_exists && !ids.is_empty() {
             let _ = ctx.tmux.kill_session(&name);
         }
-    })?;
+        return Err(e.into());
+    }
     for (slot, id) in op_slots.iter().zip(ids) {
         pane_of[*slot] = Some(id);
     }
@@ -1240,6 +1269,7 @@ pub struct KillReport {
 /// stay unless `purge`.
 pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillReport> {
     require_known(ctx, name)?;
+    let _lock = ctx.ws.lock_agency(name)?;
     // Before anything ends: what would purging lose?
     let worktrees: Vec<AgentRow> = ctx
         .store

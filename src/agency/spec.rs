@@ -32,6 +32,35 @@ pub fn validate_name(kind: &str, name: &str) -> Result<()> {
     }
 }
 
+/// Checks that `path` (from a template or `agency.json`) stays in the
+/// folder it is relative to: relative, made of plain names, no `..`.
+/// (Links out of the folder are caught where the file is read; see
+/// `inside`.)
+pub fn validate_relative(what: &str, path: &str) -> Result<()> {
+    let p = Path::new(path);
+    let plain = !path.is_empty()
+        && !path.chars().any(char::is_control)
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if plain {
+        Ok(())
+    } else {
+        Err(Error::user(
+            format!("{what} {path:?} leads outside the agency folder"),
+            "give a path inside the agency folder, e.g. \"agents/dev.md\" (no `..`, not absolute)",
+        ))
+    }
+}
+
+/// `base.join(rel)` if it really lies inside `base` once links are
+/// followed (`rel` already checked); `None` if it does not exist or leads
+/// out.
+pub fn inside(base: &Path, rel: &str) -> Option<std::path::PathBuf> {
+    let base = fs::canonicalize(base).ok()?;
+    let path = fs::canonicalize(base.join(rel)).ok()?;
+    path.starts_with(&base).then_some(path)
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AgencySpec {
     pub name: String,
@@ -109,10 +138,14 @@ impl AgencySpec {
         }
     }
 
-    /// Names valid, unique and not reserved; the layout known.
+    /// Names valid, unique and not reserved; role files inside the agency
+    /// folder; the layout known.
     pub fn validate(&self) -> Result<()> {
         validate_name("agency", &self.name)?;
         validate_name("coordinator", &self.coordinator.name)?;
+        for a in std::iter::once(&self.coordinator).chain(&self.agents) {
+            validate_relative(&format!("role_file of {:?}", a.name), &a.role_file)?;
+        }
         let mut seen = std::collections::HashSet::new();
         for a in &self.agents {
             validate_name("agent", &a.name)?;
@@ -166,6 +199,30 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn role_files_stay_inside() {
+        for good in ["coordinator.md", "agents/dev.md", "a/b/c.md"] {
+            assert!(validate_relative("role_file", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x.md",
+            "agents/../../x.md",
+            "./x.md",
+            "a\n.md",
+            "agents/..",
+        ] {
+            assert!(validate_relative("role_file", bad).is_err(), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in.md"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("out.md")).unwrap();
+        assert!(inside(dir.path(), "in.md").is_some());
+        assert!(inside(dir.path(), "out.md").is_none());
+        assert!(inside(dir.path(), "missing.md").is_none());
+    }
 
     #[test]
     fn names() {

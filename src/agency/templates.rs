@@ -87,7 +87,18 @@ fn collect_disk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) -> R
     for entry in fs::read_dir(dir).map_err(|e| Error::io(dir.display(), e))? {
         let entry = entry.map_err(|e| Error::io(dir.display(), e))?;
         let path = entry.path();
-        if path.is_dir() {
+        let kind = entry
+            .file_type()
+            .map_err(|e| Error::io(path.display(), e))?;
+        // Templates are copied as they are: a link would copy whatever it
+        // points at (or loop), so none is followed.
+        if kind.is_symlink() {
+            return Err(Error::user(
+                format!("the template file {} is a symbolic link", path.display()),
+                "replace the link by the file itself",
+            ));
+        }
+        if kind.is_dir() {
             collect_disk(root, &path, out)?;
         } else {
             let bytes = fs::read(&path).map_err(|e| Error::io(path.display(), e))?;

@@ -32,6 +32,23 @@ pub fn sanitize(body: &str) -> String {
         .collect()
 }
 
+/// Checks an inter-agency message type: `^[A-Za-z][A-Za-z0-9_.-]{0,31}$`.
+/// It is typed into panes in the header, so nothing else is let in.
+pub fn validate_type(kind: &str) -> Result<()> {
+    let mut chars = kind.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && kind.len() <= 32
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::user(
+            format!("invalid message type {kind:?}"),
+            "a type starts with a letter and holds only letters, digits, `_`, `-` and `.` (at most 32 characters), e.g. \"results\"",
+        ))
+    }
+}
+
 /// The type of an intra-agency message: `--type`, else the body's leading
 /// word when it is a known type (`TASK-042: ...` is a TASK), else NOTE.
 pub fn intra_type(body: &str, explicit: Option<&str>) -> Result<String> {
@@ -74,11 +91,23 @@ pub fn sender(from: Option<&str>) -> Result<String> {
         return Ok(f.to_string());
     }
     let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
-    Ok(match (env("AGENCY_NAME"), env("AGENCY_AGENT")) {
+    let from = match (env("AGENCY_NAME"), env("AGENCY_AGENT")) {
         (Some(a), Some(b)) => format!("{a}/{b}"),
         (Some(a), None) => a,
-        _ => "human".to_string(),
-    })
+        _ => return Ok("human".to_string()),
+    };
+    // The environment is an agent's to change: it reaches the header only
+    // if it holds names.
+    if from
+        .split('/')
+        .any(|part| validate_name("sender", part).is_err())
+    {
+        return Err(Error::user(
+            format!("AGENCY_NAME/AGENCY_AGENT in the environment make the invalid sender {from:?}"),
+            "pass --from AGENCY/AGENT, or unset AGENCY_NAME and AGENCY_AGENT to send as the human",
+        ));
+    }
+    Ok(from)
 }
 
 /// A sanitized, non-empty body no larger than `MAX_BODY`.
@@ -213,7 +242,7 @@ pub fn parse_payload(json: &str) -> Result<Value> {
     let value: Value = serde_json::from_str(json)
         .map_err(|e| Error::user(format!("the message is not valid JSON: {e}"), hint))?;
     match value.get("type") {
-        Some(Value::String(t)) if !t.trim().is_empty() => {}
+        Some(Value::String(t)) if !t.trim().is_empty() => validate_type(t)?,
         Some(_) => return Err(Error::user("\"type\" must be a non-empty string", hint)),
         None if value.is_object() => return Err(Error::user("the message has no \"type\"", hint)),
         None => return Err(Error::user("the message must be a JSON object", hint)),
@@ -224,6 +253,7 @@ pub fn parse_payload(json: &str) -> Result<Value> {
 /// A message for an agency's coordinator carrying `payload`.
 pub fn inter_message(from: &str, to: &str, payload: Value) -> Result<NewMessage> {
     let kind = payload["type"].as_str().unwrap_or("note").to_string();
+    validate_type(&kind)?;
     let body = check_body(&payload.to_string())?;
     Ok(NewMessage {
         from: from.to_string(),
@@ -259,6 +289,7 @@ pub fn broadcast(ctx: &mut Ctx, from: &str, message: &str, all_agents: bool) -> 
         Some(p) => p["type"].as_str().unwrap_or("alert").to_string(),
         None => intra_type(&body, None)?,
     };
+    validate_type(&kind)?;
     let mut msgs = Vec::new();
     for a in agency::list(ctx)?.into_iter().filter(|a| a.running) {
         for agent in &a.agents {
@@ -296,9 +327,35 @@ pub fn read_body(arg: &str) -> Result<String> {
     Ok(s.strip_suffix('\n').unwrap_or(&s).to_string())
 }
 
-/// The header line the receiving agent sees before the body.
+/// The header line the receiving agent sees before the body. Types and
+/// senders are checked when queued; a row written before that check (or
+/// by hand) still cannot put a control character, a space or a bracket
+/// into the header: anything outside names' characters becomes `?`.
 pub fn header(id: i64, kind: &str, from: &str) -> String {
-    format!("[msg #{id} {kind} from {from}]")
+    format!(
+        "[msg #{id} {} from {}]",
+        header_field(kind),
+        header_field(from)
+    )
+}
+
+fn header_field(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .take(130)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/') {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if clean.is_empty() {
+        "?".into()
+    } else {
+        clean
+    }
 }
 
 /// Where the router listens for wake-ups.

@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 
 use crate::agency::spec::AgencySpec;
 use crate::agency::{Ctx, SHELLS};
-use crate::bus::{header, outbox, wake_socket};
+use crate::bus::{header, outbox, sanitize, wake_socket};
 use crate::error::{Error, Result};
 use crate::runtime::profile::{self, Multiline, Profile};
 use crate::store::MessageRow;
 use crate::tmux::{Op, PaneInfo};
 use crate::workspace::{write_atomic, Workspace};
+use tracing::{debug, info, warn};
 
 /// How often the router looks again without being woken.
 const TICK: Duration = Duration::from_millis(250);
@@ -39,6 +40,14 @@ const MIRROR_EVERY: Duration = Duration::from_millis(200);
 
 fn lock_path(registry: &Path) -> PathBuf {
     registry.join("router.lock")
+}
+
+/// Set in the environment of a router `ensure_running` started (whose
+/// stderr is its log file already).
+const SPAWNED: &str = "AGENCY_ROUTER_SPAWNED";
+
+fn log_path(registry: &Path) -> PathBuf {
+    registry.join("router.log")
 }
 
 /// Starts a router for the workspace unless one holds the lock.
@@ -74,23 +83,23 @@ fn open_lock(path: &Path) -> Result<File> {
 /// whoever reads ours waiting for it).
 fn spawn(ws: &Workspace) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
-    let log_path = ws.registry_dir().join("router.log");
-    let log = OpenOptions::new()
+    // The router logs through `logging`; its stderr only catches what
+    // escapes that (a panic), and a log that cannot be opened is no reason
+    // to leave messages undelivered.
+    let stderr = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log_path)
-        .map_err(|e| Error::io(log_path.display(), e))?;
-    let err_log = log
-        .try_clone()
-        .map_err(|e| Error::io(log_path.display(), e))?;
+        .open(log_path(&ws.registry_dir()))
+        .map_or_else(|_| Stdio::null(), Stdio::from);
     Command::new(exe)
         .arg("--home")
         .arg(&ws.root)
         .args(["router", "--foreground"])
         .current_dir(&ws.root)
+        .env(SPAWNED, "1")
         .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err_log)
+        .stdout(Stdio::null())
+        .stderr(stderr)
         .process_group(0)
         .spawn()
         .map_err(|e| Error::io("starting the router", e))?;
@@ -180,6 +189,13 @@ fn may_stop(lock: &File, ctx: &Ctx) -> bool {
     !any_running(ctx) || lock.try_lock().is_err()
 }
 
+impl Router {
+    /// See `may_stop`; a router without its lock has nothing to hand over.
+    fn may_stop(&self, ctx: &Ctx) -> bool {
+        self.lock.as_ref().is_none_or(|l| may_stop(l, ctx))
+    }
+}
+
 /// `agency router --foreground`: runs until the workspace's registry goes
 /// away, the last agency of the workspace has stopped, or the process is
 /// stopped. Returns at once if another router runs.
@@ -192,12 +208,12 @@ pub fn run(ws: Workspace) -> Result<()> {
 pub fn run_with(ws: Workspace, mut upkeep: impl FnMut(&mut Ctx)) -> Result<()> {
     let registry = ws.registry_dir();
     fs::create_dir_all(&registry).map_err(|e| Error::io(registry.display(), e))?;
+    // Started by hand, it also shows its log in the terminal.
+    let by_hand = std::env::var_os(SPAWNED).is_none();
+    crate::logging::to_file(&log_path(&registry), by_hand);
     let lock = open_lock(&lock_path(&registry))?;
     if lock.try_lock().is_err() {
-        eprintln!(
-            "router: another router already serves {}",
-            ws.root.display()
-        );
+        info!("another router already serves {}", ws.root.display());
         return Ok(());
     }
     write_atomic(
@@ -216,13 +232,14 @@ pub fn run_with(ws: Workspace, mut upkeep: impl FnMut(&mut Ctx)) -> Result<()> {
     let mut router = Router {
         // A broken profiles.toml must not stop delivery to everyone else.
         profiles: profile::load(&ctx.ws.root).unwrap_or_else(|e| {
-            eprintln!("router: {e}; using the built-in profiles");
+            warn!("{e}; using the built-in profiles");
             profile::builtins()
         }),
+        lock: Some(lock),
         ..Router::default()
     };
-    eprintln!(
-        "router: pid {} serving {}",
+    info!(
+        "pid {} serving {}",
         std::process::id(),
         ctx.ws.root.display()
     );
@@ -232,22 +249,29 @@ pub fn run_with(ws: Workspace, mut upkeep: impl FnMut(&mut Ctx)) -> Result<()> {
     };
     loop {
         if !registry.is_dir() {
-            eprintln!("router: the workspace is gone; stopping");
+            info!("the workspace is gone; stopping");
             return Ok(());
         }
-        if live.done(&ctx) && may_stop(&lock, &ctx) {
+        if !router.holds_lock(&registry) {
+            info!("another router serves this workspace now; stopping");
+            return Ok(());
+        }
+        if ctx.store.replaced() {
+            router.reopen(&mut ctx);
+        }
+        if live.done(&ctx) && router.typed.is_empty() && router.may_stop(&ctx) {
             // Queued messages wait in the registry; `create` starts a router.
-            eprintln!("router: no agency is running; stopping");
+            info!("no agency is running; stopping");
             return Ok(());
         }
         if let Err(e) = outbox::ingest(&mut ctx) {
-            eprintln!("router: outbox: {e}");
+            warn!("outbox: {e}");
         }
         upkeep(&mut ctx);
         let delivered = match router.cycle(&mut ctx) {
             Ok(n) => n,
             Err(e) => {
-                eprintln!("router: {e}");
+                warn!("{e}");
                 0
             }
         };
@@ -256,6 +280,55 @@ pub fn run_with(ws: Workspace, mut upkeep: impl FnMut(&mut Ctx)) -> Result<()> {
             wait(sock.as_ref());
         }
     }
+}
+
+/// A line in the agency's activity log; a full disk costs the line, not
+/// the delivery.
+fn activity(ctx: &Ctx, m: &MessageRow, kind: &str, detail: serde_json::Value) {
+    if let Err(e) = ctx.activity_line(&m.agency, kind, &detail) {
+        warn!("{e}");
+    }
+}
+
+/// The activity lines of recorded deliveries.
+fn recorded(ctx: &Ctx, msgs: &[&MessageRow]) {
+    for m in msgs {
+        activity(
+            ctx,
+            m,
+            "message.delivered",
+            serde_json::json!({"id": m.id, "to": m.to, "type": m.kind}),
+        );
+    }
+}
+
+/// Whether this router still holds the workspace's lock. Someone who
+/// removes `router.lock` lets a second router start, and two routers would
+/// type each message twice: the lock is taken again, or, when another
+/// router has it, this one stops.
+fn still_the_router(registry: &Path, lock: &mut File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let path = lock_path(registry);
+    let same = match (lock.metadata(), fs::metadata(&path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    };
+    if same {
+        return true;
+    }
+    let Ok(new) = open_lock(&path) else {
+        return true; // cannot tell: keep serving
+    };
+    if new.try_lock().is_err() {
+        return false;
+    }
+    warn!("router.lock was replaced; locked it again");
+    *lock = new;
+    let _ = write_atomic(
+        &registry.join("router.pid"),
+        format!("{}\n", std::process::id()).as_bytes(),
+    );
+    true
 }
 
 /// Sleeps until woken or a tick passes, then swallows queued wake-ups.
@@ -300,10 +373,13 @@ pub fn readiness(pane: Option<&PaneInfo>) -> Readiness {
 pub fn delivery_ops(m: &MessageRow, pane: &str, profile: Option<&Profile>) -> Vec<Op> {
     let head = header(m.id, &m.kind, &m.from);
     let join = profile.is_some_and(|p| p.multiline == Multiline::Join);
-    let body = if join && m.body.contains('\n') {
-        m.body.lines().collect::<Vec<_>>().join(" | ")
+    // Bodies are cleaned when queued; a row from before that (or written
+    // by hand) is cleaned here too.
+    let clean = sanitize(&m.body);
+    let body = if join && clean.contains('\n') {
+        clean.lines().collect::<Vec<_>>().join(" | ")
     } else {
-        m.body.clone()
+        clean
     };
     let single = !body.contains('\n') && (join || body.len() <= TYPE_LIMIT);
     let mut ops = Vec::with_capacity(2);
@@ -382,6 +458,11 @@ struct Router {
     unsent: HashMap<String, Unsent>,
     /// Messages already shown in a shell's pane: (pane, message id).
     shown: HashSet<(String, i64)>,
+    /// Messages typed whose delivery could not be recorded yet (database
+    /// locked, disk full).
+    typed: Vec<MessageRow>,
+    /// The workspace's router lock, held while this router runs.
+    lock: Option<File>,
     mirror_dirty: bool,
     mirror_at: Option<Instant>,
     /// The queue as last mirrored (see `Store::queue_signature`).
@@ -393,7 +474,10 @@ impl Router {
     fn cycle(&mut self, ctx: &mut Ctx) -> Result<usize> {
         self.reload_profiles(ctx);
         self.verify(ctx)?;
-        let next = ctx.store.next_per_recipient()?;
+        self.record_typed(ctx);
+        let held = self.held();
+        let mut next = ctx.store.next_per_recipient()?;
+        next.retain(|m| !held.contains(&(m.agency.as_str(), m.agent.as_str())));
         if next.is_empty() {
             return Ok(0);
         }
@@ -439,6 +523,11 @@ impl Router {
             .collect();
         let mut delivered: Vec<&MessageRow> = Vec::new();
         let mut typed: Vec<&(&MessageRow, String, Option<Profile>)> = Vec::new();
+        // Checked again right before typing: a second router must never
+        // type what this one types.
+        if !self.holds_lock(&ctx.ws.registry_dir()) {
+            return Ok(0);
+        }
         if ctx.tmux.batch(&ops).is_ok() {
             delivered = ready.iter().map(|(m, _, _)| *m).collect();
             typed = ready.iter().collect();
@@ -453,13 +542,17 @@ impl Router {
                         typed.push(r);
                     }
                     Err(e) => {
-                        let state = ctx.store.record_failure(m, &e.to_string(), MAX_ATTEMPTS)?;
-                        if state == "failed" {
-                            ctx.activity_line(
-                                &m.agency,
+                        // Not `?`: the messages typed before this one must
+                        // still be recorded.
+                        match ctx.store.record_failure(m, &e.to_string(), MAX_ATTEMPTS) {
+                            Ok(state) if state == "failed" => activity(
+                                ctx,
+                                m,
                                 "message.failed",
-                                &serde_json::json!({"id": m.id, "to": m.to, "error": e.to_string()}),
-                            )?;
+                                serde_json::json!({"id": m.id, "to": m.to, "error": e.to_string()}),
+                            ),
+                            Ok(_) => {}
+                            Err(err) => warn!("#{}: {e}; not recorded: {err}", m.id),
                         }
                         self.mirror_dirty = true;
                     }
@@ -483,14 +576,16 @@ impl Router {
         if delivered.is_empty() {
             return Ok(0);
         }
-        ctx.store.mark_delivered(&delivered)?;
         for m in &delivered {
-            ctx.activity_line(
-                &m.agency,
-                "message.delivered",
-                &serde_json::json!({"id": m.id, "to": m.to, "type": m.kind}),
-            )?;
+            debug!("typed #{} {} from {} into {}", m.id, m.kind, m.from, m.to);
         }
+        if let Err(e) = ctx.store.mark_delivered(&delivered) {
+            // Typed, maybe read already: never typed again. Its recipient
+            // gets nothing more until the record is written.
+            self.typed.extend(delivered.iter().map(|m| (*m).clone()));
+            return Err(e.into());
+        }
+        recorded(ctx, &delivered);
         self.mirror_dirty = true;
         Ok(delivered.len())
     }
@@ -518,10 +613,69 @@ impl Router {
                     });
                 }
                 // Output stopped (Ctrl-S) or the pane just went: next pass.
-                Err(e) => eprintln!("router: showing #{} in {}: {e}", m.id, pane.pane_id),
+                Err(e) => warn!("showing #{} in {}: {e}", m.id, pane.pane_id),
             }
         }
         Ok(notices)
+    }
+
+    /// See `still_the_router`.
+    fn holds_lock(&mut self, registry: &Path) -> bool {
+        self.lock
+            .as_mut()
+            .is_some_and(|lock| still_the_router(registry, lock))
+    }
+
+    /// Records the deliveries that could not be recorded when typed.
+    fn record_typed(&mut self, ctx: &mut Ctx) {
+        if self.typed.is_empty() {
+            return;
+        }
+        let rows: Vec<&MessageRow> = self.typed.iter().collect();
+        match ctx.store.mark_delivered(&rows) {
+            Ok(_) => {
+                recorded(ctx, &rows);
+                info!("recorded the delivery of {} typed message(s)", rows.len());
+                self.typed.clear();
+                self.mirror_dirty = true;
+            }
+            Err(e) => warn!(
+                "cannot record the delivery of {} typed message(s) yet: {e}; their recipients wait",
+                rows.len()
+            ),
+        }
+    }
+
+    /// Recipients whose last typed message is not recorded yet.
+    fn held(&self) -> HashSet<(&str, &str)> {
+        self.typed
+            .iter()
+            .map(|m| (m.agency.as_str(), m.agent.as_str()))
+            .collect()
+    }
+
+    /// The registry database was deleted or replaced under us (its file
+    /// is another one now): the next messages are in the new one.
+    fn reopen(&mut self, ctx: &mut Ctx) {
+        match crate::store::Store::open(&ctx.ws.registry_dir()) {
+            Ok(store) => {
+                // Not closed: closing the last connection to the old file
+                // checkpoints and removes `agency.db-wal` by name, which may
+                // be the new database's by now.
+                std::mem::forget(std::mem::replace(&mut ctx.store, store));
+                if !self.typed.is_empty() {
+                    warn!(
+                        "{} typed message(s) were in the old database; not recorded",
+                        self.typed.len()
+                    );
+                    self.typed.clear();
+                }
+                self.shown.clear();
+                self.mirrored = None;
+                warn!("the registry database was replaced or deleted; using the new one");
+            }
+            Err(e) => warn!("the registry database was replaced; cannot open the new one: {e}"),
+        }
     }
 
     /// Keeps the messages whose agent shows its prompt, with an empty input
@@ -579,7 +733,7 @@ impl Router {
         self.profiles_stamp = stamp;
         match profile::load(&ctx.ws.root) {
             Ok(p) => self.profiles = p,
-            Err(e) => eprintln!("router: {e}"),
+            Err(e) => warn!("{e}"),
         }
     }
 
@@ -625,12 +779,12 @@ impl Router {
                 u.screen = Some(screen);
                 u.at = Instant::now();
             } else if u.presses >= MAX_RESUBMITS {
-                eprintln!("router: {} stays in the input box of {pane}", u.head);
+                warn!("{} stays in the input box of {pane}", u.head);
                 self.unsent.remove(&pane);
             } else {
                 // Worth a line: it tells which CLIs lose submit keys.
-                eprintln!(
-                    "router: {} still in the input box of {pane} ({}): {} again",
+                info!(
+                    "{} still in the input box of {pane} ({}): {} again",
                     u.head, u.profile.name, u.profile.submit
                 );
                 presses.push(Op::PressKey {
@@ -660,7 +814,7 @@ impl Router {
         };
         if self.mirrored != Some(sig) || self.mirror_dirty {
             if let Err(e) = ctx.store.write_queue_mirror() {
-                eprintln!("router: {e}");
+                warn!("{e}");
             }
             self.mirrored = Some(sig);
             self.mirror_dirty = false;

@@ -274,7 +274,7 @@ pub fn inbox(ctx: &Ctx, args: &InboxArgs) -> Result<()> {
     print_lines(lines)
 }
 
-/// Mark messages acknowledged
+/// Mark delivered messages acknowledged (in an agent's pane: only its own)
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   agency ack 3
@@ -289,15 +289,42 @@ pub struct AckArgs {
 }
 
 pub fn ack(ctx: &mut Ctx, args: &AckArgs) -> Result<()> {
-    let missing = ctx.store.ack(&args.ids)?;
-    if !missing.is_empty() {
-        let list: Vec<String> = missing.iter().map(|i| format!("#{i}")).collect();
-        return Err(Error::user(
-            format!("no message {}", list.join(", ")),
-            "see the ids with `agency inbox AGENCY AGENT`",
-        ));
-    }
-    Ok(())
+    use crate::store::AckRefused;
+    // In an agent's pane, that agent; else (the tools and sandbox windows
+    // included) the human.
+    let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+    let agent = env("AGENCY_NAME")
+        .zip(env("AGENCY_AGENT"))
+        .filter(|(a, b)| crate::agency::agent_names(ctx, a).is_ok_and(|names| names.contains(b)));
+    let by = agent.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
+    let refused = ctx.store.ack(&args.ids, by)?;
+    let Some(first) = refused.first() else {
+        return Ok(());
+    };
+    let lines: Vec<String> = refused
+        .iter()
+        .map(|r| match r {
+            AckRefused::Missing(id) => format!("no message #{id}"),
+            AckRefused::NotDelivered(id, state) => {
+                format!("message #{id} is {state}: it has not reached its agent")
+            }
+            AckRefused::NotYours(id, to) => format!(
+                "message #{id} is for {to}, not for {}",
+                by.map_or("you".into(), |(a, b)| format!("{a}/{b}"))
+            ),
+        })
+        .collect();
+    let hint = match first {
+        AckRefused::Missing(_) => "see the ids with `agency inbox AGENCY AGENT`",
+        AckRefused::NotDelivered(..) => {
+            "a message is acknowledged once it was delivered; see `agency inbox AGENCY AGENT`"
+        }
+        AckRefused::NotYours(..) => "an agent acknowledges only the messages sent to it",
+    };
+    Err(Error::user(
+        format!("{}; nothing was acknowledged", lines.join("; ")),
+        hint,
+    ))
 }
 
 /// The event log: messages, deliveries, agencies, handoffs, approvals
@@ -354,9 +381,19 @@ pub fn log(ctx: &Ctx, args: &LogArgs) -> Result<()> {
     if !args.follow {
         return Ok(());
     }
+    let mut reopened: Option<crate::store::Store> = None;
     loop {
         std::thread::sleep(Duration::from_millis(200));
-        let new = ctx.store.events_after(args.agency.as_deref(), last)?;
+        if reopened.as_ref().unwrap_or(&ctx.store).replaced() {
+            // The registry was deleted or replaced: follow the new one from
+            // its start. The old connection is left open, not closed (see
+            // the router's `reopen`).
+            let store = crate::store::Store::open(&ctx.ws.registry_dir())?;
+            std::mem::forget(reopened.replace(store));
+            last = 0;
+        }
+        let store = reopened.as_ref().unwrap_or(&ctx.store);
+        let new = store.events_after(args.agency.as_deref(), last)?;
         if let Some(e) = new.last() {
             last = e.id;
         }

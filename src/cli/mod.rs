@@ -121,13 +121,37 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
     writeln!(out, "{text}").map_err(|e| Error::io("stdout", e))
 }
 
-/// Prints lines of text on stdout.
+/// Prints lines of text on stdout, never a control character: they hold
+/// what messages, names and files said.
 fn print_lines(lines: impl IntoIterator<Item = String>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     for l in lines {
-        writeln!(out, "{l}").map_err(|e| Error::io("stdout", e))?;
+        writeln!(out, "{}", printable(&l)).map_err(|e| Error::io("stdout", e))?;
     }
     Ok(())
+}
+
+/// `text` safe for a terminal: control characters other than newline and
+/// tab (ESC, BEL, NUL, C1 codes such as CSI) are shown escaped (`\x1b`),
+/// so nothing printed can move the cursor, retitle the window or answer
+/// back.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            // Control characters are all below U+0100.
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Splits a comma-separated flag value, dropping blanks.

@@ -15,9 +15,16 @@
 //! Commands run with `sh -c` in the agent's folder, with `MSG_ID`,
 //! `MSG_TYPE`, `MSG_FROM`, `MSG_BODY` and one `MSG_<NAME>` per named group of
 //! `when` in their environment. After its rule ran, a message is acked.
+//!
+//! What the pane shows is never trusted: a body may hold a line that looks
+//! like a header. A header counts only if the registry has that message for
+//! this agent, unacknowledged, next in line, with exactly that header; its
+//! type, sender and body then come from the registry, and the lines of its
+//! body are taken as body whatever they say.
 
+use std::collections::HashSet;
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -26,6 +33,8 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::store::{MessageRow, Store};
+use crate::workspace::Workspace;
 
 #[derive(Debug, Deserialize)]
 struct RulesFile {
@@ -129,15 +138,95 @@ pub fn matches(rule: &Rule, m: &Received) -> Option<Vec<(String, String)>> {
 }
 
 const PROMPT: &str = "scripted> ";
-/// A pasted message's body lines follow its header; this much quiet ends it.
-const QUIET: Duration = Duration::from_millis(300);
+/// A message whose body lines stop coming for this long is handled with
+/// what the registry says.
+const QUIET: Duration = Duration::from_millis(2000);
+
+/// The registry as this agent sees it.
+struct Registry {
+    dir: PathBuf,
+    agency: String,
+    agent: String,
+    /// Messages handled by this process.
+    seen: HashSet<i64>,
+}
+
+impl Registry {
+    fn from_env() -> Result<Registry> {
+        let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+        let hint = "run it as an agent of an agency: `agency create NAME --agent-command '\"$AGENCY_BIN\" agent scripted --rules FILE'`";
+        let (Some(agency), Some(agent)) = (env("AGENCY_NAME"), env("AGENCY_AGENT")) else {
+            return Err(Error::user(
+                "the scripted agent runs in an agency's pane (AGENCY_NAME and AGENCY_AGENT are not set)",
+                hint,
+            ));
+        };
+        let ws = Workspace::locate(None)?;
+        Ok(Registry {
+            dir: ws.registry_dir(),
+            agency,
+            agent,
+            seen: HashSet::new(),
+        })
+    }
+
+    /// The message `line` announces, if the router sent it to this agent.
+    fn verify(&mut self, line: &str, claimed: &Received) -> Option<MessageRow> {
+        if self.seen.contains(&claimed.id) {
+            return None;
+        }
+        let store = Store::open(&self.dir).ok()?;
+        let m = store.message(claimed.id).ok()??;
+        let mine = m.agency == self.agency && m.agent == self.agent;
+        let head = crate::bus::header(m.id, &m.kind, &m.from);
+        // Typed before it is recorded: a queued one must be the next.
+        let next = match m.state.as_str() {
+            "delivered" => true,
+            "queued" => store
+                .next_per_recipient()
+                .ok()?
+                .iter()
+                .any(|n| n.id == m.id),
+            _ => false,
+        };
+        if !(mine && next && line.trim_start().starts_with(&head)) {
+            return None;
+        }
+        self.seen.insert(m.id);
+        Some(m)
+    }
+
+    /// Waits (a while) until the router has recorded `id` as delivered, so
+    /// that it can be acked.
+    fn wait_delivered(&self, id: i64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            let state = Store::open(&self.dir)
+                .ok()
+                .and_then(|s| s.message(id).ok().flatten())
+                .map(|m| m.state);
+            if state.as_deref() != Some("queued") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A message being read from the pane: its registry row and how many of
+/// its body lines are still to come.
+struct Reading {
+    row: MessageRow,
+    lines_left: usize,
+}
 
 /// `agency agent scripted`: runs until its input closes.
 pub fn run(rules_path: &Path) -> Result<()> {
     let rules = load_rules(rules_path)?;
-    let agent = std::env::var("AGENCY_AGENT").unwrap_or_else(|_| "agent".into());
+    let mut registry = Registry::from_env()?;
     println!(
-        "scripted agent {agent}: {} rule(s) from {}",
+        "scripted agent {}: {} rule(s) from {}",
+        registry.agent,
         rules.len(),
         rules_path.display()
     );
@@ -150,52 +239,53 @@ pub fn run(rules_path: &Path) -> Result<()> {
             }
         }
     });
-    let mut current: Option<Received> = None;
+    let mut current: Option<Reading> = None;
     loop {
         let line = match rx.recv_timeout(QUIET) {
-            Ok(l) => Some(l),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Ok(l) => l,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(r) = current.take() {
+                    handle(&rules, &registry, &r.row);
+                    prompt();
+                }
+                continue;
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                if let Some(m) = current.take() {
-                    handle(&rules, &m);
+                if let Some(r) = current.take() {
+                    handle(&rules, &registry, &r.row);
                 }
                 return Ok(());
             }
         };
-        match line {
-            None => {
-                if let Some(m) = current.take() {
-                    handle(&rules, &m);
-                    prompt();
-                }
+        // A body's lines are body, whatever they look like.
+        if let Some(r) = &mut current {
+            r.lines_left -= 1;
+            if r.lines_left == 0 {
+                let r = current.take().expect("reading");
+                handle(&rules, &registry, &r.row);
+                prompt();
             }
-            Some(l) => match parse_header(&l) {
-                Some(m) => {
-                    if let Some(prev) = current.take() {
-                        handle(&rules, &prev);
-                    }
-                    if m.body.is_empty() {
-                        current = Some(m); // the body follows
-                    } else {
-                        handle(&rules, &m);
-                        prompt();
-                    }
-                }
-                None => match &mut current {
-                    Some(m) => {
-                        if !m.body.is_empty() {
-                            m.body.push('\n');
-                        }
-                        m.body.push_str(&l);
-                    }
-                    None => {
-                        if !l.trim().is_empty() {
-                            println!("(not a message; ignored)");
-                        }
-                        prompt();
-                    }
-                },
-            },
+            continue;
+        }
+        let Some(claimed) = parse_header(&line) else {
+            if !line.trim().is_empty() {
+                println!("(not a message; ignored)");
+            }
+            prompt();
+            continue;
+        };
+        let Some(row) = registry.verify(&line, &claimed) else {
+            println!("(not a message the router sent this agent; ignored)");
+            prompt();
+            continue;
+        };
+        if claimed.body.is_empty() {
+            // Pasted: the header alone, then the body's lines.
+            let lines_left = crate::bus::sanitize(&row.body).split('\n').count();
+            current = Some(Reading { row, lines_left });
+        } else {
+            handle(&rules, &registry, &row);
+            prompt();
         }
     }
 }
@@ -205,21 +295,21 @@ fn prompt() {
     let _ = std::io::stdout().flush();
 }
 
-fn handle(rules: &[Rule], m: &Received) {
+fn handle(rules: &[Rule], registry: &Registry, row: &MessageRow) {
+    let m = &Received {
+        id: row.id,
+        kind: row.kind.clone(),
+        from: row.from.clone(),
+        body: row.body.clone(),
+    };
+    // Its own pane is a terminal too: nothing from the registry goes raw.
+    let what =
+        crate::bus::sanitize(&format!("#{} {} from {}", m.id, m.kind, m.from)).replace('\n', " ");
     let Some((rule, env)) = rules.iter().find_map(|r| matches(r, m).map(|e| (r, e))) else {
-        println!(
-            "#{} {} from {}: no rule matches; left unacknowledged",
-            m.id, m.kind, m.from
-        );
+        println!("{what}: no rule matches; left unacknowledged");
         return;
     };
-    println!(
-        "#{} {} from {}: running {} command(s)",
-        m.id,
-        m.kind,
-        m.from,
-        rule.run.len()
-    );
+    println!("{what}: running {} command(s)", rule.run.len());
     // Rules call `agency ...`: make that this very binary.
     let exe = std::env::current_exe().unwrap_or_else(|_| "agency".into());
     let path = match (exe.parent(), std::env::var("PATH")) {
@@ -248,6 +338,7 @@ fn handle(rules: &[Rule], m: &Received) {
             }
         }
     }
+    registry.wait_delivered(m.id);
     let _ = Command::new(exe)
         .args(["ack", &m.id.to_string()])
         .stdin(Stdio::null())

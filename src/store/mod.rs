@@ -55,6 +55,25 @@ impl StoreError {
             {
                 Some("another agency command holds the registry; try again".into())
             }
+            StoreError::Sqlite { path, source }
+                if matches!(
+                    source.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+                ) =>
+            {
+                let aside = shlex::try_quote(&format!("{path}.damaged"))
+                    .map(|q| q.into_owned())
+                    .unwrap_or_else(|_| format!("{path}.damaged"));
+                let path = shlex::try_quote(path)
+                    .map(|q| q.into_owned())
+                    .unwrap_or_else(|_| path.clone());
+                Some(format!(
+                    "the registry database is damaged: move it aside (`mv {path} {aside}`, \
+                     with its -wal and -shm files if any), then `agency create NAME` brings each \
+                     agency back into a new registry; queued messages and approvals stay in the \
+                     old file (`sqlite3 {aside} .recover` may save them)"
+                ))
+            }
             _ => None,
         }
     }
@@ -171,6 +190,16 @@ fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
     })
 }
 
+/// Why a message cannot be acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckRefused {
+    Missing(i64),
+    /// Its state (`queued`, `failed`): it never reached its agent.
+    NotDelivered(i64, String),
+    /// Addressed to another agent (`AGENCY/AGENT`).
+    NotYours(i64, String),
+}
+
 /// A handoff to record.
 #[derive(Debug, Clone, Serialize)]
 pub struct HandoffRow {
@@ -258,6 +287,13 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     registry: PathBuf,
+    /// Device and inode of the database file when opened.
+    file_id: Option<(u64, u64)>,
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl Store {
@@ -277,10 +313,18 @@ impl Store {
             conn,
             path,
             registry: registry.to_path_buf(),
+            file_id: None,
         };
         store.configure()?;
         store.migrate()?;
+        store.file_id = file_id(&store.path);
         Ok(store)
+    }
+
+    /// Whether `agency.db` was deleted or replaced since this store opened
+    /// it: a long-running process then works on a file nobody else sees.
+    pub fn replaced(&self) -> bool {
+        file_id(&self.path) != self.file_id
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -637,29 +681,53 @@ impl Store {
         })
     }
 
-    /// Marks messages acknowledged; returns the ids that do not exist.
-    pub fn ack(&mut self, ids: &[i64]) -> StoreResult<Vec<i64>> {
+    /// Marks messages acknowledged, all or none: each must exist, have
+    /// been delivered (acking twice is harmless), and be addressed to `by`
+    /// when an agent acks (`None`: the human, who may ack any). Returns
+    /// why some could not be; then nothing changed. (An ack of a message
+    /// still queued would cancel it for good.)
+    pub fn ack(&mut self, ids: &[i64], by: Option<(&str, &str)>) -> StoreResult<Vec<AckRefused>> {
         self.write_tx(|tx| {
-            let mut missing = Vec::new();
-            for id in ids {
-                let agency: Option<String> = tx
+            let mut refused = Vec::new();
+            for &id in ids {
+                let row: Option<(String, String, String)> = tx
                     .query_row(
-                        &format!(
-                            "UPDATE messages SET state = 'acked', acked_at = coalesce(acked_at, {NOW})
-                             WHERE id = ?1 RETURNING agency"
-                        ),
+                        "SELECT agency, agent, state FROM messages WHERE id = ?1",
                         [id],
-                        |r| r.get(0),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()?;
-                match agency {
-                    Some(a) => {
-                        insert_event(tx, Some(&a), "message.acked", &serde_json::json!({ "id": id }))?;
+                match row {
+                    None => refused.push(AckRefused::Missing(id)),
+                    Some((agency, agent, _)) if by.is_some_and(|b| b != (&agency, &agent)) => {
+                        refused.push(AckRefused::NotYours(id, format!("{agency}/{agent}")))
                     }
-                    None => missing.push(*id),
+                    Some((_, _, state)) if state != "delivered" && state != "acked" => {
+                        refused.push(AckRefused::NotDelivered(id, state))
+                    }
+                    Some(_) => {}
                 }
             }
-            Ok(missing)
+            if !refused.is_empty() {
+                return Ok(refused);
+            }
+            for id in ids {
+                let agency: String = tx.query_row(
+                    &format!(
+                        "UPDATE messages SET state = 'acked', acked_at = coalesce(acked_at, {NOW})
+                         WHERE id = ?1 RETURNING agency"
+                    ),
+                    [id],
+                    |r| r.get(0),
+                )?;
+                insert_event(
+                    tx,
+                    Some(&agency),
+                    "message.acked",
+                    &serde_json::json!({ "id": id }),
+                )?;
+            }
+            Ok(refused)
         })
     }
 

@@ -65,8 +65,15 @@ impl TestEnv {
 
     /// A temp folder with no workspace in it.
     pub fn bare() -> TestEnv {
+        TestEnv::bare_under("")
+    }
+
+    /// Like `bare`, with the workspace `ws` in the folder `under` (which
+    /// may hold any characters) of the temp folder.
+    pub fn bare_under(under: &str) -> TestEnv {
         let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().canonicalize().unwrap().join("ws");
+        let home = dir.path().canonicalize().unwrap().join(under).join("ws");
+        std::fs::create_dir_all(home.parent().unwrap()).unwrap();
         let socket = format!(
             "agency-test-{}-{}",
             std::process::id(),
