@@ -118,7 +118,15 @@ fn check_recipient(ctx: &Ctx, agency_name: &str, agent: &str) -> Result<()> {
 /// Queues messages, then makes sure a router will deliver them.
 pub fn queue(ctx: &mut Ctx, msgs: &[NewMessage]) -> Result<Vec<i64>> {
     let ids = ctx.store.queue_messages(msgs)?;
-    for (m, id) in msgs.iter().zip(&ids) {
+    announce(ctx, msgs, &ids)?;
+    Ok(ids)
+}
+
+/// What follows a message written to the queue (by `queue`, or in one
+/// transaction with something else): the activity log, and the router
+/// started and woken.
+pub fn announce(ctx: &mut Ctx, msgs: &[NewMessage], ids: &[i64]) -> Result<()> {
+    for (m, id) in msgs.iter().zip(ids) {
         ctx.activity_line(
             &m.agency,
             "message.queued",
@@ -127,7 +135,7 @@ pub fn queue(ctx: &mut Ctx, msgs: &[NewMessage]) -> Result<Vec<i64>> {
     }
     router::ensure_running(&ctx.ws)?;
     router::wake(&ctx.ws.registry_dir());
-    Ok(ids)
+    Ok(())
 }
 
 /// `agency send`.

@@ -222,24 +222,51 @@ pub struct ApproveArgs {
 
 pub fn approve(ctx: &mut Ctx, a: &ApproveArgs) -> Result<()> {
     let r = approval::approve(ctx, a.id, a.note.as_deref(), a.force)?;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     if a.json {
         return print_json(&r);
     }
+    let mut lines = Vec::new();
+    if let Some(first) = r.finished_first {
+        lines.push(format!(
+            "finished the interrupted approve of #{first} first"
+        ));
+    }
+    lines.extend(approve_lines(&r));
+    print_lines(lines)
+}
+
+/// What an approve did, in words.
+fn approve_lines(r: &approval::ApproveReport) -> Vec<String> {
     let mut lines = vec![format!(
-        "approved #{}: {} merged into {} ({}, {})",
+        "approved #{}: {} merged into {} ({}, {}){}",
         r.id,
         r.branch,
         r.base_branch,
         r.merge,
-        &r.merge_commit[..10]
+        &r.merge_commit[..10],
+        if r.resumed {
+            "; an interrupted approve was finished"
+        } else {
+            ""
+        }
     )];
-    if r.checkout_updated {
+    for dir in &r.checkouts {
         lines.push(format!(
-            "the project's checkout of {} was updated",
+            "the checkout of {} at {dir} was updated",
             r.base_branch
         ));
     }
-    print_lines(lines)
+    if !r.kept.is_empty() {
+        lines.push(format!(
+            "left as they were (changed meanwhile, now differing from {}): {}",
+            r.base_branch,
+            r.kept.join(", ")
+        ));
+    }
+    lines
 }
 
 /// Reject an approval item with feedback for the agency
@@ -253,6 +280,16 @@ pub struct RejectArgs {
 }
 
 pub fn reject(ctx: &mut Ctx, a: &RejectArgs) -> Result<()> {
+    if let Some(r) = approval::finish_interrupted(ctx)? {
+        let mut lines = vec![format!(
+            "finished the interrupted approve of #{} first:",
+            r.id
+        )];
+        lines.extend(approve_lines(&r));
+        for l in lines {
+            eprintln!("{l}");
+        }
+    }
     let message = approval::reject(ctx, a.id, &a.feedback)?;
     if a.json {
         return print_json(
