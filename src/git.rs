@@ -343,9 +343,15 @@ impl Project {
         })
     }
 
-    /// What removing the worktree at `dir` and deleting `branch` would lose.
-    pub fn at_risk(&self, dir: &Path, branch: &str, base: &str) -> GitResult<AtRisk> {
+    /// What removing the worktree at `dir` and deleting `branch` would lose:
+    /// its uncommitted files, and the commits on the branch or the
+    /// worktree's HEAD (detached, or on any branch) that no other ref
+    /// reaches. `removed` are the branches deleted with it (and our
+    /// sandbox branches never count: they are temporary).
+    pub fn at_risk(&self, dir: &Path, branch: &str, removed: &[String]) -> GitResult<AtRisk> {
         let mut risk = AtRisk::default();
+        let mut walk = self.repo.revwalk()?;
+        let mut tips = 0;
         if dir.join(".git").exists() {
             let wt = Repository::open(dir)?;
             let mut opts = StatusOptions::new();
@@ -357,10 +363,34 @@ impl Project {
                 .iter()
                 .filter_map(|s| s.path().ok().map(str::to_string))
                 .collect();
+            if let Some(head) = wt.head().ok().and_then(|h| h.target()) {
+                walk.push(head)?;
+                tips += 1;
+            }
         }
         if let Ok(oid) = self.branch_oid(branch) {
-            risk.unmerged_commits = self.repo.graph_ahead_behind(oid, self.branch_oid(base)?)?.0;
+            walk.push(oid)?;
+            tips += 1;
         }
+        if tips == 0 {
+            return Ok(risk);
+        }
+        let doomed: Vec<String> = removed
+            .iter()
+            .chain(std::iter::once(&branch.to_string()))
+            .map(|b| format!("refs/heads/{b}"))
+            .collect();
+        for r in self.repo.references()?.flatten() {
+            let Ok(name) = r.name() else { continue };
+            let ours = name.starts_with(&format!("refs/heads/{SANDBOX_PREFIX}"));
+            if doomed.iter().any(|d| d == name) || ours {
+                continue;
+            }
+            if let Ok(c) = r.peel_to_commit() {
+                walk.hide(c.id())?;
+            }
+        }
+        risk.unmerged_commits = walk.count();
         Ok(risk)
     }
 
