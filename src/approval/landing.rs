@@ -66,7 +66,12 @@ pub fn clear(ctx: &Ctx) {
 /// when files are in the way), writes the plan, moves the base branch from
 /// the commit the merge was computed on, and updates the checkouts.
 pub fn land(ctx: &Ctx, project: &Project, j: &Journal, r: &mut ApproveReport) -> Result<()> {
-    let staged = project.stage_checkouts(&j.landing)?;
+    let staged = project.stage_checkouts(&j.landing).map_err(|e| {
+        Error::user(
+            format!("could not stage the merge's files for the checkout of {}: {e}; nothing was changed", j.landing.base),
+            "free some space in the project (its .git folder stages the files), then approve again",
+        )
+    })?;
     for s in &staged {
         let files = s.in_the_way();
         if !files.is_empty() {

@@ -477,3 +477,125 @@ fn a_missing_project_is_a_clear_error() {
         .unwrap();
     assert_eq!(n, 0);
 }
+
+#[test]
+fn approve_moves_every_checkout_of_the_base_branch() {
+    let s = setup();
+    branch(&s.repo, "feature/wt", &[("wt.txt", "wt\n")]);
+    let item = submit(&s, "feature/wt", "linked", "echo '1 passed, 0 failed'");
+    let id = item["id"].to_string();
+    // main is checked out in a linked worktree, the project on another branch.
+    git(&s.repo, &["checkout", "-q", "-b", "elsewhere"]);
+    let linked = s.t.root().join("main-checkout");
+    git(
+        &s.repo,
+        &["worktree", "add", "-q", linked.to_str().unwrap(), "main"],
+    );
+    // Its local changes are never touched, as the project's own.
+    fs::write(linked.join("README.md"), "my edit\n").unwrap();
+    let before = main_head(&s.repo);
+    let err = s.t.fails(&["approve", &id]);
+    assert!(
+        err.contains("uncommitted changes") && err.contains("main-checkout"),
+        "{err}"
+    );
+    assert_eq!(main_head(&s.repo), before);
+    git(&linked, &["checkout", "--", "README.md"]);
+    let r = s.t.json(&["approve", &id, "--json"]);
+    assert_eq!(r["checkouts"][0], linked.to_str().unwrap(), "{r}");
+    assert_eq!(fs::read_to_string(linked.join("wt.txt")).unwrap(), "wt\n");
+    assert_eq!(git(&linked, &["status", "--porcelain"]), "");
+    assert_eq!(git(&s.repo, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn approve_refuses_files_in_the_way_before_anything_moves() {
+    let s = setup();
+    branch(&s.repo, "feature/new", &[("new.txt", "from the branch\n")]);
+    let item = submit(&s, "feature/new", "new file", "echo '1 passed, 0 failed'");
+    fs::write(s.repo.join("new.txt"), "mine, untracked\n").unwrap();
+    let before = main_head(&s.repo);
+    let err = s.t.fails(&["approve", &item["id"].to_string()]);
+    assert!(err.contains("new.txt") && err.contains("nothing was changed"), "{err}");
+    assert_eq!(main_head(&s.repo), before);
+    assert_eq!(
+        fs::read_to_string(s.repo.join("new.txt")).unwrap(),
+        "mine, untracked\n"
+    );
+    assert_eq!(s.t.json(&["approvals", "--json"])[0]["status"], "pending");
+}
+
+/// Runs `agency ARGS` able to write files of at most `limit` bytes (as on
+/// a full disk: writes past it fail).
+fn run_with_file_limit(t: &TestEnv, args: &[&str], limit: u64) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = t.cmd(args);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn approve_on_a_full_registry_says_what_it_did_and_a_rerun_records_it() {
+    let s = setup();
+    let c = branch(&s.repo, "feature/full", &[("full.txt", "f\n")]);
+    let item = submit(&s, "feature/full", "full disk", "echo '1 passed, 0 failed'");
+    let id = item["id"].to_string();
+    // Not even the approval's plan can be written: nothing happens.
+    let out = run_with_file_limit(&s.t, &["approve", &id], 100);
+    let err = crate::common::expect_user_error(&out, &["approve"]);
+    assert!(err.contains("plan") && err.contains("nothing was changed"), "{err}");
+    assert_ne!(main_head(&s.repo), c);
+    // Small files only: the merge lands, the registry cannot record it.
+    let out = run_with_file_limit(&s.t, &["approve", &id], 2048);
+    let err = crate::common::expect_user_error(&out, &["approve"]);
+    assert!(
+        err.contains("was merged into main") && err.contains("could not record"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("agency approve {id}")), "{err}");
+    assert_eq!(main_head(&s.repo), c);
+    assert_eq!(git(&s.repo, &["status", "--porcelain"]), "");
+    // Space again: the same command records it, without merging again.
+    let out = s.t.ok(&["approve", &id]);
+    assert!(out.contains("interrupted approve was finished"), "{out}");
+    assert_eq!(main_head(&s.repo), c);
+    let items = s.t.json(&["approvals", "--status", "approved", "--json"]);
+    assert_eq!(items[0]["merge_commit"], c);
+    wait_until("the coordinator hears of it once", || {
+        fs::read_to_string(s.out.join("coordinator.out"))
+            .is_ok_and(|t| t.matches("\"type\":\"approved\"").count() == 1)
+    });
+}
+
+#[test]
+fn reject_with_feedback_too_long_to_send_rejects_nothing() {
+    let s = setup();
+    branch(&s.repo, "feature/long", &[("l.txt", "l\n")]);
+    let item = submit(&s, "feature/long", "long", "echo '1 passed, 0 failed'");
+    let id = item["id"].to_string();
+    let long = "x".repeat(70_000);
+    let err = s.t.fails(&["reject", &id, "--feedback", &long]);
+    assert!(err.contains("stays pending"), "{err}");
+    assert_eq!(s.t.json(&["approvals", "--json"])[0]["status"], "pending");
+    let queued: i64 = s
+        .t
+        .db()
+        .query_row(
+            "SELECT count(*) FROM messages WHERE kind = 'rejected'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(queued, 0);
+}
