@@ -516,7 +516,10 @@ fn approve_refuses_files_in_the_way_before_anything_moves() {
     fs::write(s.repo.join("new.txt"), "mine, untracked\n").unwrap();
     let before = main_head(&s.repo);
     let err = s.t.fails(&["approve", &item["id"].to_string()]);
-    assert!(err.contains("new.txt") && err.contains("nothing was changed"), "{err}");
+    assert!(
+        err.contains("new.txt") && err.contains("nothing was changed"),
+        "{err}"
+    );
     assert_eq!(main_head(&s.repo), before);
     assert_eq!(
         fs::read_to_string(s.repo.join("new.txt")).unwrap(),
@@ -554,7 +557,10 @@ fn approve_on_a_full_registry_says_what_it_did_and_a_rerun_records_it() {
     // Not even the approval's plan can be written: nothing happens.
     let out = run_with_file_limit(&s.t, &["approve", &id], 100);
     let err = crate::common::expect_user_error(&out, &["approve"]);
-    assert!(err.contains("plan") && err.contains("nothing was changed"), "{err}");
+    assert!(
+        err.contains("plan") && err.contains("nothing was changed"),
+        "{err}"
+    );
     assert_ne!(main_head(&s.repo), c);
     // Small files only: the merge lands, the registry cannot record it.
     let out = run_with_file_limit(&s.t, &["approve", &id], 2048);
@@ -585,17 +591,17 @@ fn reject_with_feedback_too_long_to_send_rejects_nothing() {
     let item = submit(&s, "feature/long", "long", "echo '1 passed, 0 failed'");
     let id = item["id"].to_string();
     let long = "x".repeat(70_000);
-    let err = s.t.fails(&["reject", &id, "--feedback", &long]);
+    let out = s.t.run(&["reject", &id, "--feedback", &long]);
+    let err = crate::common::expect_user_error(&out, &["reject", &id, "--feedback", "(70,000 x)"]);
     assert!(err.contains("stays pending"), "{err}");
     assert_eq!(s.t.json(&["approvals", "--json"])[0]["status"], "pending");
-    let queued: i64 = s
-        .t
-        .db()
-        .query_row(
-            "SELECT count(*) FROM messages WHERE kind = 'rejected'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let queued: i64 =
+        s.t.db()
+            .query_row(
+                "SELECT count(*) FROM messages WHERE kind = 'rejected'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
     assert_eq!(queued, 0);
 }
