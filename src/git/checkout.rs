@@ -345,8 +345,15 @@ impl Prepared {
             }
         }
         index.write()?;
-        let _ = fs::remove_dir_all(&self.stage);
         Ok(applied)
+    }
+}
+
+impl Drop for Prepared {
+    /// The staged files go, applied or not (a crash leaves them to the next
+    /// `prepare`, which starts afresh).
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.stage);
     }
 }
 

@@ -298,3 +298,66 @@ fn approve_crash_sweep_large() {
     let resumed = sweep(files as usize, points);
     println!("{files} files, {points} kills: {resumed} finished by a second approve");
 }
+
+/// Commits put on main (by compare-and-swap, as git does) while approve
+/// runs are never lost: approve lands on top of them or refuses.
+#[test]
+fn a_commit_racing_approve_is_never_lost() {
+    let b = big_repo(600);
+    for _ in 0..3 {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let racer = {
+            let (repo, stop) = (b.repo.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut landed = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let old = git(&repo, &["rev-parse", "main"]).trim().to_string();
+                    let tree = format!("{old}^{{tree}}");
+                    let new = git(&repo, &["commit-tree", &tree, "-p", &old, "-m", "racing"]);
+                    let new = new.trim();
+                    let ok = std::process::Command::new("git")
+                        .args(["update-ref", "refs/heads/main", new, &old])
+                        .current_dir(&repo)
+                        .output()
+                        .unwrap()
+                        .status
+                        .success();
+                    if ok {
+                        landed.push(new.to_string());
+                    }
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+                landed
+            })
+        };
+        let out = b.t.run(&["approve", &b.id]);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let landed = racer.join().unwrap();
+        let main = b.main();
+        for c in &landed {
+            let kept = std::process::Command::new("git")
+                .args(["merge-base", "--is-ancestor", c, &main])
+                .current_dir(&b.repo)
+                .status()
+                .unwrap()
+                .success();
+            assert!(kept, "racing commit {c} was lost from main");
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            assert_eq!(b.status(), "approved");
+        } else {
+            assert!(err.contains("moved while it was being approved"), "{err}");
+            assert_eq!(b.status(), "pending");
+        }
+        // Back to before, without the racing commits.
+        git(&b.repo, &["update-ref", "refs/heads/main", &b.old_head]);
+        git(&b.repo, &["reset", "-q", "--hard"]);
+        b.t.db()
+            .execute(
+                "UPDATE approvals SET status = 'pending' WHERE id = ?1",
+                [b.id.parse::<i64>().unwrap()],
+            )
+            .unwrap();
+    }
+}
