@@ -103,8 +103,22 @@ pub fn sandbox(ctx: &Ctx, a: &SandboxArgs) -> Result<()> {
         d.keep,
     )?;
     if d.json {
-        return print_json(&r);
+        print_json(&r)?;
+    } else {
+        print_deploy(&r)?;
     }
+    if r.passed {
+        return Ok(());
+    }
+    let why = if r.run.timed_out {
+        format!("the tests of {} timed out after {}s", r.branch, d.timeout)
+    } else {
+        format!("the tests of {} failed", r.branch)
+    };
+    Err(Error::user(why, format!("see the log: {}", r.run.log)))
+}
+
+fn print_deploy(r: &approval::SandboxReport) -> Result<()> {
     let counts = |n: Option<u64>| n.map_or("?".to_string(), |n| n.to_string());
     let mut lines = vec![format!(
         "{} {} at {}: {} passed, {} failed in {:.1}s ({})",

@@ -191,15 +191,19 @@ fn test_summaries_are_parsed() {
         )
     );
     assert_eq!(pass["coverage"], 90.0);
-    let fail = s.t.json(&[
-        "sandbox",
-        "deploy",
-        "CodeAgency",
-        "feature/t",
-        "--test-command",
-        "echo 'test result: FAILED. 3 passed; 2 failed; 0 ignored'; exit 101",
-        "--json",
-    ]);
+    let fail = failing_deploy(
+        &s.t,
+        &[
+            "sandbox",
+            "deploy",
+            "CodeAgency",
+            "feature/t",
+            "--test-command",
+            "echo 'test result: FAILED. 3 passed; 2 failed; 0 ignored'; exit 101",
+            "--json",
+        ],
+        "failed",
+    );
     assert_eq!(fail["passed"], false);
     assert_eq!(fail["tests_passed"], 3);
     assert_eq!(fail["tests_failed"], 2);
@@ -230,23 +234,54 @@ fn test_summaries_are_parsed() {
         ],
     );
     assert!(out.contains("PASSED feature/t"), "{out}");
+    // Failing tests fail the script too.
+    let out = std::process::Command::new(s.t.home.join("scripts/deploy-to-sandbox.sh"))
+        .args([
+            "CodeAgency",
+            "feature/t",
+            "--test-command",
+            "echo '1 passed, 1 failed'",
+        ])
+        .env("AGENCY_BIN", env!("CARGO_BIN_EXE_agency"))
+        .env("AGENCY_TMUX_SOCKET", &s.t.socket)
+        .env_remove("AGENCY_HOME")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAILED feature/t"));
+}
+
+/// Runs a sandbox deploy whose tests do not pass: exit 1, the report on
+/// stdout (JSON), and `error: the tests ... {why}` with the log as hint.
+fn failing_deploy(t: &TestEnv, args: &[&str], why: &str) -> serde_json::Value {
+    let out = t.run(args);
+    let err = crate::common::expect_user_error(&out, args);
+    assert!(
+        err.contains(why) && err.contains("hint: see the log"),
+        "{err}"
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
 fn a_test_command_that_hangs_is_stopped() {
     let s = setup();
     branch(&s.repo, "feature/slow", &[("s.txt", "s\n")]);
-    let r = s.t.json(&[
-        "sandbox",
-        "deploy",
-        "CodeAgency",
-        "feature/slow",
-        "--test-command",
-        "sleep 30",
-        "--timeout",
-        "1",
-        "--json",
-    ]);
+    let r = failing_deploy(
+        &s.t,
+        &[
+            "sandbox",
+            "deploy",
+            "CodeAgency",
+            "feature/slow",
+            "--test-command",
+            "sleep 30",
+            "--timeout",
+            "1",
+            "--json",
+        ],
+        "timed out after 1s",
+    );
     assert_eq!(r["timed_out"], true);
     assert_eq!(r["passed"], false);
     assert!(r["seconds"].as_f64().unwrap() < 10.0);
