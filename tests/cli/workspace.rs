@@ -126,7 +126,10 @@ fn seed_scripts_without_agency_say_so() {
         }
         c.output().unwrap()
     };
-    for (bin, says) in [(None, "agency not found"), (Some("/nowhere/agency"), "AGENCY_BIN")] {
+    for (bin, says) in [
+        (None, "agency not found"),
+        (Some("/nowhere/agency"), "AGENCY_BIN"),
+    ] {
         let out = run(bin);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
