@@ -139,6 +139,14 @@ pub struct AtRisk {
     pub unmerged_commits: usize,
 }
 
+/// A sandbox worktree of ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    pub name: String,
+    pub dir: PathBuf,
+    pub kept: bool,
+}
+
 /// Prefix of our sandbox worktrees and their temporary branches.
 const SANDBOX_PREFIX: &str = "agency-sandbox-";
 
@@ -235,7 +243,7 @@ impl Project {
     pub fn add_sandbox(&self, name: &str, dir: &Path, commit: &str) -> GitResult<()> {
         let full = format!("{SANDBOX_PREFIX}{name}");
         let target = self.repo.find_commit(Oid::from_str(commit)?)?;
-        let branch = self.repo.branch(&full, &target, true)?;
+        let branch = self.repo.branch(&full, &target, false)?;
         let mut opts = git2::WorktreeAddOptions::new();
         opts.reference(Some(branch.get()));
         if let Err(e) = self.repo.worktree(&full, dir, Some(&opts)) {
@@ -268,16 +276,35 @@ impl Project {
         Ok(())
     }
 
-    /// Names of our sandbox worktrees that git knows about.
-    pub fn sandboxes(&self) -> GitResult<Vec<String>> {
-        Ok(self
+    /// Our sandbox worktrees that git knows about: name (without the
+    /// prefix), folder, and whether kept (`--keep` locks it).
+    pub fn sandboxes(&self) -> GitResult<Vec<Sandbox>> {
+        let mut found = Vec::new();
+        for full in self.repo.worktrees()?.iter().flatten().flatten() {
+            let Some(name) = full.strip_prefix(SANDBOX_PREFIX) else {
+                continue;
+            };
+            let Ok(wt) = self.repo.find_worktree(full) else {
+                continue;
+            };
+            let kept = matches!(wt.is_locked(), Ok(git2::WorktreeLockStatus::Locked(_)));
+            found.push(Sandbox {
+                name: name.to_string(),
+                dir: wt.path().to_path_buf(),
+                kept,
+            });
+        }
+        Ok(found)
+    }
+
+    /// Marks a sandbox as kept on purpose (git's worktree lock), so sweeps
+    /// of abandoned runs leave it.
+    pub fn keep_sandbox(&self, name: &str) -> GitResult<()> {
+        let wt = self
             .repo
-            .worktrees()?
-            .iter()
-            .flatten()
-            .flatten()
-            .filter_map(|n| n.strip_prefix(SANDBOX_PREFIX).map(str::to_string))
-            .collect())
+            .find_worktree(&format!("{SANDBOX_PREFIX}{name}"))?;
+        wt.lock(Some("kept by agency sandbox deploy --keep"))?;
+        Ok(())
     }
 
     /// Makes sure `dir` is a worktree on `branch` (made from `base` when it

@@ -4,6 +4,7 @@
 //! Only `approve` writes the base branch, and only after the branch is
 //! found still at the commit that was tested.
 
+mod interrupt;
 mod landing;
 pub mod testrun;
 
@@ -155,10 +156,16 @@ pub fn sandbox_deploy(
     let command = test_command(ctx, agency_name, command_flag)?;
     let project = project(ctx)?;
     let commit = project.branch_commit(branch)?;
+    // From here a Ctrl-C, SIGTERM or SIGHUP stops the tests and removes
+    // the worktree before the command ends.
+    let _guard = interrupt::Guard::new();
+    sweep_abandoned(&project);
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
+    // The name carries the time and this process: a run whose process is
+    // gone is abandoned, and the next run sweeps it.
     let name = format!("{agency_name}-{stamp}-{}", std::process::id());
     let testing = ctx.ws.root.join("sandbox").join("testing");
     fs::create_dir_all(&testing).map_err(|e| Error::io(testing.display(), e))?;
@@ -170,9 +177,23 @@ pub fn sandbox_deploy(
         .join("sandbox")
         .join("logs")
         .join(format!("{name}.log"));
-    let run = testrun::run(&dir, &command, timeout, &log);
+    let run = match interrupt::pending() {
+        None => testrun::run(&dir, &command, timeout, &log),
+        Some(_) => Err(Error::user("interrupted before the tests", "run it again")),
+    };
     if !keep || run.is_err() {
         project.remove_sandbox(&name)?;
+    } else {
+        project.keep_sandbox(&name)?;
+    }
+    if let Some(sig) = interrupt::pending() {
+        return Err(Error::user(
+            format!(
+                "interrupted by {}: the tests were stopped and the sandbox removed",
+                interrupt::name(sig)
+            ),
+            "run it again when you are ready",
+        ));
     }
     let run = run?;
     Ok(SandboxReport {
@@ -184,6 +205,62 @@ pub fn sandbox_deploy(
         worktree: dir.display().to_string(),
         kept: keep,
     })
+}
+
+/// Removes what runs that were killed left behind: their test processes,
+/// worktrees and branches. Kept sandboxes and live runs stay.
+fn sweep_abandoned(project: &Project) {
+    for sb in project.sandboxes().unwrap_or_default() {
+        if sb.kept || run_alive(&sb.name) {
+            continue;
+        }
+        testrun::end_leftovers(&sb.name);
+        let _ = project.remove_sandbox(&sb.name);
+    }
+}
+
+/// Whether the run named `<agency>-<millis>-<pid>` still has its process:
+/// that pid lives and started before the run did (not a reused pid).
+fn run_alive(name: &str) -> bool {
+    let mut parts = name.rsplit('-');
+    let (Some(Ok(pid)), Some(Ok(stamp))) = (
+        parts.next().map(str::parse::<i32>),
+        parts.next().map(str::parse::<u128>),
+    ) else {
+        return true; // not a name we made: not ours to judge
+    };
+    match process_start_millis(pid) {
+        Some(Some(started)) => started <= stamp + 2000,
+        Some(None) => false,
+        // No /proc to tell: alive if the pid is.
+        // SAFETY: signal 0 only checks that the process exists.
+        None => unsafe { libc::kill(pid, 0) == 0 },
+    }
+}
+
+/// When process `pid` started (ms since the epoch): `Some(None)` if there
+/// is no such live process, `None` if `/proc` cannot tell.
+fn process_start_millis(pid: i32) -> Option<Option<u128>> {
+    let boot = fs::read_to_string("/proc/stat").ok()?;
+    let btime: u128 = boot
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Some(None);
+    };
+    // "pid (comm) state ppid ... starttime(22nd)": comm may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return Some(None);
+    }
+    let ticks: u128 = fields.get(19)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u128;
+    Some(Some(btime * 1000 + ticks * 1000 / hz))
 }
 
 #[derive(Debug, Clone)]

@@ -640,3 +640,153 @@ fn reject_with_feedback_too_long_to_send_rejects_nothing() {
             .unwrap();
     assert_eq!(queued, 0);
 }
+
+/// A test command that records its shell's and a child's pids in `dir`,
+/// then waits.
+fn slow_tests(dir: &Path) -> String {
+    format!(
+        "echo $$ > {d}/sh.pid; sleep 300 & echo $! > {d}/sleep.pid; wait",
+        d = dir.display()
+    )
+}
+
+/// The pids a `slow_tests` run recorded, once both are there.
+fn test_pids(dir: &Path) -> Vec<i32> {
+    wait_until("the tests to start", || dir.join("sleep.pid").is_file());
+    ["sh.pid", "sleep.pid"]
+        .iter()
+        .map(|f| {
+            let mut text = String::new();
+            wait_until("a whole pid file", || {
+                text = fs::read_to_string(dir.join(f)).unwrap_or_default();
+                text.ends_with('\n')
+            });
+            text.trim().parse().unwrap()
+        })
+        .collect()
+}
+
+/// Alive and not a zombie.
+fn alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+/// Ends the test processes we started if the test fails half-way.
+struct Reap(Vec<i32>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if alive(pid) {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+fn sandbox_branches(repo: &Path) -> String {
+    git(repo, &["branch", "--list", "agency-sandbox-*"])
+}
+
+#[test]
+fn an_interrupted_sandbox_run_stops_its_tests_and_removes_its_worktree() {
+    let s = setup();
+    branch(&s.repo, "feature/int", &[("i.txt", "i\n")]);
+    for (sig, name) in [
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGHUP, "SIGHUP"),
+    ] {
+        let marks = tempfile::tempdir().unwrap();
+        let cmd = slow_tests(marks.path());
+        let child =
+            s.t.cmd(&[
+                "sandbox",
+                "deploy",
+                "CodeAgency",
+                "feature/int",
+                "--test-command",
+                &cmd,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pids = test_pids(marks.path());
+        let _reap = Reap(pids.clone());
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(&format!("interrupted by {name}")), "{err}");
+        for pid in pids {
+            assert!(!alive(pid), "{name}: test process {pid} runs on");
+        }
+        assert!(our_worktrees(&s).is_empty(), "{name}: the worktree stays");
+        assert_eq!(sandbox_branches(&s.repo), "", "{name}: the branch stays");
+    }
+}
+
+#[test]
+fn a_killed_sandbox_run_is_swept_by_the_next_one() {
+    let s = setup();
+    branch(&s.repo, "feature/kill", &[("k.txt", "k\n")]);
+    // A kept sandbox is the user's: no sweep takes it.
+    let kept = s.t.json(&[
+        "sandbox",
+        "deploy",
+        "CodeAgency",
+        "feature/kill",
+        "--test-command",
+        "echo '1 passed, 0 failed'",
+        "--keep",
+        "--json",
+    ]);
+    let marks = tempfile::tempdir().unwrap();
+    let cmd = slow_tests(marks.path());
+    let mut child =
+        s.t.cmd(&[
+            "sandbox",
+            "deploy",
+            "CodeAgency",
+            "feature/kill",
+            "--test-command",
+            &cmd,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pids = test_pids(marks.path());
+    let _reap = Reap(pids.clone());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        our_worktrees(&s).len(),
+        2,
+        "the killed run left its worktree"
+    );
+    assert!(
+        pids.iter().any(|&p| alive(p)),
+        "the killed run's tests run on"
+    );
+    s.t.json(&[
+        "sandbox",
+        "deploy",
+        "CodeAgency",
+        "feature/kill",
+        "--test-command",
+        "echo '1 passed, 0 failed'",
+        "--json",
+    ]);
+    for pid in pids {
+        wait_until("the abandoned tests to end", || !alive(pid));
+    }
+    let left = our_worktrees(&s);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        left[0].ends_with(kept["worktree"].as_str().unwrap()),
+        "{left:?}"
+    );
+    assert_eq!(sandbox_branches(&s.repo).lines().count(), 1);
+}
