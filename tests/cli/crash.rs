@@ -58,11 +58,15 @@ struct Big {
     old: Tree,
     new: Tree,
     old_head: String,
+    /// The branch's head, and the tree main has once it is merged.
     new_head: String,
+    new_tree: String,
     id: String,
 }
 
-fn big_repo(files: usize) -> Big {
+/// `diverged`: main has a commit of its own, so approve makes a merge
+/// commit rather than a fast-forward.
+fn big_repo(files: usize, diverged: bool) -> Big {
     let (t, repo) = TestEnv::with_project();
     t.receivers("CodeAgency", "dev");
     let (old, new) = trees(files);
@@ -70,7 +74,6 @@ fn big_repo(files: usize) -> Big {
     write_tree(&repo, &old);
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-qm", "a big project"]);
-    let old_head = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
     git(&repo, &["checkout", "-qb", "feature/big"]);
     git(&repo, &["rm", "-rqf", "src", "tc"]);
     write_tree(&repo, &new);
@@ -79,6 +82,25 @@ fn big_repo(files: usize) -> Big {
     git(&repo, &["commit", "-qm", "change most of it"]);
     let new_head = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
     git(&repo, &["checkout", "-q", "main"]);
+    let (mut old, mut new) = (old, new);
+    if diverged {
+        fs::write(repo.join("main-only.txt"), "main moves on\n").unwrap();
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-qm", "main moves on"]);
+        old.insert("main-only.txt".into(), "main moves on\n".into());
+        new.insert("main-only.txt".into(), "main moves on\n".into());
+    }
+    let old_head = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
+    let new_tree = if diverged {
+        git(
+            &repo,
+            &["merge-tree", "--write-tree", "main", "feature/big"],
+        )
+    } else {
+        git(&repo, &["rev-parse", "feature/big^{tree}"])
+    }
+    .trim()
+    .to_string();
     // The user's own files, which nothing may touch.
     fs::write(repo.join("notes.txt"), "mine\n").unwrap();
     fs::write(repo.join(".git/info/exclude"), "build/\n").unwrap();
@@ -102,11 +124,25 @@ fn big_repo(files: usize) -> Big {
         new,
         old_head,
         new_head,
+        new_tree,
         id: item["id"].to_string(),
     }
 }
 
 impl Big {
+    /// main is the merge: its tree, with the branch's head in it.
+    fn merged(&self) -> bool {
+        let main = self.main();
+        let tree = git(&self.repo, &["rev-parse", &format!("{main}^{{tree}}")]);
+        let contains = std::process::Command::new("git")
+            .args(["merge-base", "--is-ancestor", &self.new_head, &main])
+            .current_dir(&self.repo)
+            .status()
+            .unwrap()
+            .success();
+        tree.trim() == self.new_tree && contains
+    }
+
     fn main(&self) -> String {
         git(&self.repo, &["rev-parse", "main"]).trim().to_string()
     }
@@ -149,7 +185,7 @@ impl Big {
 
     /// main has the merge, the checkout is exactly it, the item approved.
     fn approved_and_consistent(&self) {
-        assert_eq!(self.main(), self.new_head);
+        assert!(self.merged(), "main does not have the merge");
         assert_eq!(
             git(&self.repo, &["status", "--porcelain"]),
             "?? notes.txt\n",
@@ -236,8 +272,8 @@ enum When {
 /// over the time after main moved (the checkout's update), as long as each
 /// took in a whole run; checks every outcome. Returns how many a second
 /// approve finished.
-fn sweep(files: usize, points: u32) -> usize {
-    let b = big_repo(files);
+fn sweep(files: usize, points: u32, diverged: bool) -> usize {
+    let b = big_repo(files, diverged);
     let (landed, end, _) = b.approve_killed(When::Landed, None);
     b.approved_and_consistent();
     b.reset();
@@ -253,16 +289,14 @@ fn sweep(files: usize, points: u32) -> usize {
         b.files_whole();
         b.users_files_intact();
         let main = b.main();
-        assert!(
-            main == b.old_head || main == b.new_head,
-            "main is at neither commit"
-        );
+        let merged = b.merged();
+        assert!(main == b.old_head || merged, "main is at neither commit");
         // Decided, plan still there: a crash between the two last steps.
         let unfinished =
             b.status() == "pending" || b.t.home.join("registry/approving.json").exists();
         if unfinished {
             let out = b.t.ok(&["approve", &b.id]);
-            if main == b.new_head {
+            if merged {
                 assert!(out.contains("interrupted approve was finished"), "{out}");
                 resumed += 1;
             }
@@ -275,13 +309,15 @@ fn sweep(files: usize, points: u32) -> usize {
 
 #[test]
 fn approve_killed_at_any_instant_is_consistent_or_finished_by_a_rerun() {
-    let resumed = sweep(600, 6);
+    // A fast-forward, then a merge commit (main moved on meanwhile).
+    let resumed = sweep(400, 6, false) + sweep(200, 4, true);
     // The sweep is only worth something if some kills landed mid-way.
     assert!(resumed > 0, "no kill landed after the branch moved");
 }
 
 /// The bigger sweep: `AGENCY_CRASH_FILES` files, `AGENCY_CRASH_POINTS`
-/// instants (`cargo test --test cli crash -- --ignored --nocapture`).
+/// instants, fast-forward and merge commit
+/// (`cargo test --release --test cli crash_sweep -- --ignored --nocapture`).
 #[test]
 #[ignore]
 fn approve_crash_sweep_large() {
@@ -292,18 +328,29 @@ fn approve_crash_sweep_large() {
             .unwrap_or(d)
     };
     let (files, points) = (
-        num("AGENCY_CRASH_FILES", 20_000),
-        num("AGENCY_CRASH_POINTS", 100),
+        num("AGENCY_CRASH_FILES", 5_000),
+        num("AGENCY_CRASH_POINTS", 40),
     );
-    let resumed = sweep(files as usize, points);
-    println!("{files} files, {points} kills: {resumed} finished by a second approve");
+    for diverged in [false, true] {
+        let start = Instant::now();
+        let resumed = sweep(files as usize, points, diverged);
+        println!(
+            "{files} files, {points} kills, {}: {resumed} finished by a second approve ({:.0?})",
+            if diverged {
+                "merge commit"
+            } else {
+                "fast-forward"
+            },
+            start.elapsed()
+        );
+    }
 }
 
 /// Commits put on main (by compare-and-swap, as git does) while approve
 /// runs are never lost: approve lands on top of them or refuses.
 #[test]
 fn a_commit_racing_approve_is_never_lost() {
-    let b = big_repo(600);
+    let b = big_repo(600, false);
     for _ in 0..3 {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let racer = {
