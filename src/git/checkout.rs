@@ -157,6 +157,7 @@ pub fn prepare(repo: &Repository, old: Oid, new: Oid) -> GitResult<Prepared> {
             Standing::New
         } else if (c.old.is_none() && c.stamp.is_none())
             || unchanged_per_index(&index, path, c, index_time)
+            || hashes_to(&wd, c.old)
         {
             Standing::Old
         } else {
@@ -200,6 +201,28 @@ fn unchanged_per_index(
         && i64::from(e.mtime.seconds()) == st.mtime.0
         && nanos(e.mtime.nanoseconds(), st.mtime.1)
         && st.mtime < it
+}
+
+/// Whether the working file, as it is (no filters), is the blob of `side`
+/// with its kind and mode: the cheap check for a file the index cannot
+/// vouch for (written in the same second as the index).
+fn hashes_to(wd: &Path, side: Option<Side>) -> bool {
+    let (Some(side), Ok(meta)) = (side, fs::symlink_metadata(wd)) else {
+        return false;
+    };
+    let id = if meta.file_type().is_symlink() && side.mode == FileMode::Link {
+        fs::read_link(wd).ok().and_then(|t| {
+            Oid::hash_object(git2::ObjectType::Blob, t.as_os_str().as_encoded_bytes()).ok()
+        })
+    } else if meta.is_file() && matches!(side.mode, FileMode::Blob | FileMode::BlobExecutable) {
+        let exec = meta.permissions().mode() & 0o100 != 0;
+        (exec == (side.mode == FileMode::BlobExecutable))
+            .then(|| Oid::hash_file(git2::ObjectType::Blob, wd).ok())
+            .flatten()
+    } else {
+        None
+    };
+    id == Some(side.id)
 }
 
 impl Prepared {
