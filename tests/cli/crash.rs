@@ -64,9 +64,7 @@ struct Big {
     id: String,
 }
 
-/// `diverged`: main has a commit of its own, so approve makes a merge
-/// commit rather than a fast-forward.
-fn big_repo(files: usize, diverged: bool) -> Big {
+fn big_repo(files: usize) -> Big {
     let (t, repo) = TestEnv::with_project();
     t.receivers("CodeAgency", "dev");
     let (old, new) = trees(files);
@@ -82,25 +80,10 @@ fn big_repo(files: usize, diverged: bool) -> Big {
     git(&repo, &["commit", "-qm", "change most of it"]);
     let new_head = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
     git(&repo, &["checkout", "-q", "main"]);
-    let (mut old, mut new) = (old, new);
-    if diverged {
-        fs::write(repo.join("main-only.txt"), "main moves on\n").unwrap();
-        git(&repo, &["add", "-A"]);
-        git(&repo, &["commit", "-qm", "main moves on"]);
-        old.insert("main-only.txt".into(), "main moves on\n".into());
-        new.insert("main-only.txt".into(), "main moves on\n".into());
-    }
     let old_head = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
-    let new_tree = if diverged {
-        git(
-            &repo,
-            &["merge-tree", "--write-tree", "main", "feature/big"],
-        )
-    } else {
-        git(&repo, &["rev-parse", "feature/big^{tree}"])
-    }
-    .trim()
-    .to_string();
+    let new_tree = git(&repo, &["rev-parse", "feature/big^{tree}"])
+        .trim()
+        .to_string();
     // The user's own files, which nothing may touch.
     fs::write(repo.join("notes.txt"), "mine\n").unwrap();
     fs::write(repo.join(".git/info/exclude"), "build/\n").unwrap();
@@ -130,6 +113,23 @@ fn big_repo(files: usize, diverged: bool) -> Big {
 }
 
 impl Big {
+    /// main gets a commit of its own: approve makes a merge commit now.
+    fn diverge(&mut self) {
+        let text = "main moves on\n";
+        fs::write(self.repo.join("main-only.txt"), text).unwrap();
+        git(&self.repo, &["add", "main-only.txt"]);
+        git(&self.repo, &["commit", "-qm", "main moves on"]);
+        self.old_head = self.main();
+        self.old.insert("main-only.txt".into(), text.into());
+        self.new.insert("main-only.txt".into(), text.into());
+        self.new_tree = git(
+            &self.repo,
+            &["merge-tree", "--write-tree", "main", "feature/big"],
+        )
+        .trim()
+        .to_string();
+    }
+
     /// main is the merge: its tree, with the branch's head in it.
     fn merged(&self) -> bool {
         let main = self.main();
@@ -272,8 +272,7 @@ enum When {
 /// over the time after main moved (the checkout's update), as long as each
 /// took in a whole run; checks every outcome. Returns how many a second
 /// approve finished.
-fn sweep(files: usize, points: u32, diverged: bool) -> usize {
-    let b = big_repo(files, diverged);
+fn sweep(b: &Big, points: u32) -> usize {
     let (landed, end, _) = b.approve_killed(When::Landed, None);
     b.approved_and_consistent();
     b.reset();
@@ -310,7 +309,10 @@ fn sweep(files: usize, points: u32, diverged: bool) -> usize {
 #[test]
 fn approve_killed_at_any_instant_is_consistent_or_finished_by_a_rerun() {
     // A fast-forward, then a merge commit (main moved on meanwhile).
-    let resumed = sweep(400, 6, false) + sweep(200, 4, true);
+    let mut b = big_repo(300);
+    let mut resumed = sweep(&b, 4);
+    b.diverge();
+    resumed += sweep(&b, 4);
     // The sweep is only worth something if some kills landed mid-way.
     assert!(resumed > 0, "no kill landed after the branch moved");
 }
@@ -331,16 +333,15 @@ fn approve_crash_sweep_large() {
         num("AGENCY_CRASH_FILES", 5_000),
         num("AGENCY_CRASH_POINTS", 40),
     );
-    for diverged in [false, true] {
+    let mut b = big_repo(files as usize);
+    for kind in ["fast-forward", "merge commit"] {
+        if kind == "merge commit" {
+            b.diverge();
+        }
         let start = Instant::now();
-        let resumed = sweep(files as usize, points, diverged);
+        let resumed = sweep(&b, points);
         println!(
-            "{files} files, {points} kills, {}: {resumed} finished by a second approve ({:.0?})",
-            if diverged {
-                "merge commit"
-            } else {
-                "fast-forward"
-            },
+            "{files} files, {points} kills, {kind}: {resumed} finished by a second approve ({:.0?})",
             start.elapsed()
         );
     }
@@ -350,7 +351,7 @@ fn approve_crash_sweep_large() {
 /// runs are never lost: approve lands on top of them or refuses.
 #[test]
 fn a_commit_racing_approve_is_never_lost() {
-    let b = big_repo(600, false);
+    let b = big_repo(400);
     for _ in 0..3 {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let racer = {
