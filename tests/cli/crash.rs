@@ -283,7 +283,8 @@ fn sweep(b: &Big, points: u32) -> usize {
     let mut resumed = 0;
     for k in 0..points {
         let (when, length) = phases[k as usize % 2];
-        let delay = length.mul_f64(f64::from(k / 2) / f64::from(points.div_ceil(2)));
+        // Midpoints: k-th of n equal slices of the phase.
+        let delay = length.mul_f64((f64::from(k / 2) + 0.5) / f64::from(points.div_ceil(2)));
         b.approve_killed(when, Some(delay));
         b.files_whole();
         b.users_files_intact();
