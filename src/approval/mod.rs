@@ -652,8 +652,18 @@ pub fn reject(ctx: &mut Ctx, id: i64, feedback: &str) -> Result<Option<i64>> {
     };
     let message_id = ctx.store.decide_and_queue(&decision, &msg)?;
     let ids: Vec<i64> = message_id.into_iter().collect();
-    bus::announce(ctx, std::slice::from_ref(&msg), &ids)?;
-    record_decision(ctx, &item, "rejected", &by, feedback, None)?;
+    // The decision and the message stand from here: say so if the rest fails.
+    bus::announce(ctx, std::slice::from_ref(&msg), &ids)
+        .and_then(|_| record_decision(ctx, &item, "rejected", &by, feedback, None))
+        .map_err(|e| {
+            Error::user(
+                format!(
+                    "#{id} is rejected and its feedback queued as message #{}, but: {e}",
+                    message_id.unwrap_or(0)
+                ),
+                "fix that; the decision needs nothing more (see it with `agency approvals --status rejected --json`)",
+            )
+        })?;
     Ok(message_id)
 }
 
