@@ -30,6 +30,14 @@ pub enum GitError {
         expected: String,
         now: String,
     },
+    #[error(
+        "{branch:?} moved while it was being removed ({expected} then, {now} now); it was kept"
+    )]
+    BranchMoved {
+        branch: String,
+        expected: String,
+        now: String,
+    },
     #[error("the checkout of {branch:?} at {dir} has files the merge would overwrite: {files}; nothing was changed")]
     InTheWay {
         branch: String,
@@ -56,6 +64,9 @@ impl GitError {
             GitError::Busy { .. } => Some("finish or abort it in the project, then decide again".into()),
             GitError::BaseMoved { .. } => Some(
                 "somebody committed to it meanwhile; approve again to merge onto the new commit".into(),
+            ),
+            GitError::BranchMoved { .. } => Some(
+                "look at its new commits (`git log BRANCH`), then purge again".into(),
             ),
             GitError::InTheWay { .. } => Some(
                 "move those untracked or ignored files away (or commit them), then decide again".into(),
@@ -137,6 +148,8 @@ pub struct WorktreeState {
 pub struct AtRisk {
     pub uncommitted: Vec<String>,
     pub unmerged_commits: usize,
+    /// Where the branch was when this was looked at.
+    pub tip: Option<String>,
 }
 
 /// A sandbox worktree of ours.
@@ -398,6 +411,7 @@ impl Project {
         if let Ok(oid) = self.branch_oid(branch) {
             walk.push(oid)?;
             tips += 1;
+            risk.tip = Some(oid.to_string());
         }
         if tips == 0 {
             return Ok(risk);
@@ -423,7 +437,23 @@ impl Project {
 
     /// Removes an agent's worktree and deletes its branch. Callers check
     /// `at_risk` first: this removes whatever is there.
-    pub fn remove_worktree(&self, name: &str, dir: &Path, branch: &str) -> GitResult<()> {
+    /// With `expected`, nothing is removed if the branch is no longer there.
+    pub fn remove_worktree(
+        &self,
+        name: &str,
+        dir: &Path,
+        branch: &str,
+        expected: Option<&str>,
+    ) -> GitResult<()> {
+        if let (Some(expected), Ok(now)) = (expected, self.branch_commit(branch)) {
+            if now != expected {
+                return Err(GitError::BranchMoved {
+                    branch: branch.to_string(),
+                    expected: short(expected),
+                    now: short(&now),
+                });
+            }
+        }
         if let Ok(wt) = self.repo.find_worktree(name) {
             let mut opts = git2::WorktreePruneOptions::new();
             opts.valid(true).working_tree(true).locked(true);
@@ -768,6 +798,26 @@ mod tests {
         let err = p.land(&landing, "approve").unwrap_err();
         assert!(matches!(err, GitError::BaseMoved { .. }), "{err}");
         assert_eq!(rev(&dir, "main"), theirs, "their commit was overwritten");
+    }
+
+    #[test]
+    fn a_worktree_is_removed_only_with_its_branch_where_it_was_looked_at() {
+        let (tmp, dir) = repo();
+        let p = Project::open(&dir).unwrap();
+        let wt = tmp.path().join("wt");
+        p.ensure_worktree("a-x", &wt, "agency/a/x", "main").unwrap();
+        let risk = p.at_risk(&wt, "agency/a/x", &[]).unwrap();
+        // The agent commits after the look.
+        sh(
+            &wt,
+            "echo late > late.txt && git add -A && git commit -qm late",
+        );
+        let err = p
+            .remove_worktree("a-x", &wt, "agency/a/x", risk.tip.as_deref())
+            .unwrap_err();
+        assert!(matches!(err, GitError::BranchMoved { .. }), "{err}");
+        assert!(wt.join("late.txt").is_file());
+        assert_eq!(rev(&dir, "agency/a/x"), rev(&wt, "HEAD"));
     }
 
     #[test]

@@ -1114,19 +1114,23 @@ pub struct KillReport {
 /// What purging the agents' worktrees and branches would lose, one line per
 /// loss: uncommitted files, and commits that no branch left behind has
 /// (on the agent's branch, or on its worktree's HEAD, detached or not).
+/// Also returns where each agent's branch was, so it is deleted only from
+/// there.
 fn purge_losses(
     ctx: &Ctx,
     project: Option<&Project>,
     worktrees: &[AgentRow],
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Vec<Option<String>>)> {
     let Some(p) = project else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let removed: Vec<String> = worktrees.iter().filter_map(|a| a.branch.clone()).collect();
     let mut lost = Vec::new();
+    let mut tips = Vec::new();
     for a in worktrees {
         let (dir, branch) = (a.worktree.as_deref().unwrap(), a.branch.as_deref().unwrap());
         let risk = p.at_risk(Path::new(dir), branch, &removed)?;
+        tips.push(risk.tip.clone());
         if !risk.uncommitted.is_empty() {
             lost.push(format!(
                 "{}: {} uncommitted file(s) ({})",
@@ -1144,7 +1148,7 @@ fn purge_losses(
             ));
         }
     }
-    Ok(lost)
+    Ok((lost, tips))
 }
 
 /// `agency kill`: ends the agency's session and marks it stopped; its files
@@ -1160,7 +1164,7 @@ pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillR
         .collect();
     let project = Project::open(&ctx.ws.project_dir()).ok();
     if purge && !force {
-        let lost = purge_losses(ctx, project.as_ref(), &worktrees)?;
+        let (lost, _) = purge_losses(ctx, project.as_ref(), &worktrees)?;
         if !lost.is_empty() {
             return Err(Error::user(
                 format!(
@@ -1196,9 +1200,11 @@ pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillR
     } else {
         ctx.event(name, "kill", detail)?;
     }
+    let mut tips = Vec::new();
     if purge && !force {
         // The agents ran until the session ended: look again.
-        let lost = purge_losses(ctx, project.as_ref(), &worktrees)?;
+        let lost;
+        (lost, tips) = purge_losses(ctx, project.as_ref(), &worktrees)?;
         if !lost.is_empty() {
             return Err(Error::user(
                 format!(
@@ -1211,9 +1217,15 @@ pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillR
     }
     if purge {
         if let Some(p) = &project {
-            for a in &worktrees {
+            for (i, a) in worktrees.iter().enumerate() {
                 let (dir, branch) = (a.worktree.as_deref().unwrap(), a.branch.as_deref().unwrap());
-                p.remove_worktree(&format!("{name}-{}", a.name), Path::new(dir), branch)?;
+                let tip = tips.get(i).cloned().flatten();
+                p.remove_worktree(
+                    &format!("{name}-{}", a.name),
+                    Path::new(dir),
+                    branch,
+                    tip.as_deref(),
+                )?;
             }
         }
         let dir = ctx.ws.agency_dir(name);
