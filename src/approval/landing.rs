@@ -86,8 +86,12 @@ pub fn land(ctx: &Ctx, project: &Project, j: &Journal, r: &mut ApproveReport) ->
     write(ctx, j)?;
     let log = format!("agency: approve #{} into {}", j.id, j.landing.base);
     if let Err(e) = project.land(&j.landing, &log) {
-        clear(ctx);
-        return Err(e.into());
+        // Only what the branch says now counts (an error after the move
+        // still moved it).
+        if project.branch_commit(&j.landing.base).ok() != Some(j.landing.new.clone()) {
+            clear(ctx);
+            return Err(e.into());
+        }
     }
     for s in staged {
         let dir = s.dir.display().to_string();
