@@ -146,19 +146,19 @@ pub fn prepare(repo: &Repository, old: Oid, new: Oid) -> GitResult<Prepared> {
     for (path, c) in p.changes.iter_mut() {
         let wd = p.workdir.join(path);
         c.stamp = stamp(&wd);
+        // Cheapest first: the index's word, then the file's bytes.
         c.standing = if is_gitlink(c.new) || is_gitlink(c.old) {
             // Submodules are not checked out here: only the index follows.
             Standing::New
+        } else if unchanged_per_index(&index, path, c, index_time) {
+            Standing::Old
         } else if same(
             &wd,
             c.new.map(|_| p.stage.join("new").join(path)),
             p.filemode,
         ) {
             Standing::New
-        } else if (c.old.is_none() && c.stamp.is_none())
-            || unchanged_per_index(&index, path, c, index_time)
-            || hashes_to(&wd, c.old)
-        {
+        } else if (c.old.is_none() && c.stamp.is_none()) || hashes_to(&wd, c.old) {
             Standing::Old
         } else {
             unsure.insert(path.clone());
