@@ -31,6 +31,10 @@ pub enum GitError {
         now: String,
     },
     #[error(
+        "{branch:?} is being written by another git command ({lock} is held); nothing was changed"
+    )]
+    RefLocked { branch: String, lock: String },
+    #[error(
         "{branch:?} moved while it was being removed ({expected} then, {now} now); it was kept"
     )]
     BranchMoved {
@@ -64,6 +68,10 @@ impl GitError {
             GitError::Busy { .. } => Some("finish or abort it in the project, then decide again".into()),
             GitError::BaseMoved { .. } => Some(
                 "somebody committed to it meanwhile; approve again to merge onto the new commit".into(),
+            ),
+            GitError::RefLocked { .. } => Some(
+                "let it finish, then approve again (if no git is running, remove that lock file)"
+                    .into(),
             ),
             GitError::BranchMoved { .. } => Some(
                 "look at its new commits (`git log BRANCH`), then purge again".into(),
@@ -584,11 +592,31 @@ impl Project {
     pub fn land(&self, l: &Landing, log_message: &str) -> GitResult<()> {
         let name = format!("refs/heads/{}", l.base);
         let (old, new) = (Oid::from_str(&l.old)?, Oid::from_str(&l.new)?);
-        match self
-            .repo
-            .reference_matching(&name, new, true, old, log_message)
-        {
+        // Another git writing the branch holds its lock for a moment: wait
+        // for it (a second at most), then compare.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let result = loop {
+            match self
+                .repo
+                .reference_matching(&name, new, true, old, log_message)
+            {
+                Err(e) if e.code() == git2::ErrorCode::Locked && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => break other,
+            }
+        };
+        match result {
             Ok(_) => Ok(()),
+            Err(e) if e.code() == git2::ErrorCode::Locked => Err(GitError::RefLocked {
+                branch: l.base.clone(),
+                lock: self
+                    .repo
+                    .commondir()
+                    .join(format!("{name}.lock"))
+                    .display()
+                    .to_string(),
+            }),
             Err(e) if e.code() == git2::ErrorCode::Modified => Err(GitError::BaseMoved {
                 branch: l.base.clone(),
                 expected: short(&l.old),
