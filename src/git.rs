@@ -829,6 +829,33 @@ mod tests {
     }
 
     #[test]
+    fn land_waits_for_another_git_holding_the_branch_lock() {
+        let (_tmp, dir) = repo();
+        let p = Project::open(&dir).unwrap();
+        let (_, landing) = p
+            .prepare_merge("main", "feature", &rev(&dir, "feature"), "m")
+            .unwrap();
+        let landing = landing.unwrap();
+        let lock = dir.join(".git/refs/heads/main.lock");
+        // Held on: refused, nothing moved.
+        std::fs::write(&lock, "").unwrap();
+        let err = p.land(&landing, "approve").unwrap_err();
+        assert!(matches!(err, GitError::RefLocked { .. }), "{err}");
+        assert_eq!(rev(&dir, "main"), landing.old);
+        // Let go of meanwhile (the lock is still there): it lands.
+        let releaser = std::thread::spawn({
+            let lock = lock.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(200));
+                std::fs::remove_file(lock).unwrap();
+            }
+        });
+        p.land(&landing, "approve").unwrap();
+        releaser.join().unwrap();
+        assert_eq!(rev(&dir, "main"), landing.new);
+    }
+
+    #[test]
     fn a_worktree_is_removed_only_with_its_branch_where_it_was_looked_at() {
         let (tmp, dir) = repo();
         let p = Project::open(&dir).unwrap();
