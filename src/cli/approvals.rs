@@ -300,6 +300,7 @@ pub fn reject(ctx: &mut Ctx, a: &RejectArgs) -> Result<()> {
             r.id
         )];
         lines.extend(approve_lines(&r));
+        lines.extend(r.warnings.iter().map(|w| format!("warning: {w}")));
         for l in lines {
             eprintln!("{l}");
         }

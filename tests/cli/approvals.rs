@@ -790,3 +790,57 @@ fn a_killed_sandbox_run_is_swept_by_the_next_one() {
     );
     assert_eq!(sandbox_branches(&s.repo).lines().count(), 1);
 }
+
+#[test]
+fn an_approve_killed_after_the_branch_moved_is_finished_by_the_next_decision() {
+    let s = setup();
+    let c = branch(&s.repo, "feature/k", &[("k.txt", "k\n")]);
+    let item = submit(&s, "feature/k", "killed", "echo '1 passed, 0 failed'");
+    branch(&s.repo, "feature/other", &[("o.txt", "o\n")]);
+    let other = submit(&s, "feature/other", "other", "echo '1 passed, 0 failed'");
+    let old = main_head(&s.repo);
+    // What a kill just after main moved leaves: the plan, main moved, the
+    // checkout not yet, and git's index lock of the checkout.
+    let plan = serde_json::json!({
+        "id": item["id"], "merge": "fast-forward", "by": "human", "note": null,
+        "landing": {"base": "main", "old": old, "new": c, "checkouts": [s.repo]},
+    });
+    fs::write(s.t.home.join("registry/approving.json"), plan.to_string()).unwrap();
+    git(&s.repo, &["update-ref", "refs/heads/main", &c, &old]);
+    let lock = s.repo.join(".git/index.lock");
+    let f = fs::File::create(&lock).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(10))
+        .unwrap();
+    drop(f);
+    // Any next decision finishes it first, and says so.
+    let out =
+        s.t.run(&["reject", &other["id"].to_string(), "--feedback", "not now"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "finished the interrupted approve of #{}",
+            item["id"]
+        )) && err.contains("removed the stale lock"),
+        "{err}"
+    );
+    assert!(!lock.exists());
+    assert_eq!(main_head(&s.repo), c);
+    assert_eq!(git(&s.repo, &["status", "--porcelain"]), "");
+    assert_eq!(fs::read_to_string(s.repo.join("k.txt")).unwrap(), "k\n");
+    assert!(!s.t.home.join("registry/approving.json").exists());
+    let all = s.t.json(&["approvals", "--status", "all", "--json"]);
+    let status = |id: &serde_json::Value| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == *id)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status(&item["id"]), "approved");
+    assert_eq!(status(&other["id"]), "rejected");
+    // The same approve again: decided once.
+    let err = s.t.fails(&["approve", &item["id"].to_string()]);
+    assert!(err.contains("already approved"), "{err}");
+}
