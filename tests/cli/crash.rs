@@ -319,7 +319,7 @@ fn sweep(b: &mut Big, points: u32) -> usize {
 #[test]
 fn approve_killed_at_any_instant_is_consistent_or_finished_by_a_rerun() {
     // A fast-forward, then a merge commit (main moved on meanwhile).
-    let mut b = big_repo(300);
+    let mut b = big_repo(250);
     let mut resumed = sweep(&mut b, 4);
     b.diverge();
     resumed += sweep(&mut b, 4);
