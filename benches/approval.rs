@@ -114,8 +114,8 @@ fn main() {
     )
     .unwrap();
     println!(
-        "{:>5} {:>12} {:>12} {:>12} {:>14}",
-        "round", "submit s", "tests s", "approve s", "total (no tests)"
+        "{:>5} {:>12} {:>12} {:>12} {:>14} {:>12}",
+        "round", "submit s", "tests s", "approve s", "total (no tests)", "git ff s"
     );
     for round in 1..=ROUNDS {
         // Each round re-creates the feature branch off the current main.
@@ -149,9 +149,17 @@ fn main() {
         let item: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(item["files_changed"], CHANGED);
         let tests_s = item["test_seconds"].as_f64().unwrap();
+        let before = git(&repo, &["rev-parse", "main"]).trim().to_string();
         let (approve_s, _) = agency(&home, &["approve", &item["id"].to_string()]);
+        // The bare tool on the same change: git fast-forwarding a checkout.
+        let after = git(&repo, &["rev-parse", "main"]).trim().to_string();
+        git(&repo, &["checkout", "-q", "--detach", &before]);
+        let t = Instant::now();
+        git(&repo, &["merge", "-q", "--ff-only", &after]);
+        let git_s = t.elapsed().as_secs_f64();
+        git(&repo, &["checkout", "-q", "main"]);
         println!(
-            "{round:>5} {submit_s:>12.3} {tests_s:>12.3} {approve_s:>12.3} {:>14.3}",
+            "{round:>5} {submit_s:>12.3} {tests_s:>12.3} {approve_s:>12.3} {:>14.3} {git_s:>12.3}",
             submit_s - tests_s + approve_s
         );
     }

@@ -1265,6 +1265,46 @@ pub struct KillReport {
     pub purged: bool,
 }
 
+/// What purging the agents' worktrees and branches would lose, one line per
+/// loss: uncommitted files, and commits that no branch left behind has
+/// (on the agent's branch, or on its worktree's HEAD, detached or not).
+/// Also returns where each agent's branch was, so it is deleted only from
+/// there.
+fn purge_losses(
+    ctx: &Ctx,
+    project: Option<&Project>,
+    worktrees: &[AgentRow],
+) -> Result<(Vec<String>, Vec<Option<String>>)> {
+    let Some(p) = project else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let removed: Vec<String> = worktrees.iter().filter_map(|a| a.branch.clone()).collect();
+    let mut lost = Vec::new();
+    let mut tips = Vec::new();
+    for a in worktrees {
+        let (dir, branch) = (a.worktree.as_deref().unwrap(), a.branch.as_deref().unwrap());
+        let risk = p.at_risk(Path::new(dir), branch, &removed)?;
+        tips.push(risk.tip.clone());
+        if !risk.uncommitted.is_empty() {
+            lost.push(format!(
+                "{}: {} uncommitted file(s) ({})",
+                a.name,
+                risk.uncommitted.len(),
+                risk.uncommitted.join(", ")
+            ));
+        }
+        if risk.unmerged_commits > 0 {
+            lost.push(format!(
+                "{}: {} commit(s) on {branch} or its worktree's HEAD that no other branch has (not in {})",
+                a.name,
+                risk.unmerged_commits,
+                ctx.ws.base_branch()
+            ));
+        }
+    }
+    Ok((lost, tips))
+}
+
 /// `agency kill`: ends the agency's session and marks it stopped; its files
 /// stay unless `purge`.
 pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillReport> {
@@ -1279,36 +1319,15 @@ pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillR
         .collect();
     let project = Project::open(&ctx.ws.project_dir()).ok();
     if purge && !force {
-        if let Some(p) = &project {
-            let base = ctx.ws.base_branch();
-            let mut lost = Vec::new();
-            for a in &worktrees {
-                let (dir, branch) = (a.worktree.as_deref().unwrap(), a.branch.as_deref().unwrap());
-                let risk = p.at_risk(Path::new(dir), branch, &base)?;
-                if !risk.uncommitted.is_empty() {
-                    lost.push(format!(
-                        "{}: {} uncommitted file(s) ({})",
-                        a.name,
-                        risk.uncommitted.len(),
-                        risk.uncommitted.join(", ")
-                    ));
-                }
-                if risk.unmerged_commits > 0 {
-                    lost.push(format!(
-                        "{}: {} commit(s) on {branch} not in {base}",
-                        a.name, risk.unmerged_commits
-                    ));
-                }
-            }
-            if !lost.is_empty() {
-                return Err(Error::user(
-                    format!(
-                        "purging {name} would lose work; nothing was changed:\n  {}",
-                        lost.join("\n  ")
-                    ),
-                    "commit and hand off or submit that work first, or purge anyway with --force",
-                ));
-            }
+        let (lost, _) = purge_losses(ctx, project.as_ref(), &worktrees)?;
+        if !lost.is_empty() {
+            return Err(Error::user(
+                format!(
+                    "purging {name} would lose work; nothing was changed:\n  {}",
+                    lost.join("\n  ")
+                ),
+                "commit and hand off or submit that work first, or purge anyway with --force",
+            ));
         }
     }
     let root = ctx.ws.root.display().to_string();
@@ -1336,11 +1355,32 @@ pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillR
     } else {
         ctx.event(name, "kill", detail)?;
     }
+    let mut tips = Vec::new();
+    if purge && !force {
+        // The agents ran until the session ended: look again.
+        let lost;
+        (lost, tips) = purge_losses(ctx, project.as_ref(), &worktrees)?;
+        if !lost.is_empty() {
+            return Err(Error::user(
+                format!(
+                    "{name} was stopped, but its agents left work while stopping; nothing was removed:\n  {}",
+                    lost.join("\n  ")
+                ),
+                "commit and hand off or submit that work first, or purge anyway with --force",
+            ));
+        }
+    }
     if purge {
         if let Some(p) = &project {
-            for a in &worktrees {
+            for (i, a) in worktrees.iter().enumerate() {
                 let (dir, branch) = (a.worktree.as_deref().unwrap(), a.branch.as_deref().unwrap());
-                p.remove_worktree(&format!("{name}-{}", a.name), Path::new(dir), branch)?;
+                let tip = tips.get(i).cloned().flatten();
+                p.remove_worktree(
+                    &format!("{name}-{}", a.name),
+                    Path::new(dir),
+                    branch,
+                    tip.as_deref(),
+                )?;
             }
         }
         let dir = ctx.ws.agency_dir(name);

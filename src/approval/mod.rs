@@ -4,6 +4,8 @@
 //! Only `approve` writes the base branch, and only after the branch is
 //! found still at the commit that was tested.
 
+mod interrupt;
+mod landing;
 pub mod testrun;
 
 use std::fs::{self, File, OpenOptions};
@@ -17,8 +19,8 @@ use serde_json::json;
 use crate::agency::{self, spec::validate_name, spec::AgencySpec, Ctx};
 use crate::bus;
 use crate::error::{Error, Result};
-use crate::git::{CheckoutUpdate, DiffStats, MergeOutcome, Project};
-use crate::store::{ApprovalRow, Decision, HandoffRow};
+use crate::git::{DiffStats, MergeOutcome, Project};
+use crate::store::{ApprovalRow, Decision, HandoffRow, NewMessage};
 use crate::tasks;
 use testrun::TestRun;
 
@@ -192,10 +194,16 @@ pub fn sandbox_deploy_watched(
     let command = test_command(ctx, agency_name, command_flag)?;
     let project = project(ctx)?;
     let commit = project.branch_commit(branch)?;
+    // From here a Ctrl-C, SIGTERM or SIGHUP stops the tests and removes
+    // the worktree before the command ends.
+    let _guard = interrupt::Guard::new();
+    sweep_abandoned(&project);
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
+    // The name carries the time and this process: a run whose process is
+    // gone is abandoned, and the next run sweeps it.
     let name = format!("{agency_name}-{stamp}-{}", std::process::id());
     let testing = ctx.ws.root.join("sandbox").join("testing");
     fs::create_dir_all(&testing).map_err(|e| Error::io(testing.display(), e))?;
@@ -208,11 +216,25 @@ pub fn sandbox_deploy_watched(
         .join("logs")
         .join(format!("{name}.log"));
     watch.started(&command, &commit);
-    let run = testrun::run_watched(&dir, &command, timeout, &log, &mut |t, out| {
-        watch.progress(t, out)
-    });
+    let run = match interrupt::pending() {
+        None => testrun::run_watched(&dir, &command, timeout, &log, &mut |t, out| {
+            watch.progress(t, out)
+        }),
+        Some(_) => Err(Error::user("interrupted before the tests", "run it again")),
+    };
     if !keep || run.is_err() {
         project.remove_sandbox(&name)?;
+    } else {
+        project.keep_sandbox(&name)?;
+    }
+    if let Some(sig) = interrupt::pending() {
+        return Err(Error::user(
+            format!(
+                "interrupted by {}: the tests were stopped and the sandbox removed",
+                interrupt::name(sig)
+            ),
+            "run it again when you are ready",
+        ));
     }
     let run = run?;
     Ok(SandboxReport {
@@ -224,6 +246,62 @@ pub fn sandbox_deploy_watched(
         worktree: dir.display().to_string(),
         kept: keep,
     })
+}
+
+/// Removes what runs that were killed left behind: their test processes,
+/// worktrees and branches. Kept sandboxes and live runs stay.
+fn sweep_abandoned(project: &Project) {
+    for sb in project.sandboxes().unwrap_or_default() {
+        if sb.kept || run_alive(&sb.name) {
+            continue;
+        }
+        testrun::end_leftovers(&sb.name);
+        let _ = project.remove_sandbox(&sb.name);
+    }
+}
+
+/// Whether the run named `<agency>-<millis>-<pid>` still has its process:
+/// that pid lives and started before the run did (not a reused pid).
+fn run_alive(name: &str) -> bool {
+    let mut parts = name.rsplit('-');
+    let (Some(Ok(pid)), Some(Ok(stamp))) = (
+        parts.next().map(str::parse::<i32>),
+        parts.next().map(str::parse::<u128>),
+    ) else {
+        return true; // not a name we made: not ours to judge
+    };
+    match process_start_millis(pid) {
+        Some(Some(started)) => started <= stamp + 2000,
+        Some(None) => false,
+        // No /proc to tell: alive if the pid is.
+        // SAFETY: signal 0 only checks that the process exists.
+        None => unsafe { libc::kill(pid, 0) == 0 },
+    }
+}
+
+/// When process `pid` started (ms since the epoch): `Some(None)` if there
+/// is no such live process, `None` if `/proc` cannot tell.
+fn process_start_millis(pid: i32) -> Option<Option<u128>> {
+    let boot = fs::read_to_string("/proc/stat").ok()?;
+    let btime: u128 = boot
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Some(None);
+    };
+    // "pid (comm) state ppid ... starttime(22nd)": comm may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return Some(None);
+    }
+    let ticks: u128 = fields.get(19)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u128;
+    Some(Some(btime * 1000 + ticks * 1000 / hz))
 }
 
 #[derive(Debug, Clone)]
@@ -410,18 +488,54 @@ pub struct ApproveReport {
     pub branch: String,
     pub base_branch: String,
     /// `fast-forward`, `merge-commit` or `up-to-date`.
-    pub merge: &'static str,
+    pub merge: String,
     pub merge_commit: String,
-    /// Whether the project's checkout (on the base branch) was updated.
+    /// Whether a checkout of the base branch was updated.
     pub checkout_updated: bool,
+    /// The checkouts of the base branch whose files followed the merge.
+    pub checkouts: Vec<String>,
+    /// Files left as they were because they were neither the old nor the
+    /// new version: somebody's changes, now on top of the merge.
+    pub kept: Vec<String>,
     pub message_id: Option<i64>,
+    /// This run finished an approve of this item that was interrupted.
+    pub resumed: bool,
+    /// An interrupted approve of another item that was finished first.
+    pub finished_first: Option<i64>,
+    /// What went wrong after the decision stood (a log not written...).
+    pub warnings: Vec<String>,
+}
+
+impl ApproveReport {
+    fn new(item: &ApprovalRow, merge: &str, merge_commit: &str) -> ApproveReport {
+        ApproveReport {
+            id: item.id,
+            task: item.task.clone(),
+            branch: item.branch.clone(),
+            base_branch: item.base_branch.clone(),
+            merge: merge.to_string(),
+            merge_commit: merge_commit.to_string(),
+            checkout_updated: false,
+            checkouts: Vec::new(),
+            kept: Vec::new(),
+            message_id: None,
+            resumed: false,
+            finished_first: None,
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// `agency approve`: merges the tested commit into the base branch and tells
 /// the agency's coordinator. A conflict, a moved branch or a dirty checkout
-/// changes nothing and leaves the item pending.
+/// changes nothing and leaves the item pending. An approve interrupted
+/// earlier (of this item or another) is finished first.
 pub fn approve(ctx: &mut Ctx, id: i64, note: Option<&str>, force: bool) -> Result<ApproveReport> {
     let _lock = decision_lock(ctx)?;
+    let finished_first = match resume(ctx)? {
+        Some(r) if r.id == id => return Ok(r),
+        other => other.map(|r| r.id),
+    };
     let item = pending_item(ctx, id)?;
     let failed = item.tests_failed.unwrap_or(0) > 0 || item.test_exit_code != Some(0);
     if failed && !force {
@@ -435,16 +549,13 @@ pub fn approve(ctx: &mut Ctx, id: i64, note: Option<&str>, force: bool) -> Resul
         ));
     }
     let project = project(ctx)?;
+    let by = decider();
     let message = format!(
-        "Merge approval #{id}: {} ({})\n\nApproved-by: {}\nAgency: {}\nTested-commit: {}\n",
-        item.task,
-        item.branch,
-        decider(),
-        item.agency,
-        item.commit
+        "Merge approval #{id}: {} ({})\n\nApproved-by: {by}\nAgency: {}\nTested-commit: {}\n",
+        item.task, item.branch, item.agency, item.commit
     );
-    let (outcome, checkout) =
-        project.merge(&item.base_branch, &item.branch, &item.commit, &message)?;
+    let (outcome, landing) =
+        project.prepare_merge(&item.base_branch, &item.branch, &item.commit, &message)?;
     let (kind, merge_commit) = match outcome {
         MergeOutcome::FastForward { commit } => ("fast-forward", commit),
         MergeOutcome::MergeCommit { commit } => ("merge-commit", commit),
@@ -478,49 +589,137 @@ pub fn approve(ctx: &mut Ctx, id: i64, note: Option<&str>, force: bool) -> Resul
             ))
         }
     };
-    let by = decider();
-    ctx.store.decide(&Decision {
-        id,
-        agency: item.agency.clone(),
-        status: "approved",
-        by: by.clone(),
-        note: note.map(str::to_string),
-        feedback: None,
-        merge_commit: Some(merge_commit.clone()),
-    })?;
+    // Checked before anything moves: the coordinator's message must fit.
+    notice(&item, note, &merge_commit)?;
+    let mut report = ApproveReport::new(&item, kind, &merge_commit);
+    report.finished_first = finished_first;
+    let landed = landing.is_some();
+    if let Some(landing) = landing {
+        let j = landing::Journal {
+            id,
+            merge: kind.to_string(),
+            by: by.clone(),
+            note: note.map(str::to_string),
+            landing,
+        };
+        landing::land(ctx, &project, &j, &mut report)?;
+    }
+    conclude(ctx, &item, &by, note, report, landed)
+}
+
+/// Finishes an approve interrupted earlier, if any (what `approve` and
+/// `reject` do first); says what it did.
+pub fn finish_interrupted(ctx: &mut Ctx) -> Result<Option<ApproveReport>> {
+    let _lock = decision_lock(ctx)?;
+    resume(ctx)
+}
+
+fn resume(ctx: &mut Ctx) -> Result<Option<ApproveReport>> {
+    let Some((j, done)) = landing::resume(ctx)? else {
+        return Ok(None);
+    };
+    let Some(item) = ctx.store.approval(j.id)? else {
+        landing::clear(ctx);
+        return Ok(None);
+    };
+    let mut r = ApproveReport::new(&item, &j.merge, &j.landing.new);
+    r.resumed = true;
+    r.checkout_updated = !done.checkouts.is_empty();
+    (r.checkouts, r.kept, r.warnings) = (done.checkouts, done.kept, done.warnings);
+    conclude(ctx, &item, &j.by, j.note.as_deref(), r, true).map(Some)
+}
+
+/// The message that tells the coordinator of an approval.
+fn notice(item: &ApprovalRow, note: Option<&str>, merge_commit: &str) -> Result<NewMessage> {
     let payload = json!({
         "type": "approved",
-        "id": id,
+        "id": item.id,
         "task": item.task,
         "branch": item.branch,
         "base_branch": item.base_branch,
         "merge_commit": merge_commit,
         "note": note,
     });
-    let message_id = notify(ctx, &item, payload);
-    record_decision(
+    bus::inter_message("human", &item.agency, payload)
+}
+
+/// Records an approval whose merge is in place (`landed`: the base branch
+/// moved): the decision and the coordinator's message in one transaction,
+/// then the logs; then the plan is done with.
+fn conclude(
+    ctx: &mut Ctx,
+    item: &ApprovalRow,
+    by: &str,
+    note: Option<&str>,
+    mut r: ApproveReport,
+    landed: bool,
+) -> Result<ApproveReport> {
+    let decision = Decision {
+        id: item.id,
+        agency: item.agency.clone(),
+        status: "approved",
+        by: by.to_string(),
+        note: note.map(str::to_string),
+        feedback: None,
+        merge_commit: Some(r.merge_commit.clone()),
+    };
+    let msg = notice(item, note, &r.merge_commit)?;
+    let id = match ctx.store.decide_and_queue(&decision, &msg) {
+        Ok(id) => id,
+        Err(e) if landed => {
+            return Err(Error::user(
+                format!(
+                    "{} was merged into {} as {}{}, but the registry could not record the decision: {e}",
+                    item.branch,
+                    item.base_branch,
+                    &r.merge_commit[..r.merge_commit.len().min(10)],
+                    if r.checkout_updated { " (its checkout followed)" } else { "" }
+                ),
+                format!(
+                    "fix that, then run `agency approve {}` again: it records the decision without merging again",
+                    item.id
+                ),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // The item's tasks are done (a rerun finds them done already).
+    if let Err(e) = tasks::hooks::approved(ctx, item, &r.merge_commit) {
+        r.warnings.push(format!(
+            "the decision is recorded, but its task is not done: {e}"
+        ));
+    }
+    if item.status != "pending" {
+        // Decided by the run that was interrupted; only its plan was left.
+        landing::clear(ctx);
+        return Ok(r);
+    }
+    r.message_id = id;
+    let ids: Vec<i64> = id.into_iter().collect();
+    if let Err(e) = bus::queued(ctx, std::slice::from_ref(&msg), &ids) {
+        r.warnings.push(format!(
+            "the coordinator's message #{} is queued, but: {e}",
+            r.message_id.unwrap_or(0)
+        ));
+    }
+    if let Err(e) = record_decision(
         ctx,
-        &item,
+        item,
         "approved",
-        &by,
+        by,
         note.unwrap_or(""),
-        Some(&merge_commit),
-    )?;
-    tasks::hooks::approved(ctx, &item, &merge_commit)?;
-    Ok(ApproveReport {
-        id,
-        task: item.task,
-        branch: item.branch,
-        base_branch: item.base_branch,
-        merge: kind,
-        merge_commit,
-        checkout_updated: checkout == CheckoutUpdate::Updated,
-        message_id,
-    })
+        Some(&r.merge_commit),
+    ) {
+        r.warnings.push(format!(
+            "the decision is recorded, but not in the logs: {e}"
+        ));
+    }
+    landing::clear(ctx);
+    Ok(r)
 }
 
 /// `agency reject`: marks it rejected and sends the feedback to the
-/// agency's coordinator.
+/// agency's coordinator, both or neither.
 pub fn reject(ctx: &mut Ctx, id: i64, feedback: &str) -> Result<Option<i64>> {
     if feedback.trim().is_empty() {
         return Err(Error::user(
@@ -529,17 +728,9 @@ pub fn reject(ctx: &mut Ctx, id: i64, feedback: &str) -> Result<Option<i64>> {
         ));
     }
     let _lock = decision_lock(ctx)?;
+    resume(ctx)?;
     let item = pending_item(ctx, id)?;
     let by = decider();
-    ctx.store.decide(&Decision {
-        id,
-        agency: item.agency.clone(),
-        status: "rejected",
-        by: by.clone(),
-        note: None,
-        feedback: Some(feedback.to_string()),
-        merge_commit: None,
-    })?;
     let payload = json!({
         "type": "rejected",
         "id": id,
@@ -547,17 +738,37 @@ pub fn reject(ctx: &mut Ctx, id: i64, feedback: &str) -> Result<Option<i64>> {
         "branch": item.branch,
         "feedback": feedback,
     });
-    let message_id = notify(ctx, &item, payload);
-    record_decision(ctx, &item, "rejected", &by, feedback, None)?;
-    tasks::hooks::rejected(ctx, &item, feedback)?;
+    let msg = bus::inter_message("human", &item.agency, payload).map_err(|e| {
+        Error::user(
+            format!("the feedback cannot be sent: {e}; #{id} stays pending"),
+            "shorten the feedback (put details in a file in the project and point to it)",
+        )
+    })?;
+    let decision = Decision {
+        id,
+        agency: item.agency.clone(),
+        status: "rejected",
+        by: by.clone(),
+        note: None,
+        feedback: Some(feedback.to_string()),
+        merge_commit: None,
+    };
+    let message_id = ctx.store.decide_and_queue(&decision, &msg)?;
+    let ids: Vec<i64> = message_id.into_iter().collect();
+    // The decision and the message stand from here: say so if the rest fails.
+    bus::queued(ctx, std::slice::from_ref(&msg), &ids)
+        .and_then(|_| record_decision(ctx, &item, "rejected", &by, feedback, None))
+        .and_then(|_| tasks::hooks::rejected(ctx, &item, feedback))
+        .map_err(|e| {
+            Error::user(
+                format!(
+                    "#{id} is rejected and its feedback queued as message #{}, but: {e}",
+                    message_id.unwrap_or(0)
+                ),
+                "fix that; the decision needs nothing more (see it with `agency approvals --status rejected --json`)",
+            )
+        })?;
     Ok(message_id)
-}
-
-/// Tells the agency's coordinator. The decision stands even if the agency
-/// is gone; the message then waits in the queue like any other.
-fn notify(ctx: &mut Ctx, item: &ApprovalRow, payload: serde_json::Value) -> Option<i64> {
-    let msg = bus::inter_message("human", &item.agency, payload).ok()?;
-    bus::queue(ctx, &[msg]).ok()?.first().copied()
 }
 
 /// The activity log, the approval mirror, and `registry/decisions.md`.

@@ -121,8 +121,13 @@ pub fn parse_summary(output: &str) -> Summary {
     s
 }
 
+/// The variable every test process carries: the folder it runs in, so the
+/// processes of a run whose `agency` was killed can be found and ended.
+pub const RUN_VAR: &str = "AGENCY_SANDBOX_RUN";
+
 /// Runs `command` with `sh -c` in `dir`, output (both streams) to `log`,
-/// killed with its whole process group after `timeout`.
+/// killed with its whole process group after `timeout`, or as soon as a
+/// signal is noted (see [`super::interrupt`]).
 pub fn run(dir: &Path, command: &str, timeout: Duration, log: &Path) -> Result<TestRun> {
     run_watched(dir, command, timeout, log, &mut |_, _| {})
 }
@@ -147,6 +152,7 @@ pub fn run_watched(
         .arg(command)
         .current_dir(dir)
         .env("AGENCY_SANDBOX", "1")
+        .env(RUN_VAR, dir)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -175,6 +181,17 @@ pub fn run_watched(
                 }
                 break child.wait().ok();
             }
+            Ok(None) if super::interrupt::pending().is_some() => {
+                stop_group(&mut child, pgid);
+                let sig = super::interrupt::pending().unwrap_or(libc::SIGTERM);
+                return Err(Error::user(
+                    format!(
+                        "interrupted by {}: the tests were stopped",
+                        super::interrupt::name(sig)
+                    ),
+                    "run it again when you are ready",
+                ));
+            }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => return Err(Error::io("waiting for the tests", e)),
         }
@@ -190,6 +207,49 @@ pub fn run_watched(
         log: log.display().to_string(),
         summary: parse_summary(&String::from_utf8_lossy(&text)),
     })
+}
+
+/// Ends a test run's process group: SIGTERM, and SIGKILL for what is left
+/// after a moment.
+fn stop_group(child: &mut std::process::Child, pgid: i32) {
+    // SAFETY: killpg only sends signals, to the group this run started.
+    unsafe { libc::killpg(pgid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::killpg(pgid, libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+/// Ends every process left from the test run named `run` (its folder's
+/// name, found in each process's [`RUN_VAR`]; Linux `/proc`). Returns how
+/// many were signalled.
+pub fn end_leftovers(run: &str) -> usize {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let prefix = format!("{RUN_VAR}=");
+    let ours = |v: &[u8]| {
+        let v = String::from_utf8_lossy(v);
+        v.strip_prefix(&prefix)
+            .is_some_and(|dir| Path::new(dir).file_name().and_then(|n| n.to_str()) == Some(run))
+    };
+    let mut n = 0;
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(p.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|&b| b == 0).any(ours) {
+            // SAFETY: kill only sends a signal, to a process of that run.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            n += 1;
+        }
+    }
+    n
 }
 
 #[cfg(test)]

@@ -188,8 +188,31 @@ pub fn schedule(
     kind: Option<&str>,
     at: std::time::SystemTime,
 ) -> Result<i64> {
+    check_schedule_time(at)?;
     let at = humantime::format_rfc3339_millis(at).to_string();
     send_at(ctx, agency_name, agent, body, kind, None, Some(at))
+}
+
+/// The last second a check-in can be set for: stored times have four-digit
+/// years (9999-12-31T23:59:59Z).
+const LATEST_SCHEDULE_SECS: u64 = 253_402_300_799;
+
+/// A check-in time must be writable as a stored time (four-digit year).
+pub fn check_schedule_time(at: std::time::SystemTime) -> Result<()> {
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if secs > LATEST_SCHEDULE_SECS {
+        return Err(too_far());
+    }
+    Ok(())
+}
+
+pub fn too_far() -> Error {
+    Error::user(
+        "that is too far in the future: check-ins go up to 9999-12-31T23:59:59Z",
+        "give a nearer time, e.g. --in 30d or --at 2030-01-01T09:00:00Z",
+    )
 }
 
 fn send_at(

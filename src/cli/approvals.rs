@@ -8,7 +8,7 @@ use super::progress::Progress;
 use super::{print_json, print_lines, split_list};
 use crate::agency::Ctx;
 use crate::approval::{self, HandoffRequest, SubmitRequest};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tui::app::Filter;
 
 /// Hand a branch to another agency's coordinator
@@ -157,8 +157,22 @@ pub fn sandbox(ctx: &Ctx, a: &SandboxArgs) -> Result<()> {
     )?;
     drop(progress);
     if d.json {
-        return print_json(&r);
+        print_json(&r)?;
+    } else {
+        print_deploy(&r)?;
     }
+    if r.passed {
+        return Ok(());
+    }
+    let why = if r.run.timed_out {
+        format!("the tests of {} timed out after {}s", r.branch, d.timeout)
+    } else {
+        format!("the tests of {} failed", r.branch)
+    };
+    Err(Error::user(why, format!("see the log: {}", r.run.log)))
+}
+
+fn print_deploy(r: &approval::SandboxReport) -> Result<()> {
     let counts = |n: Option<u64>| n.map_or("?".to_string(), |n| n.to_string());
     let mut lines = vec![format!(
         "{} {} at {}: {} passed, {} failed in {:.1}s ({})",
@@ -380,24 +394,51 @@ pub struct ApproveArgs {
 
 pub fn approve(ctx: &mut Ctx, a: &ApproveArgs) -> Result<()> {
     let r = approval::approve(ctx, a.id, a.note.as_deref(), a.force)?;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     if a.json {
         return print_json(&r);
     }
+    let mut lines = Vec::new();
+    if let Some(first) = r.finished_first {
+        lines.push(format!(
+            "finished the interrupted approve of #{first} first"
+        ));
+    }
+    lines.extend(approve_lines(&r));
+    print_lines(lines)
+}
+
+/// What an approve did, in words.
+fn approve_lines(r: &approval::ApproveReport) -> Vec<String> {
     let mut lines = vec![format!(
-        "approved #{}: {} merged into {} ({}, {})",
+        "approved #{}: {} merged into {} ({}, {}){}",
         r.id,
         r.branch,
         r.base_branch,
         r.merge,
-        &r.merge_commit[..10]
+        &r.merge_commit[..10],
+        if r.resumed {
+            "; an interrupted approve was finished"
+        } else {
+            ""
+        }
     )];
-    if r.checkout_updated {
+    for dir in &r.checkouts {
         lines.push(format!(
-            "the project's checkout of {} was updated",
+            "the checkout of {} at {dir} was updated",
             r.base_branch
         ));
     }
-    print_lines(lines)
+    if !r.kept.is_empty() {
+        lines.push(format!(
+            "left as they were (changed meanwhile, now differing from {}): {}",
+            r.base_branch,
+            r.kept.join(", ")
+        ));
+    }
+    lines
 }
 
 /// Reject an approval item with feedback for the agency
@@ -418,6 +459,17 @@ pub struct RejectArgs {
 }
 
 pub fn reject(ctx: &mut Ctx, a: &RejectArgs) -> Result<()> {
+    if let Some(r) = approval::finish_interrupted(ctx)? {
+        let mut lines = vec![format!(
+            "finished the interrupted approve of #{} first:",
+            r.id
+        )];
+        lines.extend(approve_lines(&r));
+        lines.extend(r.warnings.iter().map(|w| format!("warning: {w}")));
+        for l in lines {
+            eprintln!("{l}");
+        }
+    }
     let message = approval::reject(ctx, a.id, &a.feedback)?;
     if a.json {
         return print_json(

@@ -555,7 +555,9 @@ pub fn schedule(ctx: &mut Ctx, a: &ScheduleArgs) -> Result<()> {
             let d = humantime::parse_duration(d).map_err(|e| {
                 Error::user(format!("bad duration {d:?}: {e}"), "use e.g. 90s, 30m, 2h")
             })?;
-            std::time::SystemTime::now() + d
+            std::time::SystemTime::now()
+                .checked_add(d)
+                .ok_or_else(bus::too_far)?
         }
         (None, Some(t)) => humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).map_err(|e| {
             Error::user(

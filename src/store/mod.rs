@@ -166,6 +166,66 @@ pub struct NewMessage {
     pub deliver_at: Option<String>,
 }
 
+/// Inserts one message with its `message.queued` event; `None` when its
+/// `origin` was queued before.
+fn insert_message(tx: &Transaction<'_>, m: &NewMessage) -> rusqlite::Result<Option<i64>> {
+    let payload = m.payload.as_ref().map(|p| p.to_string());
+    let id: Option<i64> = tx
+        .query_row(
+            &format!(
+                "INSERT INTO messages (sender, agency, agent, kind, body, payload, origin,
+                   deliver_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, {NOW})
+                 ON CONFLICT (origin) DO NOTHING RETURNING id"
+            ),
+            params![
+                m.from,
+                m.agency,
+                m.agent,
+                m.kind,
+                m.body,
+                payload,
+                m.origin,
+                m.deliver_at
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = id {
+        let detail = serde_json::json!({
+            "id": id, "from": m.from, "to": format!("{}/{}", m.agency, m.agent), "type": m.kind,
+        });
+        insert_event(tx, Some(&m.agency), "message.queued", &detail)?;
+    }
+    Ok(id)
+}
+
+/// Marks a pending item decided, with its event; `false` if it was not
+/// pending any more.
+fn decide_in(tx: &Transaction<'_>, d: &Decision) -> rusqlite::Result<bool> {
+    let n = tx.execute(
+        &format!(
+            "UPDATE approvals SET status = ?2, decided_by = ?3, decision_note = ?4,
+               feedback = ?5, merge_commit = ?6, decided_at = {NOW}
+             WHERE id = ?1 AND status = 'pending'"
+        ),
+        params![d.id, d.status, d.by, d.note, d.feedback, d.merge_commit],
+    )?;
+    if n == 1 {
+        let detail = serde_json::json!({
+            "id": d.id, "status": d.status, "by": d.by, "note": d.note,
+            "feedback": d.feedback, "merge_commit": d.merge_commit,
+        });
+        insert_event(
+            tx,
+            Some(&d.agency),
+            &format!("approval.{}", d.status),
+            &detail,
+        )?;
+    }
+    Ok(n == 1)
+}
+
 const MESSAGE_COLUMNS: &str = "id, sender, agency, agent, kind, body, payload, state, attempts,
     last_error, created_at, delivered_at";
 
@@ -918,28 +978,17 @@ impl Store {
 
     /// Decides a pending item; `false` if it was not pending any more.
     pub fn decide(&mut self, d: &Decision) -> StoreResult<bool> {
+        self.write_tx(|tx| decide_in(tx, d))
+    }
+
+    /// Decides a pending item and queues the message that tells its agency,
+    /// in one transaction: both or neither. `None` if it was not pending.
+    pub fn decide_and_queue(&mut self, d: &Decision, msg: &NewMessage) -> StoreResult<Option<i64>> {
         self.write_tx(|tx| {
-            let n = tx.execute(
-                &format!(
-                    "UPDATE approvals SET status = ?2, decided_by = ?3, decision_note = ?4,
-                       feedback = ?5, merge_commit = ?6, decided_at = {NOW}
-                     WHERE id = ?1 AND status = 'pending'"
-                ),
-                params![d.id, d.status, d.by, d.note, d.feedback, d.merge_commit],
-            )?;
-            if n == 1 {
-                let detail = serde_json::json!({
-                    "id": d.id, "status": d.status, "by": d.by, "note": d.note,
-                    "feedback": d.feedback, "merge_commit": d.merge_commit,
-                });
-                insert_event(
-                    tx,
-                    Some(&d.agency),
-                    &format!("approval.{}", d.status),
-                    &detail,
-                )?;
+            if !decide_in(tx, d)? {
+                return Ok(None);
             }
-            Ok(n == 1)
+            insert_message(tx, msg)
         })
     }
 
@@ -963,40 +1012,6 @@ impl Store {
         }
         self.write_mirror("active_agencies.json", &entries)
     }
-}
-
-/// Queues one message with its `message.queued` event, inside `tx`; `None`
-/// when its `origin` was queued before.
-fn insert_message(tx: &Transaction<'_>, m: &NewMessage) -> rusqlite::Result<Option<i64>> {
-    let payload = m.payload.as_ref().map(|p| p.to_string());
-    let id: Option<i64> = tx
-        .query_row(
-            &format!(
-                "INSERT INTO messages (sender, agency, agent, kind, body, payload, origin,
-                   deliver_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, {NOW})
-                 ON CONFLICT (origin) DO NOTHING RETURNING id"
-            ),
-            params![
-                m.from,
-                m.agency,
-                m.agent,
-                m.kind,
-                m.body,
-                payload,
-                m.origin,
-                m.deliver_at
-            ],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(id) = id {
-        let detail = serde_json::json!({
-            "id": id, "from": m.from, "to": format!("{}/{}", m.agency, m.agent), "type": m.kind,
-        });
-        insert_event(tx, Some(&m.agency), "message.queued", &detail)?;
-    }
-    Ok(id)
 }
 
 fn insert_event(

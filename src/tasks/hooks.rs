@@ -69,6 +69,9 @@ pub fn approved(ctx: &mut Ctx, item: &ApprovalRow, merge_commit: &str) -> Result
     let (_, fx) = transact(ctx, |g| {
         for id in g.tx.under_approval(item.id)? {
             let mut t = g.get(id)?;
+            if state_of(&t) == State::Done {
+                continue; // an interrupted approve already got this far
+            }
             let note = format!("approval #{} merged as {}", item.id, short(merge_commit));
             g.move_to(&mut t, State::Done, "done", Some(&note))?;
         }

@@ -125,7 +125,9 @@ pub fn age(created_at: &str, now: SystemTime) -> String {
     }
 }
 
-fn tests(i: &ApprovalRow) -> (String, Style) {
+/// The tests cell: counts (or the exit code), and the coverage unless it
+/// has a column of its own.
+fn tests(i: &ApprovalRow, with_coverage: bool) -> (String, Style) {
     let failed = i.tests_failed.unwrap_or(0) > 0 || i.test_exit_code != Some(0);
     let mut text = match (i.tests_passed, i.tests_failed) {
         (Some(p), Some(f)) => format!("{p}✓ {f}✗"),
@@ -134,7 +136,7 @@ fn tests(i: &ApprovalRow) -> (String, Style) {
             i.test_exit_code.map_or("-".into(), |c| c.to_string())
         ),
     };
-    if let Some(c) = i.coverage {
+    if let (Some(c), true) = (i.coverage, with_coverage) {
         text.push_str(&format!(" {c:.0}%"));
     }
     let color = if failed { Color::Red } else { Color::Green };
@@ -159,6 +161,7 @@ fn list(app: &App, f: &mut Frame, area: Rect) {
     // Only the rows that fit are built: ten thousand items cost no more.
     let visible = area.height.saturating_sub(2).max(1) as usize;
     let start = app.selected.saturating_sub(visible.saturating_sub(1));
+    // Wide terminals give coverage and the demo link columns of their own.
     let wide = area.width >= 120;
     let rows = app
         .items
@@ -167,50 +170,79 @@ fn list(app: &App, f: &mut Frame, area: Rect) {
         .skip(start)
         .take(visible)
         .map(|(n, i)| {
-            let (t, ts) = tests(i);
+            let (t, ts) = tests(i, !wide);
+            let changes = Cell::from(Line::from(vec![
+                Span::from(format!("{}f ", i.files_changed)),
+                Span::from(format!("+{}", i.insertions)).fg(Color::Green),
+                Span::from(format!(" -{}", i.deletions)).fg(Color::Red),
+            ]));
             let mut cells = vec![
                 Cell::from(format!("#{}", i.id)),
                 Cell::from(i.agency.clone()),
                 Cell::from(i.title.clone()),
                 Cell::from(i.branch.clone()),
                 Cell::from(t).style(ts),
-                Cell::from(Line::from(vec![
-                    Span::from(format!("{}f ", i.files_changed)),
-                    Span::from(format!("+{}", i.insertions)).fg(Color::Green),
-                    Span::from(format!(" -{}", i.deletions)).fg(Color::Red),
-                ])),
-                Cell::from(age(&i.created_at, app.now)),
             ];
             if wide {
-                cells.insert(
-                    5,
-                    Cell::from(i.coverage.map_or(String::new(), |c| format!("{c:.0}%"))),
-                );
+                let cov = i.coverage.map_or(String::new(), |c| format!("{c:.0}%"));
+                cells.push(Cell::from(cov));
+            }
+            cells.push(changes);
+            cells.push(Cell::from(age(&i.created_at, app.now)));
+            if wide {
                 cells.push(Cell::from(i.demo.clone().unwrap_or_default()));
             }
-            let mut row = Row::new(cells);
-            if n == app.selected {
-                row = row.style(Style::new().add_modifier(Modifier::REVERSED));
-            }
+            // Decided items are dim; the selection shows on top of that.
+            let mut style = Style::new();
             if i.status != "pending" {
-                row = row.style(Style::new().dim());
+                style = style.add_modifier(Modifier::DIM);
             }
-            row
+            if n == app.selected {
+                style = style.add_modifier(Modifier::REVERSED);
+            }
+            Row::new(cells).style(style)
         });
-    let mut widths = vec![
-        Constraint::Length(6),
-        Constraint::Length(12),
-        Constraint::Fill(2),
-        Constraint::Fill(1),
-        Constraint::Length(13),
-        Constraint::Length(14),
-        Constraint::Length(4),
-    ];
-    let mut header = vec!["ID", "AGENCY", "TITLE", "BRANCH", "TESTS", "CHANGES", "AGE"];
-    if wide {
-        widths.push(Constraint::Fill(1));
-        header.push("DEMO");
-    }
+    // The demo link is worth showing whole: as wide as the longest (to 40).
+    let demo_width = app
+        .items
+        .iter()
+        .skip(start)
+        .take(visible)
+        .filter_map(|i| i.demo.as_ref().map(|d| d.chars().count()))
+        .max()
+        .unwrap_or(0)
+        .clamp(4, 40) as u16;
+    let (widths, header) = if wide {
+        (
+            vec![
+                Constraint::Length(6),
+                Constraint::Length(12),
+                Constraint::Fill(2),
+                Constraint::Fill(1),
+                Constraint::Length(10),
+                Constraint::Length(5),
+                Constraint::Length(18),
+                Constraint::Length(4),
+                Constraint::Length(demo_width),
+            ],
+            vec![
+                "ID", "AGENCY", "TITLE", "BRANCH", "TESTS", "COV", "CHANGES", "AGE", "DEMO",
+            ],
+        )
+    } else {
+        (
+            vec![
+                Constraint::Length(6),
+                Constraint::Length(12),
+                Constraint::Fill(2),
+                Constraint::Fill(1),
+                Constraint::Length(13),
+                Constraint::Length(14),
+                Constraint::Length(4),
+            ],
+            vec!["ID", "AGENCY", "TITLE", "BRANCH", "TESTS", "CHANGES", "AGE"],
+        )
+    };
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(Style::new().bold().underlined()))
         .block(Block::new().borders(Borders::TOP).title(format!(
@@ -225,7 +257,7 @@ fn detail(app: &App, f: &mut Frame, area: Rect) {
     let Some(i) = app.current() else {
         return;
     };
-    let (t, ts) = tests(i);
+    let (t, ts) = tests(i, true);
     let field = |k: &str, v: String| {
         Line::from(vec![Span::from(format!("{k:>10}  ")).dim(), Span::from(v)])
     };

@@ -185,9 +185,48 @@ mod tests {
     }
 
     fn render(app: &App) -> String {
-        let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        render_at(app, 80, 24)
+    }
+
+    fn render_at(app: &App, width: u16, height: u16) -> String {
+        let mut t = Terminal::new(TestBackend::new(width, height)).unwrap();
         t.draw(|f| draw(app, f)).unwrap();
         t.backend().to_string()
+    }
+
+    /// The screen, then which rows are dim and which is highlighted (the
+    /// text alone cannot show it).
+    fn render_styled(app: &App, width: u16) -> String {
+        use ratatui::style::Modifier;
+        let mut t = Terminal::new(TestBackend::new(width, 12)).unwrap();
+        t.draw(|f| draw(app, f)).unwrap();
+        let buf = t.backend().buffer().clone();
+        let mut out = t.backend().to_string();
+        for y in 0..buf.area.height {
+            // Column 1 is inside the ID cell of a table row.
+            let m = buf[(1, y)].modifier;
+            let mut marks = Vec::new();
+            if m.contains(Modifier::REVERSED) {
+                marks.push("highlighted");
+            }
+            if m.contains(Modifier::DIM) && y > 2 && y < buf.area.height - 2 {
+                marks.push("dim");
+            }
+            if !marks.is_empty() {
+                out.push_str(&format!("row {y}: {}\n", marks.join(" ")));
+            }
+        }
+        out
+    }
+
+    /// An item decided `status` (approved items carry their merge).
+    fn decided(id: i64, title: &str, status: &str) -> ApprovalRow {
+        ApprovalRow {
+            status: status.into(),
+            decided_by: Some("human".into()),
+            decided_at: Some("2026-11-22T12:20:00.000Z".into()),
+            ..item(id, title, 0)
+        }
     }
 
     fn two() -> App {
@@ -200,6 +239,82 @@ mod tests {
     #[test]
     fn list() {
         insta::assert_snapshot!(render(&two()));
+    }
+
+    #[test]
+    fn list_at_120_columns() {
+        insta::assert_snapshot!(render_at(&two(), 120, 8));
+    }
+
+    #[test]
+    fn list_at_160_columns() {
+        insta::assert_snapshot!(render_at(&two(), 160, 8));
+    }
+
+    /// Every column keeps its header above it, whatever the width.
+    #[test]
+    fn columns_line_up_with_their_headers_at_any_width() {
+        for width in [80u16, 100, 119, 120, 140, 160, 200] {
+            let screen = render_at(&two(), width, 8);
+            let lines: Vec<&str> = screen.lines().collect();
+            let (header, row) = (lines[2], lines[3]);
+            // By column (the row holds ✓ and ✗, several bytes each).
+            let under = |name: &str| -> String {
+                let col = header
+                    .match_indices(name)
+                    .map(|(i, _)| i)
+                    .find(|&i| {
+                        let end = header[i + name.len()..].chars().next();
+                        (i == 0 || header[..i].ends_with(' '))
+                            && end.is_none_or(|c| c == ' ' || c == '"')
+                    })
+                    .unwrap_or_else(|| panic!("{width}: no {name}:\n{screen}"));
+                row.chars().skip(col).collect()
+            };
+            for (name, value) in [("CHANGES", "3f +120 -7"), ("AGE", "30m")] {
+                assert!(
+                    under(name).starts_with(value),
+                    "{width} columns: {name} does not show {value}:\n{screen}"
+                );
+            }
+            if width >= 120 {
+                assert!(under("COV").starts_with("88%"), "{screen}");
+                assert!(
+                    under("DEMO").starts_with("http://localhost:3000/demo"),
+                    "{screen}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn filters_keep_the_selection_visible() {
+        for (filter, name) in [
+            (Filter::All, "all"),
+            (Filter::Approved, "approved"),
+            (Filter::Rejected, "rejected"),
+        ] {
+            let items = match filter {
+                Filter::All => vec![
+                    item(3, "Still pending", 0),
+                    decided(2, "Merged already", "approved"),
+                    decided(1, "Sent back", "rejected"),
+                ],
+                Filter::Approved => vec![
+                    decided(2, "Merged already", "approved"),
+                    decided(4, "Merged before", "approved"),
+                ],
+                _ => vec![
+                    decided(1, "Sent back", "rejected"),
+                    decided(5, "Sent back too", "rejected"),
+                ],
+            };
+            let now = humantime::parse_rfc3339("2026-11-22T12:30:00Z").unwrap();
+            let mut a = App::new(filter, now);
+            a.update(Action::Loaded(items, 1));
+            a.update(Action::Move(1));
+            insta::assert_snapshot!(format!("filter_{name}"), render_styled(&a, 120));
+        }
     }
 
     #[test]

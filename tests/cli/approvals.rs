@@ -191,15 +191,19 @@ fn test_summaries_are_parsed() {
         )
     );
     assert_eq!(pass["coverage"], 90.0);
-    let fail = s.t.json(&[
-        "sandbox",
-        "deploy",
-        "CodeAgency",
-        "feature/t",
-        "--test-command",
-        "echo 'test result: FAILED. 3 passed; 2 failed; 0 ignored'; exit 101",
-        "--json",
-    ]);
+    let fail = failing_deploy(
+        &s.t,
+        &[
+            "sandbox",
+            "deploy",
+            "CodeAgency",
+            "feature/t",
+            "--test-command",
+            "echo 'test result: FAILED. 3 passed; 2 failed; 0 ignored'; exit 101",
+            "--json",
+        ],
+        "failed",
+    );
     assert_eq!(fail["passed"], false);
     assert_eq!(fail["tests_passed"], 3);
     assert_eq!(fail["tests_failed"], 2);
@@ -230,23 +234,54 @@ fn test_summaries_are_parsed() {
         ],
     );
     assert!(out.contains("PASSED feature/t"), "{out}");
+    // Failing tests fail the script too.
+    let out = std::process::Command::new(s.t.home.join("scripts/deploy-to-sandbox.sh"))
+        .args([
+            "CodeAgency",
+            "feature/t",
+            "--test-command",
+            "echo '1 passed, 1 failed'",
+        ])
+        .env("AGENCY_BIN", env!("CARGO_BIN_EXE_agency"))
+        .env("AGENCY_TMUX_SOCKET", &s.t.socket)
+        .env_remove("AGENCY_HOME")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAILED feature/t"));
+}
+
+/// Runs a sandbox deploy whose tests do not pass: exit 1, the report on
+/// stdout (JSON), and `error: the tests ... {why}` with the log as hint.
+fn failing_deploy(t: &TestEnv, args: &[&str], why: &str) -> serde_json::Value {
+    let out = t.run(args);
+    let err = crate::common::expect_user_error(&out, args);
+    assert!(
+        err.contains(why) && err.contains("hint: see the log"),
+        "{err}"
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
 fn a_test_command_that_hangs_is_stopped() {
     let s = setup();
     branch(&s.repo, "feature/slow", &[("s.txt", "s\n")]);
-    let r = s.t.json(&[
-        "sandbox",
-        "deploy",
-        "CodeAgency",
-        "feature/slow",
-        "--test-command",
-        "sleep 30",
-        "--timeout",
-        "1",
-        "--json",
-    ]);
+    let r = failing_deploy(
+        &s.t,
+        &[
+            "sandbox",
+            "deploy",
+            "CodeAgency",
+            "feature/slow",
+            "--test-command",
+            "sleep 30",
+            "--timeout",
+            "1",
+            "--json",
+        ],
+        "timed out after 1s",
+    );
     assert_eq!(r["timed_out"], true);
     assert_eq!(r["passed"], false);
     assert!(r["seconds"].as_f64().unwrap() < 10.0);
@@ -476,4 +511,336 @@ fn a_missing_project_is_a_clear_error() {
         .query_row("SELECT count(*) FROM approvals", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 0);
+}
+
+#[test]
+fn approve_moves_every_checkout_of_the_base_branch() {
+    let s = setup();
+    branch(&s.repo, "feature/wt", &[("wt.txt", "wt\n")]);
+    let item = submit(&s, "feature/wt", "linked", "echo '1 passed, 0 failed'");
+    let id = item["id"].to_string();
+    // main is checked out in a linked worktree, the project on another branch.
+    git(&s.repo, &["checkout", "-q", "-b", "elsewhere"]);
+    let linked = s.t.root().join("main-checkout");
+    git(
+        &s.repo,
+        &["worktree", "add", "-q", linked.to_str().unwrap(), "main"],
+    );
+    // Its local changes are never touched, as the project's own.
+    fs::write(linked.join("README.md"), "my edit\n").unwrap();
+    let before = main_head(&s.repo);
+    let err = s.t.fails(&["approve", &id]);
+    assert!(
+        err.contains("uncommitted changes") && err.contains("main-checkout"),
+        "{err}"
+    );
+    assert_eq!(main_head(&s.repo), before);
+    git(&linked, &["checkout", "--", "README.md"]);
+    let r = s.t.json(&["approve", &id, "--json"]);
+    assert_eq!(r["checkouts"][0], linked.to_str().unwrap(), "{r}");
+    assert_eq!(fs::read_to_string(linked.join("wt.txt")).unwrap(), "wt\n");
+    assert_eq!(git(&linked, &["status", "--porcelain"]), "");
+    assert_eq!(git(&s.repo, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn approve_refuses_files_in_the_way_before_anything_moves() {
+    let s = setup();
+    branch(&s.repo, "feature/new", &[("new.txt", "from the branch\n")]);
+    let item = submit(&s, "feature/new", "new file", "echo '1 passed, 0 failed'");
+    fs::write(s.repo.join("new.txt"), "mine, untracked\n").unwrap();
+    let before = main_head(&s.repo);
+    let err = s.t.fails(&["approve", &item["id"].to_string()]);
+    assert!(
+        err.contains("new.txt") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(main_head(&s.repo), before);
+    assert_eq!(
+        fs::read_to_string(s.repo.join("new.txt")).unwrap(),
+        "mine, untracked\n"
+    );
+    assert_eq!(s.t.json(&["approvals", "--json"])[0]["status"], "pending");
+}
+
+/// Runs `agency ARGS` able to write files of at most `limit` bytes (as on
+/// a full disk: writes past it fail).
+fn run_with_file_limit(t: &TestEnv, args: &[&str], limit: u64) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = t.cmd(args);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn approve_on_a_full_registry_says_what_it_did_and_a_rerun_records_it() {
+    let s = setup();
+    let c = branch(&s.repo, "feature/full", &[("full.txt", "f\n")]);
+    let item = submit(&s, "feature/full", "full disk", "echo '1 passed, 0 failed'");
+    let id = item["id"].to_string();
+    // Not even the approval's plan can be written: nothing happens.
+    let out = run_with_file_limit(&s.t, &["approve", &id], 100);
+    let err = crate::common::expect_user_error(&out, &["approve"]);
+    assert!(
+        err.contains("plan") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_ne!(main_head(&s.repo), c);
+    // Small files only: the merge lands, the registry cannot record it.
+    let out = run_with_file_limit(&s.t, &["approve", &id], 2048);
+    let err = crate::common::expect_user_error(&out, &["approve"]);
+    assert!(
+        err.contains("was merged into main") && err.contains("could not record"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("agency approve {id}")), "{err}");
+    assert_eq!(main_head(&s.repo), c);
+    assert_eq!(git(&s.repo, &["status", "--porcelain"]), "");
+    // Space again: the same command records it, without merging again.
+    let out = s.t.ok(&["approve", &id]);
+    assert!(out.contains("interrupted approve was finished"), "{out}");
+    assert_eq!(main_head(&s.repo), c);
+    let items = s.t.json(&["approvals", "--status", "approved", "--json"]);
+    assert_eq!(items[0]["merge_commit"], c);
+    wait_until("the coordinator hears of it once", || {
+        fs::read_to_string(s.out.join("coordinator.out"))
+            .is_ok_and(|t| t.matches("\"type\":\"approved\"").count() == 1)
+    });
+}
+
+#[test]
+fn reject_with_feedback_too_long_to_send_rejects_nothing() {
+    let s = setup();
+    branch(&s.repo, "feature/long", &[("l.txt", "l\n")]);
+    let item = submit(&s, "feature/long", "long", "echo '1 passed, 0 failed'");
+    let id = item["id"].to_string();
+    let long = "x".repeat(70_000);
+    let out = s.t.run(&["reject", &id, "--feedback", &long]);
+    let err = crate::common::expect_user_error(&out, &["reject", &id, "--feedback", "(70,000 x)"]);
+    assert!(err.contains("stays pending"), "{err}");
+    assert_eq!(s.t.json(&["approvals", "--json"])[0]["status"], "pending");
+    let queued: i64 =
+        s.t.db()
+            .query_row(
+                "SELECT count(*) FROM messages WHERE kind = 'rejected'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+    assert_eq!(queued, 0);
+}
+
+/// A test command that records its shell's and a child's pids in `dir`,
+/// then waits.
+fn slow_tests(dir: &Path) -> String {
+    format!(
+        "echo $$ > {d}/sh.pid; sleep 300 & echo $! > {d}/sleep.pid; wait",
+        d = dir.display()
+    )
+}
+
+/// The pids a `slow_tests` run recorded, once both are there.
+fn test_pids(dir: &Path) -> Vec<i32> {
+    wait_until("the tests to start", || dir.join("sleep.pid").is_file());
+    ["sh.pid", "sleep.pid"]
+        .iter()
+        .map(|f| {
+            let mut text = String::new();
+            wait_until("a whole pid file", || {
+                text = fs::read_to_string(dir.join(f)).unwrap_or_default();
+                text.ends_with('\n')
+            });
+            text.trim().parse().unwrap()
+        })
+        .collect()
+}
+
+/// Alive and not a zombie.
+fn alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+/// Ends the test processes we started if the test fails half-way.
+struct Reap(Vec<i32>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if alive(pid) {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+fn sandbox_branches(repo: &Path) -> String {
+    git(repo, &["branch", "--list", "agency-sandbox-*"])
+}
+
+#[test]
+fn an_interrupted_sandbox_run_stops_its_tests_and_removes_its_worktree() {
+    let s = setup();
+    branch(&s.repo, "feature/int", &[("i.txt", "i\n")]);
+    for (sig, name) in [
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGHUP, "SIGHUP"),
+    ] {
+        let marks = tempfile::tempdir().unwrap();
+        let cmd = slow_tests(marks.path());
+        let child =
+            s.t.cmd(&[
+                "sandbox",
+                "deploy",
+                "CodeAgency",
+                "feature/int",
+                "--test-command",
+                &cmd,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pids = test_pids(marks.path());
+        let _reap = Reap(pids.clone());
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(&format!("interrupted by {name}")), "{err}");
+        for pid in pids {
+            assert!(!alive(pid), "{name}: test process {pid} runs on");
+        }
+        assert!(our_worktrees(&s).is_empty(), "{name}: the worktree stays");
+        assert_eq!(sandbox_branches(&s.repo), "", "{name}: the branch stays");
+    }
+}
+
+#[test]
+fn a_killed_sandbox_run_is_swept_by_the_next_one() {
+    let s = setup();
+    branch(&s.repo, "feature/kill", &[("k.txt", "k\n")]);
+    // A kept sandbox is the user's: no sweep takes it.
+    let kept = s.t.json(&[
+        "sandbox",
+        "deploy",
+        "CodeAgency",
+        "feature/kill",
+        "--test-command",
+        "echo '1 passed, 0 failed'",
+        "--keep",
+        "--json",
+    ]);
+    let marks = tempfile::tempdir().unwrap();
+    let cmd = slow_tests(marks.path());
+    let mut child =
+        s.t.cmd(&[
+            "sandbox",
+            "deploy",
+            "CodeAgency",
+            "feature/kill",
+            "--test-command",
+            &cmd,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pids = test_pids(marks.path());
+    let _reap = Reap(pids.clone());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        our_worktrees(&s).len(),
+        2,
+        "the killed run left its worktree"
+    );
+    assert!(
+        pids.iter().any(|&p| alive(p)),
+        "the killed run's tests run on"
+    );
+    s.t.json(&[
+        "sandbox",
+        "deploy",
+        "CodeAgency",
+        "feature/kill",
+        "--test-command",
+        "echo '1 passed, 0 failed'",
+        "--json",
+    ]);
+    for pid in pids {
+        wait_until("the abandoned tests to end", || !alive(pid));
+    }
+    let left = our_worktrees(&s);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        left[0].ends_with(kept["worktree"].as_str().unwrap()),
+        "{left:?}"
+    );
+    assert_eq!(sandbox_branches(&s.repo).lines().count(), 1);
+}
+
+#[test]
+fn an_approve_killed_after_the_branch_moved_is_finished_by_the_next_decision() {
+    let s = setup();
+    let c = branch(&s.repo, "feature/k", &[("k.txt", "k\n")]);
+    let item = submit(&s, "feature/k", "killed", "echo '1 passed, 0 failed'");
+    branch(&s.repo, "feature/other", &[("o.txt", "o\n")]);
+    let other = submit(&s, "feature/other", "other", "echo '1 passed, 0 failed'");
+    let old = main_head(&s.repo);
+    // What a kill just after main moved leaves: the plan, main moved, the
+    // checkout not yet, and git's index lock of the checkout.
+    let plan = serde_json::json!({
+        "id": item["id"], "merge": "fast-forward", "by": "human", "note": null,
+        "landing": {"base": "main", "old": old, "new": c, "checkouts": [s.repo]},
+    });
+    fs::write(s.t.home.join("registry/approving.json"), plan.to_string()).unwrap();
+    git(&s.repo, &["update-ref", "refs/heads/main", &c, &old]);
+    let lock = s.repo.join(".git/index.lock");
+    let f = fs::File::create(&lock).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(10))
+        .unwrap();
+    drop(f);
+    // Any next decision finishes it first, and says so.
+    let out =
+        s.t.run(&["reject", &other["id"].to_string(), "--feedback", "not now"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "finished the interrupted approve of #{}",
+            item["id"]
+        )) && err.contains("removed the stale lock"),
+        "{err}"
+    );
+    assert!(!lock.exists());
+    assert_eq!(main_head(&s.repo), c);
+    assert_eq!(git(&s.repo, &["status", "--porcelain"]), "");
+    assert_eq!(fs::read_to_string(s.repo.join("k.txt")).unwrap(), "k\n");
+    assert!(!s.t.home.join("registry/approving.json").exists());
+    let all = s.t.json(&["approvals", "--status", "all", "--json"]);
+    let status = |id: &serde_json::Value| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == *id)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status(&item["id"]), "approved");
+    assert_eq!(status(&other["id"]), "rejected");
+    // The same approve again: decided once.
+    let err = s.t.fails(&["approve", &item["id"].to_string()]);
+    assert!(err.contains("already approved"), "{err}");
 }

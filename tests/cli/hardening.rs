@@ -992,12 +992,23 @@ fn log_follow_moves_to_a_new_database() {
     use std::io::BufRead;
     let t = TestEnv::new();
     let _out = t.receivers("Bus", "rx");
-    let mut child = t
-        .cmd(&["log", "--follow", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    // Killed on drop, whatever the test does: an orphan holding the test's
+    // stderr keeps whoever reads it waiting.
+    struct Follow(std::process::Child);
+    impl Drop for Follow {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Follow(
+        t.cmd(&["log", "--follow", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout)
@@ -1018,7 +1029,6 @@ fn log_follow_moves_to_a_new_database() {
         rx.try_iter()
             .any(|l| l.contains("message.queued") && l.contains("\"id\":1"))
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert!(seen, "log --follow showed the new database's events");
 }

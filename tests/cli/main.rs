@@ -6,6 +6,7 @@ mod common;
 mod agencies;
 mod approvals;
 mod bad_input;
+mod crash;
 mod demo;
 mod first_hour;
 mod hardening;

@@ -125,6 +125,23 @@ fn check_ins_are_listed_and_cancelled() {
     t.fails(&["schedule", "Bus", "rx", "hi"]);
     t.fails(&["schedule", "Bus", "rx", "--in", "soonish", "hi"]);
     t.fails(&["schedule", "Bus", "nobody", "--in", "1m", "hi"]);
+    // Times past what a date can say are refused, not a crash.
+    for far in ["300000000000y", "10000y", "18446744073709551615s"] {
+        let err = t.fails(&["schedule", "Bus", "rx", "--in", far, "hi"]);
+        assert!(err.contains("too far in the future"), "{far}: {err}");
+    }
+    t.fails(&[
+        "schedule",
+        "Bus",
+        "rx",
+        "--at",
+        "10000-01-01T00:00:00Z",
+        "hi",
+    ]);
+    assert_eq!(
+        t.json(&["schedule", "--list", "--json"]),
+        serde_json::json!([])
+    );
 }
 
 #[test]

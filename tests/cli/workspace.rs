@@ -111,3 +111,29 @@ fn templates_lists_the_five_agencies() {
         serde_json::json!(["python-agent", "js-agent", "go-agent", "code-reviewer"])
     );
 }
+
+#[test]
+fn seed_scripts_without_agency_say_so() {
+    let t = TestEnv::new();
+    let run = |bin: Option<&str>| {
+        let mut c = std::process::Command::new(t.home.join("scripts/send-agency-message.sh"));
+        c.args(["A", "coordinator", "hi"])
+            .env("PATH", "/usr/bin:/bin")
+            .env_remove("AGENCY_BIN")
+            .env_remove("AGENCY_HOME");
+        if let Some(b) = bin {
+            c.env("AGENCY_BIN", b);
+        }
+        c.output().unwrap()
+    };
+    for (bin, says) in [
+        (None, "agency not found"),
+        (Some("/nowhere/agency"), "AGENCY_BIN"),
+    ] {
+        let out = run(bin);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.starts_with("error: ") && err.contains(says), "{err}");
+        assert!(err.contains("\nhint: "), "{err}");
+    }
+}

@@ -215,7 +215,7 @@ fn purge_refuses_to_lose_work() {
     commit(&x, &[], "save it");
     let err = t.fails(&["kill", "A", "--purge"]);
     assert!(
-        err.contains("1 commit(s) on agency/A/x not in main"),
+        err.contains("1 commit(s) on agency/A/x or its worktree's HEAD"),
         "{err}"
     );
     assert!(git(&repo, &["branch", "--list", "agency/A/x"]).contains("agency/A/x"));
@@ -225,6 +225,32 @@ fn purge_refuses_to_lose_work() {
     assert!(!t.home.join("agencies/A").exists());
     assert_eq!(git(&repo, &["branch", "--list", "agency/A/x"]), "");
     assert!(!git(&repo, &["worktree", "list"]).contains("worktrees/x"));
+}
+
+#[test]
+fn purge_counts_commits_no_remaining_branch_has() {
+    let (t, repo) = TestEnv::with_project();
+    t.ok(&["create", "A", "--agents", "x,y", "--agent-command", "cat"]);
+    let x = t.home.join("agencies/A/worktrees/x");
+    let y = t.home.join("agencies/A/worktrees/y");
+    git(&x, &["checkout", "-q", "--detach"]);
+    let sha = commit(&x, &[("d.txt", "d")], "on a detached HEAD");
+    let err = t.fails(&["kill", "A", "--purge"]);
+    assert!(err.contains("x: 1 commit(s)"), "{err}");
+    assert!(
+        t.tmux(&["has-session", "-t", "=A"]).status.success(),
+        "nothing changed"
+    );
+    // Only on y's branch now, which goes too: still at risk.
+    git(&x, &["checkout", "-q", "agency/A/x"]);
+    git(&y, &["merge", "-q", "--ff-only", &sha]);
+    let err = t.fails(&["kill", "A", "--purge"]);
+    assert!(err.contains("y: 1 commit(s)"), "{err}");
+    // A branch that stays keeps it: nothing is lost, purge goes through.
+    git(&repo, &["branch", "keep", &sha]);
+    t.ok(&["kill", "A", "--purge"]);
+    assert_eq!(git(&repo, &["rev-parse", "keep"]).trim(), sha);
+    assert!(!x.exists() && !y.exists());
 }
 
 #[test]
