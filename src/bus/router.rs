@@ -258,6 +258,11 @@ pub fn run_with(ws: Workspace, mut upkeep: impl FnMut(&mut Ctx)) -> Result<()> {
         }
         if ctx.store.replaced() {
             router.reopen(&mut ctx);
+            // A new registry knows no agency yet: wait for one as at start.
+            live = Liveness {
+                seen: false,
+                started: Instant::now(),
+            };
         }
         if live.done(&ctx) && router.typed.is_empty() && router.may_stop(&ctx) {
             // Queued messages wait in the registry; `create` starts a router.
