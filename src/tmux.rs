@@ -310,6 +310,43 @@ impl Tmux {
         Ok(out.lines().filter_map(parse_pane_line).collect())
     }
 
+    /// Per pane id, when its window last showed new output (Unix seconds,
+    /// tmux's `window_activity`): a pane whose window has not changed since
+    /// a look still shows what that look saw. An absent server has none.
+    pub fn window_activity(&self) -> Result<std::collections::HashMap<String, u64>, TmuxError> {
+        let mut c = cmd("list-panes");
+        c.push_flag("-a")
+            .push_option("-F", format!("#{{pane_id}}{FIELD_SEP}#{{window_activity}}"));
+        let out = match self.run(vec![c]) {
+            Ok(out) => out,
+            Err(TmuxError::NoServer { .. } | TmuxError::Unreachable { .. }) => String::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                let (id, at) = l.split_once(FIELD_SEP)?;
+                Some((id.to_string(), at.trim().parse().ok()?))
+            })
+            .collect())
+    }
+
+    /// Sets a user option (`@name`) of the server, for status lines to
+    /// show; an empty value unsets it.
+    pub fn set_global_option(&self, name: &str, value: &str) -> Result<(), TmuxError> {
+        let mut c = cmd("set-option");
+        c.push_flag("-g");
+        if value.is_empty() {
+            c.push_flag("-u").push_param(name.to_string());
+        } else {
+            c.push_param(name.to_string()).push_param(value.to_string());
+        }
+        match self.run(vec![c]) {
+            Ok(_) | Err(TmuxError::NoServer { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn has_session(&self, session: &str) -> Result<bool, TmuxError> {
         Ok(self.list_panes()?.iter().any(|p| p.session == session))
     }
@@ -474,17 +511,31 @@ impl Tmux {
     /// Attaches the user's terminal to `target`, or switches the current
     /// client when already inside tmux on this same server. This is the one
     /// call that needs the terminal, so stdin is inherited.
-    pub fn attach(&self, target: &str) -> Result<(), TmuxError> {
+    /// Whether this process runs inside a client of this same server (so
+    /// `attach` switches that client instead of nesting one).
+    pub fn inside_same_server(&self) -> bool {
         // $TMUX is "<socket path>,<pid>,<session>"; the socket's file name is
         // the -L name ("default" without one).
         let ours = self.socket.as_deref().unwrap_or("default");
-        let inside_same_server = std::env::var("TMUX").ok().is_some_and(|t| {
+        std::env::var("TMUX").ok().is_some_and(|t| {
             let path = t.split(',').next().unwrap_or("");
             std::path::Path::new(path)
                 .file_name()
                 .and_then(|n| n.to_str())
                 == Some(ours)
-        });
+        })
+    }
+
+    /// Switches the client this process runs in (see `inside_same_server`)
+    /// to `target`.
+    pub fn switch_client(&self, target: &str) -> Result<(), TmuxError> {
+        let mut c = cmd("switch-client");
+        c.push_option("-t", target.to_string());
+        self.run(vec![c]).map(|_| ())
+    }
+
+    pub fn attach(&self, target: &str) -> Result<(), TmuxError> {
+        let inside_same_server = self.inside_same_server();
         let mut c = cmd(if inside_same_server {
             "switch-client"
         } else {

@@ -19,6 +19,22 @@ pub struct Config {
     pub tmux: TmuxConfig,
     pub agents: AgentsConfig,
     pub tasks: TasksConfig,
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]`: a command run for what needs the human (see
+/// `monitor::notify`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct NotifyConfig {
+    /// Run with `sh -c`, a JSON document on its stdin.
+    pub command: Option<String>,
+    /// What comes within this long of the first goes in one call (`2m`).
+    pub batch: Option<String>,
+    /// Hours held, then sent as one call (`22:00-08:00`, local time).
+    pub quiet: Option<String>,
+    /// A call still running after this long is ended (`30s`).
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -6,6 +6,7 @@ mod approvals;
 mod demo;
 mod docs;
 mod messages;
+mod monitor;
 mod progress;
 mod tasks;
 mod workspace;
@@ -67,6 +68,8 @@ pub enum Command {
     Approvals(approvals::ApprovalsArgs),
     Approve(approvals::ApproveArgs),
     Reject(approvals::RejectArgs),
+    Monitor(monitor::MonitorArgs),
+    Metrics(monitor::MetricsArgs),
     Task(tasks::TaskArgs),
     Plan(tasks::PlanArgs),
     Demo(demo::DemoArgs),
@@ -101,6 +104,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Approvals(args) => approvals::approvals(&mut open(home)?, args),
         Command::Approve(args) => approvals::approve(&mut open(home)?, args),
         Command::Reject(args) => approvals::reject(&mut open(home)?, args),
+        Command::Monitor(args) => monitor::monitor(&mut open(home)?, args),
+        Command::Metrics(args) => monitor::metrics(&open(home)?, args),
         Command::Task(args) => tasks::task(&mut open(home)?, args),
         Command::Plan(args) => tasks::plan(&mut open(home)?, args),
         Command::Demo(args) => demo::demo(home, args),

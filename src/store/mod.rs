@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::workspace::write_atomic;
 
+mod monitor;
 mod tasks;
 pub use tasks::{Claim, NewTask, TaskCount, TaskEventRow, TaskFilter, TaskRow, TaskTx};
 
@@ -21,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/004_worktrees.sql"),
     include_str!("migrations/005_schedule.sql"),
     include_str!("migrations/010_tasks.sql"),
+    include_str!("migrations/016_monitor.sql"),
 ];
 
 /// How long a writer waits for another process's transaction.

@@ -1,0 +1,222 @@
+//! `agency monitor`, the one screen: what needs the human first (and
+//! decided there, in two keys), the agencies below, recent events and a
+//! throughput sparkline. The same architecture as the approval screen: one
+//! `tokio::select!` loop over terminal events, a one-second tick and a
+//! debounced watch on the registry, feeding actions to `App::update`;
+//! drawing is `draw::draw`, a pure function of the state.
+
+pub mod app;
+pub mod draw;
+
+use std::time::{Duration, SystemTime};
+
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures_util::StreamExt;
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::agency::Ctx;
+use crate::approval;
+use crate::error::{Error, Result};
+use crate::git::Project;
+use crate::monitor::scan::BUDGET;
+use crate::monitor::Monitor;
+use app::{Action, App, Decision, Effect, Jumped};
+
+/// Opens the screen until `q`; returns what to print once it has closed
+/// (the command that attaches to a pane, outside tmux). The terminal is
+/// restored on quit, on error and on panic.
+pub fn run(ctx: &mut Ctx) -> Result<Option<String>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the screen", e))?;
+    rt.block_on(async {
+        let mut terminal = ratatui::init();
+        let result = event_loop(&mut terminal, ctx).await;
+        ratatui::restore();
+        result
+    })
+}
+
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    ctx: &mut Ctx,
+) -> Result<Option<String>> {
+    let mut app = App::new(SystemTime::now());
+    let mut monitor = Monitor::new(BUDGET);
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let (changed_tx, mut changed) = mpsc::unbounded_channel::<()>();
+    // Any write to the registry: a submission, a decision, a delivery.
+    let _watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok_and(|e| e.kind.is_modify() || e.kind.is_create()) {
+            let _ = changed_tx.send(());
+        }
+    })
+    .ok()
+    .and_then(|mut w| {
+        w.watch(&ctx.ws.registry_dir(), RecursiveMode::NonRecursive)
+            .ok()
+            .map(|_| w)
+    });
+    let mut pending = vec![Effect::Reload];
+    loop {
+        for effect in std::mem::take(&mut pending) {
+            if let Some(action) = perform(ctx, &mut monitor, effect) {
+                pending.extend(app.update(action));
+            }
+        }
+        terminal
+            .draw(|f| draw::draw(&app, f))
+            .map_err(|e| Error::io("drawing the screen", e))?;
+        if app.quit {
+            return Ok(app.exit_message.take());
+        }
+        let action = tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => app.key(k),
+                Some(Ok(_)) => None,
+                Some(Err(e)) => return Err(Error::io("reading the terminal", e)),
+                None => return Ok(None),
+            },
+            _ = tick.tick() => Some(Action::Tick(SystemTime::now())),
+            Some(()) = changed.recv() => {
+                // Debounce: one reload for a burst of writes.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                while changed.try_recv().is_ok() {}
+                pending.push(Effect::Reload);
+                None
+            }
+        };
+        if let Some(a) = action {
+            pending.extend(app.update(a));
+        }
+    }
+}
+
+fn show(e: Error) -> String {
+    match e.hint() {
+        Some(h) => format!("{e} — {h}"),
+        None => e.to_string(),
+    }
+}
+
+/// Carries out an effect; what came of it returns as an action. A failure
+/// is shown on the screen, never a crash.
+fn perform(ctx: &mut Ctx, monitor: &mut Monitor, effect: Effect) -> Option<Action> {
+    match effect {
+        Effect::Reload => {
+            if ctx.store.replaced() {
+                if let Ok(store) = crate::store::Store::open(&ctx.ws.registry_dir()) {
+                    // Not closed: see the router's `reopen`.
+                    std::mem::forget(std::mem::replace(&mut ctx.store, store));
+                }
+            }
+            match monitor.refresh(ctx, SystemTime::now()) {
+                Ok(snap) => Some(Action::Loaded(Box::new(snap))),
+                // The last picture stays; the reason is shown.
+                Err(e) => Some(Action::Problem(show(e))),
+            }
+        }
+        Effect::LoadApproval(id) => ctx
+            .store
+            .approval(id)
+            .ok()
+            .flatten()
+            .map(|a| Action::Approval(Box::new(a))),
+        Effect::LoadDiff(id) => {
+            let text = match ctx.store.approval(id) {
+                Ok(Some(item)) => Project::open(&ctx.ws.project_dir())
+                    .and_then(|p| p.diff_text(&item.base_branch, &item.commit))
+                    .unwrap_or_else(|e| format!("cannot show the diff: {e}")),
+                _ => format!("no approval #{id}"),
+            };
+            Some(Action::Text(text.lines().map(str::to_string).collect()))
+        }
+        Effect::Decide(d) => Some(Action::Decided(decide(ctx, d).map_err(show))),
+        Effect::Reject(id, feedback) => Some(Action::Decided(
+            approval::reject(ctx, id, &feedback)
+                .map(|_| format!("rejected #{id}; the feedback went to its coordinator"))
+                .map_err(show),
+        )),
+        Effect::Jump { agency, agent } => {
+            Some(Action::Jumped(jump(ctx, &agency, agent.as_deref())))
+        }
+    }
+}
+
+/// Carries out a confirmed decision; returns what to show.
+fn decide(ctx: &mut Ctx, d: Decision) -> Result<String> {
+    match d {
+        Decision::Approve(id) | Decision::Force(id) => {
+            let force = matches!(d, Decision::Force(_));
+            let r = approval::approve(ctx, id, None, force)?;
+            Ok(format!(
+                "approved #{id}: {} merged into {} ({})",
+                r.branch, r.base_branch, r.merge
+            ))
+        }
+        Decision::Answer {
+            agency,
+            agent,
+            choice,
+            ..
+        } => answer(ctx, &agency, &agent, choice),
+        Decision::Restart { agency, agent } => {
+            crate::agency::restore(ctx, Some(&agency))?;
+            crate::tasks::route_waiting(ctx)?;
+            Ok(format!("started {agency}/{agent} again"))
+        }
+        Decision::Retry(id) => match ctx.store.retry_message(id, &crate::tasks::actor())? {
+            Some(m) => {
+                crate::bus::router::ensure_running(&ctx.ws)?;
+                crate::bus::router::wake(&ctx.ws.registry_dir());
+                Ok(format!("message #{id} to {} is queued again", m.to))
+            }
+            None => Err(Error::user(
+                format!("message #{id} is not failed (any more)"),
+                "nothing to retry",
+            )),
+        },
+    }
+}
+
+/// Answers a permission prompt as `agency answer` does.
+fn answer(_ctx: &mut Ctx, agency: &str, agent: &str, choice: app::Choice) -> Result<String> {
+    Err(Error::user(
+        format!(
+            "answering {agency}/{agent} ({}) needs `agency answer`",
+            choice.as_str()
+        ),
+        format!("answer in its pane: agency attach {agency} {agent}"),
+    ))
+}
+
+/// Inside tmux on this server, switches this client to the pane; else the
+/// screen closes and prints the command that attaches.
+fn jump(ctx: &Ctx, agency: &str, agent: Option<&str>) -> std::result::Result<Jumped, String> {
+    let target = crate::agency::attach_target(ctx, agency, agent).map_err(show)?;
+    let what = match agent {
+        Some(a) => format!("{agency}/{a}"),
+        None => agency.to_string(),
+    };
+    if ctx.tmux.inside_same_server() {
+        ctx.tmux
+            .switch_client(&target)
+            .map(|()| {
+                Jumped::Switched(format!(
+                    "switched to {what} (come back with your tmux keys)"
+                ))
+            })
+            .map_err(|e| e.to_string())
+    } else {
+        let me = crate::workspace::invocation(&ctx.ws);
+        let mut cmd = format!("{me} attach {}", crate::workspace::quote(agency));
+        if let Some(a) = agent {
+            cmd.push(' ');
+            cmd.push_str(&crate::workspace::quote(a));
+        }
+        Ok(Jumped::Attach(cmd))
+    }
+}
