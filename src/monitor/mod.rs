@@ -10,6 +10,8 @@
 
 pub mod metrics;
 pub mod notify;
+#[doc(hidden)]
+pub mod sample;
 pub mod scan;
 pub mod watch;
 

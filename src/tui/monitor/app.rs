@@ -212,7 +212,9 @@ impl App {
                     Kind::Exited => "exited",
                     _ => "",
                 };
-                let question = self.live_question(&n.agency, &agent);
+                let question = self
+                    .live_question(&n.agency, &agent)
+                    .or_else(|| n.what.strip_prefix("asks: ").map(str::to_string));
                 Some((n.agency.clone(), agent, state.into(), question))
             }
             Row::Agent(a, g) => {
@@ -255,10 +257,13 @@ impl App {
         })
     }
 
+    fn selected_key(&self) -> Option<Key> {
+        self.current().cloned().and_then(|r| self.key_of(&r))
+    }
+
     /// Rebuilds the rows (after a refresh or an agency opened), keeping
     /// the selection on the same thing.
-    fn rebuild(&mut self) {
-        let keep = self.current().cloned().and_then(|r| self.key_of(&r));
+    fn rebuild(&mut self, keep: Option<Key>) {
         let mut rows: Vec<Row> = (0..self.snap.needs_you.len()).map(Row::Need).collect();
         for (i, a) in self.snap.agencies.iter().enumerate() {
             rows.push(Row::Agency(i));
@@ -459,6 +464,7 @@ impl App {
                 }
             }
             Action::Loaded(snap) => {
+                let keep = self.selected_key();
                 self.snap = *snap;
                 let mut t = Totals::default();
                 for a in &self.snap.agencies {
@@ -469,7 +475,7 @@ impl App {
                     t.exited += a.exited;
                 }
                 self.totals = t;
-                self.rebuild();
+                self.rebuild(keep);
             }
             Action::Approval(a) => self.approval = Some(*a),
             Action::Text(lines) => self.text = lines,
@@ -502,10 +508,11 @@ impl App {
         match self.current().cloned() {
             Some(Row::Agency(a)) => {
                 if let Some(name) = self.snap.agencies.get(a).map(|a| a.name.clone()) {
+                    let keep = self.selected_key();
                     if !self.expanded.remove(&name) {
                         self.expanded.insert(name);
                     }
-                    self.rebuild();
+                    self.rebuild(keep);
                 }
                 Vec::new()
             }

@@ -88,7 +88,8 @@ fn help_line(app: &App) -> String {
                 Some(Kind::Blocked) => "Enter details",
                 None => match app.current() {
                     Some(Row::Agency(_)) => "Enter open/close",
-                    _ => "y/n/A answer  R restart",
+                    Some(_) => "y/n/A answer  R restart",
+                    None => "",
                 },
             };
             format!("↑↓ move  {what}  p go to pane  q quit")
@@ -130,6 +131,15 @@ fn window(selected: Option<usize>, len: usize, rows: usize) -> usize {
     match selected {
         Some(s) if s >= rows => (s + 1 - rows).min(len.saturating_sub(rows)),
         _ => 0,
+    }
+}
+
+/// The selected row's mark (the reverse video does not show everywhere).
+fn marker(on: bool) -> &'static str {
+    if on {
+        "›"
+    } else {
+        " "
     }
 }
 
@@ -179,6 +189,7 @@ fn needs_you(app: &App, f: &mut Frame, area: Rect) {
         .take(visible)
         .map(|(i, n)| {
             TableRow::new(vec![
+                Cell::from(marker(sel == Some(i))),
                 Cell::from(n.kind.as_str()).style(kind_style(n.kind)),
                 Cell::from(n.agency.clone()),
                 Cell::from(n.agent.clone().unwrap_or_else(|| "-".into())),
@@ -190,6 +201,7 @@ fn needs_you(app: &App, f: &mut Frame, area: Rect) {
     let table = Table::new(
         rows,
         [
+            Constraint::Length(1),
             Constraint::Length(8),
             Constraint::Length(16),
             Constraint::Length(14),
@@ -198,7 +210,7 @@ fn needs_you(app: &App, f: &mut Frame, area: Rect) {
         ],
     )
     .header(
-        TableRow::new(["KIND", "AGENCY", "AGENT", "WHAT", "SINCE"])
+        TableRow::new(["", "KIND", "AGENCY", "AGENT", "WHAT", "SINCE"])
             .style(Style::new().bold().underlined()),
     )
     .block(block);
@@ -220,7 +232,7 @@ fn bar(done: i64, total: i64, width: usize) -> String {
     format!("{}{}", "█".repeat(full), "░".repeat(width - full))
 }
 
-fn agency_row<'a>(app: &App, a: &'a AgencyLine, open: bool) -> TableRow<'a> {
+fn agency_row<'a>(app: &App, a: &'a AgencyLine, open: bool) -> Vec<Cell<'a>> {
     let state = if !a.running {
         Span::from("stopped").dim()
     } else {
@@ -244,7 +256,7 @@ fn agency_row<'a>(app: &App, a: &'a AgencyLine, open: bool) -> TableRow<'a> {
     } else {
         "no tasks".into()
     };
-    TableRow::new(vec![
+    vec![
         Cell::from(format!("{} {}", if open { "▾" } else { "▸" }, a.name)),
         Cell::from(state),
         Cell::from(Line::from(vec![
@@ -259,7 +271,7 @@ fn agency_row<'a>(app: &App, a: &'a AgencyLine, open: bool) -> TableRow<'a> {
                 .as_deref()
                 .map_or("-".into(), |t| age(t, app.now)),
         ),
-    ])
+    ]
 }
 
 fn agency_list(app: &App, f: &mut Frame, area: Rect) {
@@ -305,7 +317,7 @@ fn agency_list(app: &App, f: &mut Frame, area: Rect) {
                         (_, Some(e)) => format!("not started: {}", one_line(e)),
                         _ => agent.pane.clone().unwrap_or_default(),
                     };
-                    TableRow::new(vec![
+                    vec![
                         Cell::from(format!("    {}", agent.name)),
                         Cell::from(agent.role.clone()).dim(),
                         Cell::from(agent.state.clone()).fg(color),
@@ -316,15 +328,18 @@ fn agency_list(app: &App, f: &mut Frame, area: Rect) {
                                 .map(|s| age(&crate::monitor::rfc3339(s), app.now))
                                 .unwrap_or_default(),
                         ),
-                    ])
+                    ]
                 }
                 Row::Need(_) => return None,
             };
-            Some(row.style(selected_style(sel == Some(i))))
+            let mut cells = vec![Cell::from(marker(sel == Some(i)))];
+            cells.extend(row);
+            Some(TableRow::new(cells).style(selected_style(sel == Some(i))))
         });
     let table = Table::new(
         table_rows,
         [
+            Constraint::Length(1),
             Constraint::Length(24),
             Constraint::Length(11),
             Constraint::Length(33),
@@ -333,7 +348,7 @@ fn agency_list(app: &App, f: &mut Frame, area: Rect) {
         ],
     )
     .header(
-        TableRow::new(["AGENCY", "STATE", "AGENTS", "TASKS", "LAST"])
+        TableRow::new(["", "AGENCY", "STATE", "AGENTS", "TASKS", "LAST"])
             .style(Style::new().bold().underlined()),
     )
     .block(block);

@@ -220,3 +220,229 @@ fn jump(ctx: &Ctx, agency: &str, agent: Option<&str>) -> std::result::Result<Jum
         Ok(Jumped::Attach(cmd))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::{KeyCode, KeyEvent};
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    use super::app::{Action, App, Choice, Decision, Effect, Mode, Row, View};
+    use super::draw::draw;
+    use crate::monitor::{sample, Kind, Snapshot};
+
+    fn app(snap: Snapshot) -> App {
+        let mut a = App::new(sample::now());
+        a.update(Action::Loaded(Box::new(snap)));
+        a
+    }
+
+    fn render(app: &App, w: u16, h: u16) -> String {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| draw(app, f)).unwrap();
+        t.backend().to_string()
+    }
+
+    fn press(a: &mut App, code: KeyCode) -> Vec<Effect> {
+        match a.key(KeyEvent::from(code)) {
+            Some(action) => a.update(action),
+            None => Vec::new(),
+        }
+    }
+
+    /// Selects the first needs-you row of `kind`.
+    fn select(a: &mut App, kind: Kind) {
+        a.selected = a
+            .snap
+            .needs_you
+            .iter()
+            .position(|n| n.kind == kind)
+            .unwrap();
+    }
+
+    fn small() -> Snapshot {
+        sample::fleet(3, 4, 40)
+    }
+
+    #[test]
+    fn empty() {
+        insta::assert_snapshot!(render(&app(Snapshot::default()), 100, 20));
+    }
+
+    #[test]
+    fn busy() {
+        let mut s = small();
+        s.needs_you.clear();
+        let mut a = app(s);
+        // Open the first agency.
+        a.update(Action::Enter);
+        insta::assert_snapshot!(render(&a, 120, 30));
+    }
+
+    #[test]
+    fn every_kind_of_row() {
+        let a = app(small());
+        let kinds: Vec<Kind> = a.snap.needs_you.iter().map(|n| n.kind).collect();
+        for k in [
+            Kind::Approval,
+            Kind::Waiting,
+            Kind::Blocked,
+            Kind::Failed,
+            Kind::Exited,
+        ] {
+            assert!(kinds.contains(&k), "{k:?}");
+        }
+        insta::assert_snapshot!(render(&a, 120, 30));
+    }
+
+    #[test]
+    fn fleet_of_700() {
+        let a = app(sample::fleet(100, 7, 10_000));
+        assert_eq!(a.totals.agents, 700);
+        insta::assert_snapshot!(render(&a, 200, 50));
+    }
+
+    #[test]
+    fn approve_is_a_then_y_and_a_failed_one_takes_f() {
+        let mut a = app(small());
+        assert_eq!(press(&mut a, KeyCode::Char('a')), vec![]);
+        assert_eq!(a.mode, Mode::Confirm(Decision::Approve(3)));
+        insta::assert_snapshot!("confirm_approve", render(&a, 100, 24));
+        assert_eq!(
+            press(&mut a, KeyCode::Char('y')),
+            vec![Effect::Decide(Decision::Approve(3))]
+        );
+        press(&mut a, KeyCode::Char('j'));
+        press(&mut a, KeyCode::Char('a'));
+        assert_eq!(a.mode, Mode::Confirm(Decision::Force(4)));
+        assert_eq!(
+            press(&mut a, KeyCode::Char('y')),
+            vec![],
+            "y does not force"
+        );
+        assert_eq!(a.mode, Mode::Normal);
+        press(&mut a, KeyCode::Char('a'));
+        assert_eq!(
+            press(&mut a, KeyCode::Char('F')),
+            vec![Effect::Decide(Decision::Force(4))]
+        );
+    }
+
+    #[test]
+    fn reject_takes_feedback() {
+        let mut a = app(small());
+        press(&mut a, KeyCode::Char('r'));
+        for c in "needs tests".chars() {
+            press(&mut a, KeyCode::Char(c));
+        }
+        insta::assert_snapshot!("feedback", render(&a, 100, 24));
+        assert_eq!(
+            press(&mut a, KeyCode::Enter),
+            vec![Effect::Reject(3, "needs tests".into())]
+        );
+    }
+
+    #[test]
+    fn a_waiting_agent_is_answered_in_two_keys() {
+        let mut a = app(small());
+        a.update(Action::Move(2));
+        assert_eq!(a.need().unwrap().kind, Kind::Waiting);
+        assert_eq!(a.need().unwrap().agency, "CodeAgency");
+        // `a` is for approvals: nothing happens but a hint.
+        assert_eq!(press(&mut a, KeyCode::Char('a')), vec![]);
+        assert_eq!(a.mode, Mode::Normal);
+        press(&mut a, KeyCode::Char('A'));
+        insta::assert_snapshot!("confirm_answer", render(&a, 100, 24));
+        let want = Effect::Decide(Decision::Answer {
+            agency: "CodeAgency".into(),
+            agent: "dev".into(),
+            choice: Choice::Always,
+            question: Some("Bash(rm -rf build && cargo build)".into()),
+        });
+        assert_eq!(press(&mut a, KeyCode::Char('y')), vec![want]);
+        for (key, choice) in [('y', Choice::Yes), ('n', Choice::No)] {
+            press(&mut a, KeyCode::Char(key));
+            assert!(
+                matches!(&a.mode, Mode::Confirm(Decision::Answer { choice: c, .. }) if *c == choice)
+            );
+            assert_eq!(press(&mut a, KeyCode::Char('x')), vec![], "cancelled");
+        }
+    }
+
+    #[test]
+    fn exited_agents_restart_and_failed_messages_retry_with_r_then_y() {
+        let mut a = app(small());
+        select(&mut a, Kind::Failed);
+        press(&mut a, KeyCode::Char('R'));
+        assert_eq!(
+            press(&mut a, KeyCode::Char('y')),
+            vec![Effect::Decide(Decision::Retry(41))]
+        );
+        select(&mut a, Kind::Exited);
+        press(&mut a, KeyCode::Char('R'));
+        insta::assert_snapshot!("confirm_restart", render(&a, 100, 24));
+        assert_eq!(
+            press(&mut a, KeyCode::Char('y')),
+            vec![Effect::Decide(Decision::Restart {
+                agency: "DocsAgency".into(),
+                agent: "writer".into()
+            })]
+        );
+        // R on an approval does nothing.
+        a.update(Action::Top);
+        press(&mut a, KeyCode::Char('R'));
+        assert_eq!(a.mode, Mode::Normal);
+    }
+
+    #[test]
+    fn p_jumps_to_the_pane_of_any_row() {
+        let mut a = app(small());
+        assert_eq!(
+            press(&mut a, KeyCode::Char('p')),
+            vec![Effect::Jump {
+                agency: "CodeAgency".into(),
+                agent: None
+            }]
+        );
+        a.update(Action::Move(2));
+        assert_eq!(
+            press(&mut a, KeyCode::Char('p')),
+            vec![Effect::Jump {
+                agency: "CodeAgency".into(),
+                agent: Some("dev".into())
+            }]
+        );
+        a.update(Action::Jumped(Ok(super::app::Jumped::Attach(
+            "agency attach CodeAgency dev".into(),
+        ))));
+        assert!(a.quit);
+        assert_eq!(
+            a.exit_message.as_deref(),
+            Some("agency attach CodeAgency dev")
+        );
+    }
+
+    #[test]
+    fn details_of_an_approval_and_the_selection_follows_its_row() {
+        let mut a = app(small());
+        a.update(Action::Move(1));
+        assert_eq!(press(&mut a, KeyCode::Enter), vec![Effect::LoadApproval(4)]);
+        assert_eq!(a.view, View::Detail);
+        insta::assert_snapshot!("detail", render(&a, 100, 24));
+        press(&mut a, KeyCode::Esc);
+        // The approval before it is decided: the selection stays on #4.
+        let mut s = small();
+        s.needs_you.remove(0);
+        a.update(Action::Loaded(Box::new(s)));
+        assert_eq!(a.need().unwrap().id, Some(4));
+        // An agency opens with Enter and its agents become rows.
+        let first_agency = a.snap.needs_you.len();
+        a.update(Action::Bottom);
+        a.update(Action::Move(-2));
+        assert_eq!(a.current(), Some(&Row::Agency(0)));
+        let before = a.rows.len();
+        press(&mut a, KeyCode::Enter);
+        assert_eq!(a.rows.len(), before + 4);
+        assert_eq!(a.rows[first_agency + 1], Row::Agent(0, 0));
+    }
+}
