@@ -150,7 +150,14 @@ fn fleet() {
         agency(
             &home_s,
             &socket,
-            &["create", &name, "--agents", &agents, "--agent-command", &cmd],
+            &[
+                "create",
+                &name,
+                "--agents",
+                &agents,
+                "--agent-command",
+                &cmd,
+            ],
         );
     }
     println!(
@@ -162,11 +169,14 @@ fn fleet() {
     let _ = agency(&home_s, &socket, &["router", "--stop"]);
     std::env::set_var("AGENCY_TMUX_SOCKET", &socket);
     let ctx = Ctx::open(Workspace::open(home.canonicalize().unwrap()).unwrap()).unwrap();
-    let panes: Vec<String> = tmux(&socket, &["list-panes", "-a", "-F", "#{pane_id} #{window_name}"])
-        .lines()
-        .filter(|l| !l.ends_with(" tools") && !l.ends_with(" sandbox"))
-        .map(|l| l.split(' ').next().unwrap().to_string())
-        .collect();
+    let panes: Vec<String> = tmux(
+        &socket,
+        &["list-panes", "-a", "-F", "#{pane_id} #{window_name}"],
+    )
+    .lines()
+    .filter(|l| !l.ends_with(" tools") && !l.ends_with(" sandbox"))
+    .map(|l| l.split(' ').next().unwrap().to_string())
+    .collect();
     // Let every CLI draw its prompt and the windows go quiet.
     std::thread::sleep(Duration::from_secs(3));
     println!(
@@ -196,7 +206,12 @@ fn fleet() {
     let mut full = Scanner::new(0);
     let t = Instant::now();
     full.scan(&ctx, std::time::SystemTime::now()).unwrap();
-    row("monitor, first look (no budget)", t.elapsed(), full.captured, 1);
+    row(
+        "monitor, first look (no budget)",
+        t.elapsed(),
+        full.captured,
+        1,
+    );
     std::thread::sleep(Duration::from_millis(1100));
     let t = Instant::now();
     let mut captured = 0;
@@ -204,7 +219,12 @@ fn fleet() {
         full.scan(&ctx, std::time::SystemTime::now()).unwrap();
         captured += full.captured;
     }
-    row("monitor, nothing changed", t.elapsed(), captured / looks, looks);
+    row(
+        "monitor, nothing changed",
+        t.elapsed(),
+        captured / looks,
+        looks,
+    );
     let busy: Vec<&String> = panes.iter().step_by(20).collect();
     let mut total = Duration::ZERO;
     let mut captured = 0;
@@ -228,17 +248,32 @@ fn fleet() {
         total += t.elapsed();
         captured += budgeted.captured;
     }
-    row("monitor, 5% printing (budget 64)", total, captured / looks, looks);
+    row(
+        "monitor, 5% printing (budget 64)",
+        total,
+        captured / looks,
+        looks,
+    );
     let t = Instant::now();
     for _ in 0..3 {
         agency(&home_s, &socket, &["status", "--json"]);
     }
-    row("`agency status --json` (command)", t.elapsed(), panes.len(), 3);
+    row(
+        "`agency status --json` (command)",
+        t.elapsed(),
+        panes.len(),
+        3,
+    );
     let t = Instant::now();
     for _ in 0..3 {
         agency(&home_s, &socket, &["monitor", "--json"]);
     }
-    row("`agency monitor --json` (command)", t.elapsed(), panes.len(), 3);
+    row(
+        "`agency monitor --json` (command)",
+        t.elapsed(),
+        panes.len(),
+        3,
+    );
     let _ = agency(&home_s, &socket, &["router", "--stop"]);
     tmux(&socket, &["kill-server"]);
 }

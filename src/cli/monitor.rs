@@ -88,15 +88,6 @@ pub fn metrics(ctx: &Ctx, args: &MetricsArgs) -> Result<()> {
     };
     if let Some(a) = &args.agency {
         crate::agency::spec::validate_name("agency", a)?;
-        let known = ctx.store.agency(a)?.is_some() || ctx.ws.agency_dir(a).is_dir();
-        if !known {
-            let names: Vec<String> = ctx.store.agencies()?.into_iter().map(|a| a.name).collect();
-            let hint = match crate::error::did_you_mean(a, names.iter().map(String::as_str)) {
-                Some(n) => format!("did you mean {n:?}? (see `agency list`)"),
-                None => "see the agencies with `agency list`".into(),
-            };
-            return Err(Error::user(format!("no agency {a:?}"), hint));
-        }
     }
     let events = ctx
         .store
@@ -107,13 +98,13 @@ pub fn metrics(ctx: &Ctx, args: &MetricsArgs) -> Result<()> {
     };
     let (overall, agencies) = metrics::compute(&events, since.map(secs), secs(now));
     let agencies: Vec<Metrics> = match &args.agency {
-        Some(a) => vec![agencies
+        Some(a) => vec![match agencies
             .into_iter()
             .find(|m| m.agency.as_deref() == Some(a))
-            .unwrap_or(Metrics {
-                agency: Some(a.clone()),
-                ..Metrics::default()
-            })],
+        {
+            Some(m) => m,
+            None => unknown(ctx, a)?,
+        }],
         None => agencies,
     };
     let report = metrics::Report {
@@ -143,6 +134,24 @@ pub fn metrics(ctx: &Ctx, args: &MetricsArgs) -> Result<()> {
         lines.extend(block(m.agency.as_deref().unwrap_or("-"), m));
     }
     print_lines(lines)
+}
+
+/// An agency with nothing in the period: empty metrics if it exists (in the
+/// registry, as a folder or in the history), else an error.
+fn unknown(ctx: &Ctx, a: &str) -> Result<Metrics> {
+    let in_history = !ctx.store.events(Some(a), 1)?.is_empty();
+    if ctx.store.agency(a)?.is_some() || ctx.ws.agency_dir(a).is_dir() || in_history {
+        return Ok(Metrics {
+            agency: Some(a.to_string()),
+            ..Metrics::default()
+        });
+    }
+    let names: Vec<String> = ctx.store.agencies()?.into_iter().map(|a| a.name).collect();
+    let hint = match crate::error::did_you_mean(a, names.iter().map(String::as_str)) {
+        Some(n) => format!("did you mean {n:?}? (see `agency list`)"),
+        None => "see the agencies with `agency list`".into(),
+    };
+    Err(Error::user(format!("no agency {a:?}"), hint))
 }
 
 fn took(d: &Durations) -> String {

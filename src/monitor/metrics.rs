@@ -8,6 +8,8 @@
 //!   other than `created` and the final `done` (an approval's merge makes
 //!   it), no rejected approval, and no permission prompt of the agent that
 //!   held the task, while it held it, that was not answered by an agent.
+//!   Events that follow from another (`ready` after `created`,
+//!   `dispatched`, `reclaimed`, ...) are not decisions.
 //! - **First-pass approval rate**: of the items approved in the period, the
 //!   share whose task (agency and `--task` label) had no item rejected
 //!   before.
@@ -371,6 +373,18 @@ struct Prompt {
     by_agent: bool,
 }
 
+/// Task events that follow from another (a task made ready because it was
+/// created, dispatched, waiting for a capability, reclaimed after a
+/// lease): whoever's command caused them, they decide nothing.
+const CONSEQUENCES: &[&str] = &[
+    "created",
+    "ready",
+    "waiting",
+    "dispatched",
+    "waits",
+    "reclaimed",
+];
+
 /// See the module doc: no human decision before the final `done`.
 fn without_human(
     log: &TaskLog,
@@ -385,7 +399,7 @@ fn without_human(
         }
         let by = e.detail["by"].as_str().unwrap_or_default();
         let kind = e.kind.trim_start_matches("task.");
-        if by == "human" && kind != "created" && e.id != done.id {
+        if by == "human" && !CONSEQUENCES.contains(&kind) && e.id != done.id {
             return false;
         }
         if kind == "rejected" {

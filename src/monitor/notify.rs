@@ -35,6 +35,8 @@ pub const KINDS: &[(&str, Kind)] = &[
 
 /// The notifier's place in the event log (`Store::cursor`).
 const CURSOR: &str = "notify";
+/// How far back the first look of a newly configured notifier reaches.
+const FIRST_LOOK_BACK: Duration = Duration::from_secs(600);
 /// What `batch` is when `agency.toml` does not say.
 pub const DEFAULT_BATCH: Duration = Duration::from_secs(60);
 /// What `timeout` is when `agency.toml` does not say.
@@ -376,10 +378,14 @@ impl Notifier {
         let cursor = match ctx.store.cursor(CURSOR)? {
             Some(c) => c,
             None => {
-                // Newly configured: from now on, not the whole history.
-                let last = ctx.store.last_event_id()?;
-                ctx.store.set_cursor(CURSOR, last)?;
-                last
+                // Newly configured: what is recent, not the whole history
+                // (what was dealt with meanwhile is left out anyway).
+                let since = SystemTime::now() - FIRST_LOOK_BACK;
+                let from = ctx
+                    .store
+                    .last_event_before(&humantime::format_rfc3339_millis(since).to_string())?;
+                ctx.store.set_cursor(CURSOR, from)?;
+                from
             }
         };
         let held = ctx.store.events_of_kinds(&kinds, cursor)?;

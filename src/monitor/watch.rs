@@ -55,10 +55,6 @@ pub struct Watch {
     /// (agency, agent) → what the event log says of it now, and since when
     /// (Unix seconds).
     known: HashMap<(String, String), (Life, u64)>,
-    /// Exits seen once: an exit is recorded when a second look confirms
-    /// it (an agency being killed ends its panes a moment before the
-    /// registry says so).
-    exits: HashMap<(String, String), u32>,
     notifier: Notifier,
     shown: Option<usize>,
 }
@@ -75,6 +71,17 @@ fn being_changed(ctx: &Ctx, agency: &str) -> bool {
         return false;
     };
     matches!(f.try_lock(), Err(TryLockError::WouldBlock))
+}
+
+/// Whether the registry still says the agency runs, read after checking
+/// nobody changes it (see `being_changed`): a `kill` that ended its panes
+/// after our look has said so by now, and one under way holds the lock.
+fn still_running(ctx: &Ctx, agency: &str) -> bool {
+    ctx.store
+        .agency(agency)
+        .ok()
+        .flatten()
+        .is_some_and(|a| a.state == "running")
 }
 
 impl Watch {
@@ -102,7 +109,6 @@ impl Watch {
     fn look(&mut self, ctx: &mut Ctx) -> Result<()> {
         let now = SystemTime::now();
         let live = self.scanner.scan(ctx, now)?;
-        let mut exits = HashMap::new();
         for agency in live.iter().filter(|a| a.running) {
             if being_changed(ctx, &agency.name) {
                 continue;
@@ -124,13 +130,10 @@ impl Watch {
                     "exited" => Life::Exited,
                     _ => Life::Running,
                 };
-                if is == Life::Exited && was.0 != Life::Exited {
-                    let n = self.exits.get(&key).copied().unwrap_or(0) + 1;
-                    exits.insert(key.clone(), n);
-                    if n < 2 {
-                        self.known.insert(key, was);
-                        continue;
-                    }
+                if is == Life::Exited && was.0 != Life::Exited && !still_running(ctx, &agency.name)
+                {
+                    // Killed between the look and now: not an exit of its own.
+                    continue;
                 }
                 let now_s = unix(now);
                 self.record(ctx, &agency.name, a, was, is, now_s)?;
@@ -138,7 +141,6 @@ impl Watch {
                 self.known.insert(key, (is, since));
             }
         }
-        self.exits = exits;
         self.show_count(ctx, &live);
         Ok(())
     }

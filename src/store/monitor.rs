@@ -58,6 +58,17 @@ impl Store {
         self.query(&sql, params_from_iter(args), event_from_row)
     }
 
+    /// The id of the newest event stamped before `at` (RFC 3339, UTC).
+    pub fn last_event_before(&self, at: &str) -> StoreResult<i64> {
+        self.conn
+            .query_row(
+                "SELECT coalesce(max(id), 0) FROM events WHERE at < ?1",
+                [at],
+                |r| r.get(0),
+            )
+            .map_err(self.err())
+    }
+
     /// The id of the newest event (0 when there is none).
     pub fn last_event_id(&self) -> StoreResult<i64> {
         self.conn

@@ -10,6 +10,7 @@ mod demo;
 mod first_hour;
 mod hardening;
 mod messages;
+mod monitor;
 mod properties;
 mod runtime;
 mod screens;
