@@ -431,6 +431,9 @@ pub fn shell_notice(m: &MessageRow) -> String {
 /// checked after a moment, and submitted again if it is still there.
 struct Unsent {
     head: String,
+    /// The message: (id, agency, `AGENCY/AGENT`), for the event a
+    /// resubmission records.
+    msg: (i64, String, String),
     profile: Profile,
     at: Instant,
     presses: u32,
@@ -565,6 +568,7 @@ impl Router {
                     pane.clone(),
                     Unsent {
                         head: header(m.id, &m.kind, &m.from),
+                        msg: (m.id, m.agency.clone(), m.to.clone()),
                         profile: p.clone(),
                         at: Instant::now(),
                         presses: 0,
@@ -740,7 +744,7 @@ impl Router {
     /// Looks again at panes just typed into: a message still in the input
     /// box (the submit key was lost, or arrived while the program was
     /// still taking the paste) gets the submit key again.
-    fn verify(&mut self, ctx: &Ctx) -> Result<()> {
+    fn verify(&mut self, ctx: &mut Ctx) -> Result<()> {
         let due: Vec<String> = self
             .unsent
             .iter()
@@ -768,6 +772,7 @@ impl Router {
         }
         let screens = ctx.tmux.capture(&due)?;
         let mut presses = Vec::new();
+        let mut resubmitted = Vec::new();
         for (pane, screen) in due.into_iter().zip(screens) {
             let u = self.unsent.get_mut(&pane).expect("present");
             if !u.profile.unsent(&screen, &u.head) {
@@ -791,13 +796,20 @@ impl Router {
                     pane: pane.clone(),
                     key: u.profile.submit.clone(),
                 });
+                resubmitted.push((u.msg.clone(), u.presses + 1));
                 u.presses += 1;
                 u.screen = None;
                 u.at = Instant::now();
             }
         }
-        if !presses.is_empty() {
-            let _ = ctx.tmux.batch(&presses);
+        if !presses.is_empty() && ctx.tmux.batch(&presses).is_ok() {
+            // What `agency metrics` counts as resubmitted.
+            for ((id, agency, to), press) in resubmitted {
+                let detail = serde_json::json!({"id": id, "to": to, "press": press});
+                if let Err(e) = ctx.event(&agency, "message.resubmitted", detail) {
+                    warn!("#{id}: {e}");
+                }
+            }
         }
         Ok(())
     }
