@@ -129,6 +129,12 @@ impl Workspace {
         self.root.join("registry")
     }
 
+    /// `registry/bin`: holds `agency`, a link to the binary that last
+    /// brought an agency up; first on every agent's PATH.
+    pub fn bin_dir(&self) -> PathBuf {
+        self.registry_dir().join("bin")
+    }
+
     pub fn templates_dir(&self) -> PathBuf {
         self.root.join("templates")
     }

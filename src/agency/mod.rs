@@ -463,20 +463,51 @@ fn launch_command(cmd: &str) -> String {
     }
 }
 
-/// The shell command line of an agent's pane: its variables unset, its role
-/// file shown (shells), then its command.
-fn pane_command(cmd: &str, briefing: &Briefing, unset_env: &[String]) -> String {
-    let mut line = String::new();
+/// The shell command line of an agent's pane: `bin_dir` first on PATH, its
+/// variables unset, its role file shown (shells), then its command.
+///
+/// PATH is set here, not with tmux's `-e`: tmux 3.3a gives a new pane the
+/// PATH of the tmux client that asked for it, over `-e PATH=...`.
+fn pane_command(cmd: &str, briefing: &Briefing, unset_env: &[String], bin_dir: &Path) -> String {
+    let mut line = format!(
+        "PATH={}:\"$PATH\"; export PATH; ",
+        quote(&bin_dir.display().to_string())
+    );
     if !unset_env.is_empty() {
         // Names only (profiles are checked), so nothing here needs quoting.
         line.push_str(&format!("unset {}; ", unset_env.join(" ")));
     }
     if let Briefing::Shown(role) = briefing {
-        let quoted = role.display().to_string().replace('\'', r"'\''");
-        line.push_str(&format!("cat -- '{quoted}'; "));
+        line.push_str(&format!("cat -- {}; ", quote(&role.display().to_string())));
     }
     line.push_str(&launch_command(cmd));
     line
+}
+
+/// A word for the pane's shell. Paths and names never hold a NUL (the
+/// operating system refuses them), so this cannot fail on them.
+pub(crate) fn quote(word: &str) -> String {
+    shlex::try_quote(word)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| "''".to_string())
+}
+
+/// Makes `registry/bin/agency` a link to this very binary (however it was
+/// started: `cargo run`, a path, installed, through a link), replaced in one
+/// step, so every agent's `agency` is the one that brought it up.
+fn link_agency_bin(ws: &Workspace) -> Result<PathBuf> {
+    let dir = ws.bin_dir();
+    fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
+    let link = dir.join("agency");
+    if fs::read_link(&link).is_ok_and(|t| t == exe) {
+        return Ok(dir);
+    }
+    let tmp = dir.join(format!(".agency.{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&exe, &tmp).map_err(|e| Error::io(tmp.display(), e))?;
+    fs::rename(&tmp, &link).map_err(|e| Error::io(link.display(), e))?;
+    Ok(dir)
 }
 
 /// Agents' panes stay when their program exits, to show why, with this
@@ -501,14 +532,12 @@ fn pane_env(ws: &Workspace, agency: &str, agent: &str) -> Vec<(String, String)> 
     if let Some(s) = ws.tmux_socket() {
         env.push(("AGENCY_TMUX_SOCKET".into(), s));
     }
-    // Agents call `agency ...`: make sure it is this very binary.
-    if let Ok(exe) = std::env::current_exe() {
-        env.push(("AGENCY_BIN".into(), exe.display().to_string()));
-        if let Some(bin_dir) = exe.parent() {
-            let path = std::env::var("PATH").unwrap_or_default();
-            env.push(("PATH".into(), format!("{}:{path}", bin_dir.display())));
-        }
-    }
+    // Agents call `agency ...`: `registry/bin` on their PATH (see
+    // `pane_command`) and AGENCY_BIN are this very binary.
+    env.push((
+        "AGENCY_BIN".into(),
+        ws.bin_dir().join("agency").display().to_string(),
+    ));
     env
 }
 
@@ -528,6 +557,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
     let layout = Layout::parse(spec.layout.as_deref().unwrap_or("windows"))?;
     let profiles = profile::load(&ctx.ws.root)?;
     check_profiles(&spec, &profiles)?;
+    let bin_dir = link_agency_bin(&ctx.ws)?;
     let mut slots = slots(&ctx.ws, &spec, layout, &profiles);
     let root = ctx.ws.root.display().to_string();
     let _ = fs::create_dir_all(ctx.ws.root.join("sandbox").join("testing"));
@@ -618,7 +648,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path) -> Result<CreateReport> {
         command: s
             .command
             .as_deref()
-            .map(|c| pane_command(c, &s.briefing, &s.unset_env)),
+            .map(|c| pane_command(c, &s.briefing, &s.unset_env, &bin_dir)),
         dead_note: dead_note(&name, s),
     };
     let mut ops: Vec<Op> = Vec::new();
@@ -1049,17 +1079,23 @@ mod tests {
     use super::{launch_command, pane_command, Briefing};
 
     #[test]
-    fn pane_commands_unset_then_show_then_exec() {
+    fn pane_commands_put_agency_first_then_unset_then_show_then_exec() {
         let unset = ["CI".to_string(), "GITHUB_ACTIONS".to_string()];
+        let bin = std::path::Path::new("/w/registry/bin");
+        let path = r#"PATH=/w/registry/bin:"$PATH"; export PATH; "#;
         assert_eq!(
-            pane_command("gemini", &Briefing::None, &unset),
-            "unset CI GITHUB_ACTIONS; exec gemini"
+            pane_command("gemini", &Briefing::None, &unset, bin),
+            format!("{path}unset CI GITHUB_ACTIONS; exec gemini")
         );
         assert_eq!(
-            pane_command("sh", &Briefing::Shown("/w/it's.md".into()), &[]),
-            r"cat -- '/w/it'\''s.md'; exec sh"
+            pane_command("sh", &Briefing::Shown("/w/it's.md".into()), &[], bin),
+            format!(r#"{path}cat -- "/w/it's.md"; exec sh"#)
         );
-        assert_eq!(pane_command("claude", &Briefing::None, &[]), "exec claude");
+        // A hostile workspace folder stays one word.
+        let odd = std::path::Path::new("/w/$(touch x) `y`;z'\"/registry/bin");
+        let line = pane_command("claude", &Briefing::None, &[], odd);
+        let words = shlex::split(line.split("; export").next().unwrap()).unwrap();
+        assert_eq!(words, [format!("PATH={}:$PATH", odd.display())]);
     }
 
     #[test]

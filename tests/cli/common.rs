@@ -65,8 +65,13 @@ impl TestEnv {
 
     /// A temp folder with no workspace in it.
     pub fn bare() -> TestEnv {
+        TestEnv::bare_named("ws")
+    }
+
+    /// `bare`, the workspace to be made in a folder called `name`.
+    pub fn bare_named(name: &str) -> TestEnv {
         let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().canonicalize().unwrap().join("ws");
+        let home = dir.path().canonicalize().unwrap().join(name);
         let socket = format!(
             "agency-test-{}-{}",
             std::process::id(),
@@ -86,7 +91,12 @@ impl TestEnv {
     /// The binary with this test's socket and workspace, and no tmux client
     /// environment leaking in from whoever runs the tests.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_agency"));
+        self.cmd_of(Path::new(env!("CARGO_BIN_EXE_agency")), args)
+    }
+
+    /// `cmd`, running the binary at `program` (a link to it, say).
+    pub fn cmd_of(&self, program: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
         c.args(args)
             .env("AGENCY_TMUX_SOCKET", &self.socket)
             .env_remove("AGENCY_HOME")

@@ -21,9 +21,7 @@ use crate::standin::{last_user, text_of, Standin};
 /// `program` at `target/agent-clis/<at>` (or where `var` says).
 fn installed(program: &str, at: &str, var: &str) -> Option<PathBuf> {
     let found = std::env::var_os(var).map(PathBuf::from).or_else(|| {
-        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("target/agent-clis")
-            .join(at);
+        let p = clis_dir().join(at);
         p.exists().then_some(p)
     });
     if found.is_none() {
@@ -34,6 +32,17 @@ fn installed(program: &str, at: &str, var: &str) -> Option<PathBuf> {
         eprintln!("skipped: {program} is not installed (see .ci/run)");
     }
     found
+}
+
+/// Where the CLIs are installed: `AGENCY_TEST_CLIS` (e.g.
+/// `target/agent-clis-latest`, see `.ci/live-latest`), else the pinned ones
+/// in `target/agent-clis`.
+fn clis_dir() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    match std::env::var_os("AGENCY_TEST_CLIS").filter(|v| !v.is_empty()) {
+        Some(dir) => root.join(dir),
+        None => root.join("target/agent-clis"),
+    }
 }
 
 /// Runs the scenario with a CLI installed at `target/agent-clis/<at>`:

@@ -9,6 +9,7 @@ mod bad_input;
 mod demo;
 mod live_agents;
 mod messages;
+mod permissions;
 mod runtime;
 mod screens;
 mod standin;

@@ -5,9 +5,12 @@
 //! can see exactly what text reached the model, and answers by what the
 //! latest user turn says:
 //! - `SLOW`: the reply takes a few seconds (the agent is busy meanwhile);
-//! - `TOOL`: the model asks to run `touch made-by-agent.txt` with its shell
-//!   tool, or (chat completions) proposes it in a `bash` block; the CLI puts
-//!   up its permission prompt; then it answers in text;
+//! - `RUN: COMMAND` (to the end of its line): the model asks to run COMMAND
+//!   with its shell tool, or (chat completions) proposes it in a `bash`
+//!   block — as a briefed agent runs `agency send ... "COMPLETE ..."`; once
+//!   the tool's result is back it answers in text;
+//! - `TOOL`: the same with `touch made-by-agent.txt`, which the CLI asks
+//!   permission for;
 //! - anything else: a short text reply.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -108,6 +111,16 @@ pub fn last_user(request: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The shell command the model runs for this turn, if any: after `RUN: `
+/// to the end of its line, or `touch made-by-agent.txt` for `TOOL`.
+fn tool_command(said: &str) -> Option<String> {
+    if let Some((_, rest)) = said.split_once("RUN: ") {
+        return Some(rest.lines().next().unwrap_or("").trim().to_string());
+    }
+    said.contains("TOOL")
+        .then(|| "touch made-by-agent.txt".to_string())
+}
+
 /// Whether a user message answers a tool call.
 fn answers_tool(message: &Value) -> bool {
     let has = |key: &str, want: &str| {
@@ -203,13 +216,14 @@ fn serve(conn: TcpStream, requests: &Mutex<Vec<(String, Value)>>) -> std::io::Re
     if said.contains("SLOW") && !after_tool {
         std::thread::sleep(Duration::from_secs(4));
     }
-    let stop_reason = if said.contains("TOOL") && !after_tool && has_bash {
+    let command = tool_command(&said).filter(|_| !after_tool && has_bash);
+    let stop_reason = if let Some(command) = command {
         event(
             "content_block_start",
             json!({"type": "content_block_start", "index": 0, "content_block":
                 {"type": "tool_use", "id": "toolu_standin", "name": "Bash", "input": {}}}),
         )?;
-        let input = json!({"command": "touch made-by-agent.txt", "description": "Create a file"});
+        let input = json!({"command": command, "description": "Run a command"});
         event(
             "content_block_delta",
             json!({"type": "content_block_delta", "index": 0, "delta":
@@ -256,9 +270,9 @@ fn gemini_stream(out: &mut TcpStream, said: &str, after_tool: bool) -> std::io::
     if said.contains("SLOW") && !after_tool {
         std::thread::sleep(Duration::from_secs(4));
     }
-    let part = if said.contains("TOOL") && !after_tool {
+    let part = if let Some(command) = tool_command(said).filter(|_| !after_tool) {
         json!({"functionCall": {"name": "run_shell_command",
-            "args": {"command": "touch made-by-agent.txt", "description": "Create a file"}}})
+            "args": {"command": command, "description": "Run a command"}}})
     } else {
         json!({"text": "Stand-in reply."})
     };
@@ -266,8 +280,10 @@ fn gemini_stream(out: &mut TcpStream, said: &str, after_tool: bool) -> std::io::
     out.flush()
 }
 
-/// One streamed Responses API answer: for `TOOL`, a call of Codex's
-/// `exec_command` asking to run outside the sandbox, which needs approval.
+/// One streamed Responses API answer: for a command, a call of Codex's
+/// `exec_command`. As a model told its sandbox's writable folders would,
+/// it runs agency's own commands in the sandbox and asks to run any other
+/// outside it, which needs approval.
 fn response_stream(out: &mut TcpStream, said: &str, after_tool: bool) -> std::io::Result<()> {
     write!(
         out,
@@ -285,9 +301,13 @@ fn response_stream(out: &mut TcpStream, said: &str, after_tool: bool) -> std::io
     if said.contains("SLOW") && !after_tool {
         std::thread::sleep(Duration::from_secs(4));
     }
-    let item = if said.contains("TOOL") && !after_tool {
-        let args = json!({"cmd": "touch made-by-agent.txt",
-            "sandbox_permissions": "require_escalated", "justification": "Create a file"});
+    let item = if let Some(command) = tool_command(said).filter(|_| !after_tool) {
+        let args = if command.starts_with("agency ") {
+            json!({"cmd": command})
+        } else {
+            json!({"cmd": command, "sandbox_permissions": "require_escalated",
+                "justification": "Run a command"})
+        };
         json!({"type": "function_call", "id": "fc_standin", "call_id": "call_standin",
             "name": "exec_command", "arguments": args.to_string()})
     } else {
@@ -309,10 +329,9 @@ fn chat_completion(out: &mut TcpStream, request: &Value, said: &str) -> std::io:
     if said.contains("SLOW") {
         std::thread::sleep(Duration::from_secs(4));
     }
-    let text = if said.contains("TOOL") {
-        "Run this:\n\n```bash\ntouch made-by-agent.txt\n```\n"
-    } else {
-        "Stand-in reply."
+    let text = match tool_command(said) {
+        Some(command) => format!("Run this:\n\n```bash\n{command}\n```\n"),
+        None => "Stand-in reply.".to_string(),
     };
     if request["stream"] != true {
         return respond_json(
