@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::runtime::permissions::Permissions;
 
 pub const CONFIG_FILE: &str = "agency.toml";
 
@@ -40,6 +41,9 @@ pub struct AgentsConfig {
     pub worktrees: Option<bool>,
     /// Run in each new agent worktree before the agent starts.
     pub setup_command: Option<String>,
+    /// What agent CLIs do without asking, unless an agent's own entry in
+    /// `agency.json` says otherwise (default `bus`).
+    pub permissions: Option<Permissions>,
 }
 
 /// The default `agency.toml` written by `agency init`.
@@ -57,6 +61,7 @@ socket = ""                # empty: the default tmux server (AGENCY_TMUX_SOCKET 
 
 [agents]
 command = "bash"           # default agent command when an agent names none
+# permissions = "bus"      # what agent CLIs run without asking: bus (agency's own commands), ask, project, all
 "#,
         project = toml_escape(project)
     )

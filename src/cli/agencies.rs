@@ -1,10 +1,12 @@
 //! `agency create`, `list`, `status`, `attach`, `kill`.
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::{print_json, print_lines, split_list};
 use crate::agency::{self, templates::Overrides, AgencyStatus, CreateOptions, Ctx};
 use crate::error::Result;
+use crate::runtime::permissions::Permissions;
+use crate::runtime::profile::Choice;
 
 /// Make an agency from a template and bring its tmux session up (again: repair it)
 #[derive(Debug, Args)]
@@ -48,6 +50,10 @@ pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
         },
     };
     let report = agency::create(ctx, &opts)?;
+    // Said in every output: also with --json, where they are in the report.
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if !report.ignored.is_empty() {
         eprintln!(
             "warning: agency {} already exists; ignored {} (edit agencies/{}/agency.json instead)",
@@ -234,9 +240,19 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
                 ));
             }
             if s.state == "waiting" {
+                if let Some(q) = &s.question {
+                    lines.push(format!("  {:w$}  asks: {q}", ""));
+                }
                 lines.push(format!(
-                    "  {:w$}  waits for you at a prompt: agency attach {} {}",
-                    "", a.name, s.name
+                    "  {:w$}  waits for you at a prompt: agency answer {} {} yes|no|always, or agency attach {} {}",
+                    "", a.name, s.name, a.name, s.name
+                ));
+            }
+            if s.permissions == Permissions::All {
+                lines.push(format!(
+                    "  {:w$}  warning: {}",
+                    "",
+                    agency::all_warning(&s.name)
                 ));
             }
         }
@@ -291,4 +307,43 @@ pub fn kill(ctx: &mut Ctx, args: &KillArgs) -> Result<()> {
         "its files are kept"
     };
     print_lines([format!("killed {}: {what}; {files}", report.name)])
+}
+
+/// Answer an agent's permission prompt without attaching (see `agency status`)
+#[derive(Debug, Args)]
+pub struct AnswerArgs {
+    pub agency: String,
+    pub agent: String,
+    /// `yes` (this once), `no`, or `always` (the CLI's "don't ask again")
+    #[arg(value_enum)]
+    pub choice: AnswerChoice,
+    /// Print a JSON report
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AnswerChoice {
+    Yes,
+    No,
+    Always,
+}
+
+pub fn answer(ctx: &mut Ctx, args: &AnswerArgs) -> Result<()> {
+    let choice = match args.choice {
+        AnswerChoice::Yes => Choice::Yes,
+        AnswerChoice::No => Choice::No,
+        AnswerChoice::Always => Choice::Always,
+    };
+    let done = agency::answer::answer(ctx, &args.agency, &args.agent, choice)?;
+    if args.json {
+        return print_json(&done);
+    }
+    print_lines([format!(
+        "answered {} for {}/{}: {}",
+        choice.as_str(),
+        done.agency,
+        done.agent,
+        done.question.as_deref().unwrap_or("(its prompt)")
+    )])
 }

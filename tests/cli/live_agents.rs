@@ -115,19 +115,111 @@ fn aider_is_briefed_then_gets_each_message_once_and_never_in_a_prompt() {
     );
 }
 
+/// Runs the outbound scenario with a CLI; `aider`: it cannot pre-approve
+/// agency's commands, and asks whether to keep a command's output.
+fn live_outbound(
+    program: &str,
+    at: &str,
+    var: &str,
+    aider: bool,
+    command: impl Fn(&TestEnv, &Path, &Path, u16) -> String,
+) {
+    let Some(bin) = installed(program, at, var) else {
+        return;
+    };
+    // A git project: each specialist works in its own worktree.
+    let (t, _project) = TestEnv::with_project();
+    let standin = Standin::start();
+    let mut cmds = Vec::new();
+    for agent in ["dev", "qa"] {
+        let home = t.root().join(format!("home-{agent}"));
+        fs::create_dir_all(&home).unwrap();
+        cmds.push(command(&t, &bin, &home, standin.port));
+    }
+    outbound(&t, &cmds[0], &cmds[1], aider);
+}
+
+#[test]
+fn claude_code_reports_through_the_bus_by_itself_and_asks_for_the_rest() {
+    live_outbound(
+        "claude",
+        "node_modules/.bin/claude",
+        "AGENCY_TEST_CLAUDE",
+        false,
+        claude_command,
+    );
+}
+
+#[test]
+fn codex_reports_through_the_bus_by_itself_and_asks_for_the_rest() {
+    live_outbound(
+        "codex",
+        "node_modules/.bin/codex",
+        "AGENCY_TEST_CODEX",
+        false,
+        codex_command,
+    );
+}
+
+#[test]
+fn gemini_cli_reports_through_the_bus_by_itself_and_asks_for_the_rest() {
+    live_outbound(
+        "gemini",
+        "node_modules/.bin/gemini",
+        "AGENCY_TEST_GEMINI",
+        false,
+        gemini_command,
+    );
+}
+
+#[test]
+fn aider_asks_before_each_command_and_is_answered_from_outside() {
+    // Aider has no way to pre-approve some commands: under `bus` it asks
+    // for agency's too, and `agency answer` lets them through.
+    live_outbound(
+        "aider",
+        "aider-venv/bin/aider",
+        "AGENCY_TEST_AIDER",
+        true,
+        aider_command,
+    );
+}
+
 const CLAUDE_KEY: &str = "sk-ant-api03-standin-0000000000000000000000000000000000000000";
 
+/// The folders the agents of the live tests work in, which their CLIs
+/// trust (as a user would have said once): the workspace, the project,
+/// and the specialists' worktrees.
+fn trusted_folders(t: &TestEnv) -> Vec<String> {
+    let mut dirs = vec![t.home.clone(), t.root().join("project")];
+    for agent in ["dev", "qa"] {
+        dirs.push(t.home.join("agencies/Loop/worktrees").join(agent));
+    }
+    dirs.iter().map(|d| d.display().to_string()).collect()
+}
+
 /// Claude Code with onboarding done, the stand-in's key approved, the
-/// workspace trusted.
+/// workspace trusted, and its permission prompts on (the newest releases
+/// default to approving commands by a model's judgement).
 fn claude_command(t: &TestEnv, claude: &Path, home: &Path, port: u16) -> String {
     let trusted = json!({"hasTrustDialogAccepted": true, "hasCompletedProjectOnboarding": true});
+    let projects: serde_json::Map<String, serde_json::Value> = trusted_folders(t)
+        .into_iter()
+        .map(|d| (d, trusted.clone()))
+        .collect();
     let config = json!({
         "hasCompletedOnboarding": true,
         "theme": "dark",
         "numStartups": 3,
         "customApiKeyResponses": {"approved": [&CLAUDE_KEY[CLAUDE_KEY.len() - 20..]], "rejected": []},
-        "projects": { t.home.display().to_string(): trusted },
+        "projects": projects,
     });
+    fs::create_dir_all(home.join(".claude")).unwrap();
+    fs::write(
+        home.join(".claude/settings.json"),
+        json!({"permissions": {"defaultMode": "default"}}).to_string(),
+    )
+    .unwrap();
     fs::write(home.join(".claude.json"), config.to_string()).unwrap();
     format!(
         "env HOME={} ANTHROPIC_BASE_URL=http://127.0.0.1:{port} ANTHROPIC_API_KEY={CLAUDE_KEY} \
@@ -147,8 +239,15 @@ fn gemini_command(t: &TestEnv, gemini: &Path, home: &Path, port: u16) -> String 
         "privacy": {"usageStatisticsEnabled": false},
     });
     fs::write(dot.join("settings.json"), settings.to_string()).unwrap();
-    let trusted = json!({ t.home.display().to_string(): "TRUST_FOLDER" });
-    fs::write(dot.join("trustedFolders.json"), trusted.to_string()).unwrap();
+    let trusted: serde_json::Map<String, serde_json::Value> = trusted_folders(t)
+        .into_iter()
+        .map(|d| (d, json!("TRUST_FOLDER")))
+        .collect();
+    fs::write(
+        dot.join("trustedFolders.json"),
+        serde_json::Value::from(trusted).to_string(),
+    )
+    .unwrap();
     format!(
         "env HOME={} GEMINI_API_KEY=standin GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:{port} {}",
         home.display(),
@@ -162,18 +261,19 @@ fn gemini_command(t: &TestEnv, gemini: &Path, home: &Path, port: u16) -> String 
 /// it: no background server outlives the test.
 fn codex_command(t: &TestEnv, codex: &Path, home: &Path, port: u16) -> String {
     fs::create_dir_all(home.join(".codex")).unwrap();
-    fs::write(
-        home.join(".codex/config.toml"),
-        format!(
-            "model = \"gpt-standin\"\nmodel_provider = \"standin\"\n\
-             approval_policy = \"on-request\"\nsandbox_mode = \"read-only\"\n\n\
-             [model_providers.standin]\nname = \"standin\"\n\
-             base_url = \"http://127.0.0.1:{port}/v1\"\nwire_api = \"responses\"\n\
-             env_key = \"OPENAI_API_KEY\"\n\n[projects.\"{}\"]\ntrust_level = \"trusted\"\n",
-            t.home.display()
-        ),
-    )
-    .unwrap();
+    let mut config = format!(
+        "model = \"gpt-standin\"\nmodel_provider = \"standin\"\n\
+         approval_policy = \"on-request\"\nsandbox_mode = \"read-only\"\n\n\
+         [model_providers.standin]\nname = \"standin\"\n\
+         base_url = \"http://127.0.0.1:{port}/v1\"\nwire_api = \"responses\"\n\
+         env_key = \"OPENAI_API_KEY\"\n"
+    );
+    for dir in trusted_folders(t) {
+        config.push_str(&format!(
+            "\n[projects.\"{dir}\"]\ntrust_level = \"trusted\"\n"
+        ));
+    }
+    fs::write(home.join(".codex/config.toml"), config).unwrap();
     format!(
         "env HOME={} OPENAI_API_KEY=sk-standin {} --no-daemon",
         home.display(),
@@ -220,7 +320,7 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str, approve: &[&str]) {
     let task_head = format!("[msg #{task} TASK from human] TASK reply with one word");
     // Deadlines, not delays: generous for a CLI starting on a busy machine.
     let long = Duration::from_secs(120);
-    let shown = DumpOnPanic(t);
+    let shown = DumpOnPanic(t, "Live", &["dev"]);
     let mut looked = std::time::Instant::now();
     wait_for("the task to reach the model", long, || {
         // A CLI that quit fails here, not at the deadline.
@@ -324,21 +424,153 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str, approve: &[&str]) {
     std::mem::forget(shown);
 }
 
+/// An agency `Loop` whose coordinator is a shell (its messages wait in its
+/// inbox) and whose `dev` (permissions `bus`, the default) and `qa`
+/// (`ask`) run the CLI. Each is told to run `agency send` to report, as its
+/// briefing teaches; `dev` then a command that is not agency's.
+fn outbound(t: &TestEnv, dev: &str, qa: &str, aider: bool) {
+    t.ok(&["create", "Loop", "--agents", "dev,qa"]);
+    t.ok(&["kill", "Loop"]);
+    let spec_path = t.home.join("agencies/Loop/agency.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&spec_path).unwrap()).unwrap();
+    spec["agents"][0]["command"] = json!(dev);
+    spec["agents"][1]["command"] = json!(qa);
+    spec["agents"][1]["permissions"] = json!("ask");
+    fs::write(&spec_path, spec.to_string()).unwrap();
+    t.ok(&["create", "Loop"]);
+    let shown = DumpOnPanic(t, "Loop", &["dev", "qa"]);
+    let long = Duration::from_secs(120);
+    let report = |agent: &str, task: &str| {
+        format!("RUN: agency send Loop coordinator \"COMPLETE {agent}: {task} done\"")
+    };
+    t.ok(&[
+        "send",
+        "Loop",
+        "dev",
+        &format!("TASK-7 {}", report("dev", "TASK-7")),
+    ]);
+    t.ok(&[
+        "send",
+        "Loop",
+        "qa",
+        &format!("TASK-8 {}", report("qa", "TASK-8")),
+    ]);
+    let reported = |agent: &str, task: &str| {
+        let want = format!("COMPLETE {agent}: {task} done");
+        t.json(&["inbox", "Loop", "coordinator", "--all", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["from"] == format!("Loop/{agent}") && m["body"] == want.as_str())
+    };
+    let status = |agent: &str| -> serde_json::Value {
+        let s = t.json(&["status", "Loop", "--json"]);
+        s["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == agent)
+            .cloned()
+            .unwrap()
+    };
+    let waiting_on = |agent: &str, what: &str| {
+        let mut looked = std::time::Instant::now();
+        wait_for(&format!("{agent} to ask about {what}"), long, || {
+            if looked.elapsed() > Duration::from_secs(1) {
+                looked = std::time::Instant::now();
+                assert_ne!(status(agent)["state"], "exited", "the agent CLI exited");
+            }
+            let s = status(agent);
+            s["state"] == "waiting" && s["question"].as_str().is_some_and(|q| q.contains(what))
+        });
+    };
+
+    // Aider then asks whether to add the command's output to the chat.
+    let keep_no_output = |agent: &str| {
+        if aider {
+            waiting_on(agent, "Add command output to the chat?");
+            t.ok(&["answer", "Loop", agent, "no"]);
+        }
+    };
+
+    // `bus`: dev's own `agency send` reaches the coordinator, no keypress.
+    if !aider {
+        wait_for("dev's report", long, || {
+            let s = status("dev");
+            assert_ne!(s["state"], "waiting", "dev asked: {}", s["question"]);
+            assert_ne!(s["state"], "exited", "the agent CLI exited");
+            reported("dev", "TASK-7")
+        });
+    } else {
+        waiting_on("dev", "agency send Loop coordinator");
+        t.ok(&["answer", "Loop", "dev", "yes"]);
+        wait_for("dev's report", long, || reported("dev", "TASK-7"));
+    }
+    keep_no_output("dev");
+
+    // `ask`: qa waits; status shows what it asks; an answer lets it through.
+    waiting_on("qa", "agency send Loop coordinator");
+    let text = t.ok(&["status", "Loop"]);
+    assert!(
+        text.contains("asks: ") && text.contains("agency answer Loop qa yes|no|always"),
+        "{text}"
+    );
+    assert!(!reported("qa", "TASK-8"), "sent before it was allowed");
+    let answered = t.json(&["answer", "Loop", "qa", "yes", "--json"]);
+    assert_eq!(answered["by"], "human");
+    assert!(answered["question"]
+        .as_str()
+        .unwrap()
+        .contains("agency send Loop coordinator"));
+    wait_for("qa's report", long, || reported("qa", "TASK-8"));
+    keep_no_output("qa");
+    let log = t.json(&["log", "--agency", "Loop", "--json"]);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "answer"),
+        "no answer event: {log}"
+    );
+
+    // Under `bus`, a command that is not agency's still asks; "no" keeps
+    // it from running.
+    wait_for("dev to be idle", long, || status("dev")["state"] == "idle");
+    let err = t.fails(&["answer", "Loop", "dev", "yes"]);
+    assert!(err.contains("not waiting at a prompt"), "{err}");
+    t.ok(&["send", "Loop", "dev", "TASK-9 RUN: touch outside.txt"]);
+    waiting_on("dev", "touch outside.txt");
+    t.ok(&["answer", "Loop", "dev", "no"]);
+    wait_for("dev to stop asking", long, || {
+        status("dev")["state"] != "waiting"
+    });
+    assert!(!t.home.join("outside.txt").exists(), "ran although refused");
+    std::mem::forget(shown);
+}
+
 /// When the scenario fails: what the agents' panes show and what the
 /// router said, to tell a slow CLI from a stuck one.
-struct DumpOnPanic<'a>(&'a TestEnv);
+struct DumpOnPanic<'a>(&'a TestEnv, &'a str, &'a [&'a str]);
 
 impl Drop for DumpOnPanic<'_> {
     fn drop(&mut self) {
-        let t = self.0;
-        let screen = t.tmux(&["capture-pane", "-p", "-t", "Live:dev"]);
-        eprintln!("--- dev:\n{}", String::from_utf8_lossy(&screen.stdout));
-        let status = t.run(&["status", "Live"]);
+        let DumpOnPanic(t, agency, agents) = *self;
+        for agent in agents {
+            let screen = t.tmux(&["capture-pane", "-p", "-t", &format!("{agency}:{agent}")]);
+            eprintln!("--- {agent}:\n{}", String::from_utf8_lossy(&screen.stdout));
+        }
+        let status = t.run(&["status", agency]);
         eprintln!("--- status:\n{}", String::from_utf8_lossy(&status.stdout));
         let log = fs::read_to_string(t.home.join("registry/router.log")).unwrap_or_default();
         eprintln!("--- router.log:\n{log}");
-        let inbox = t.run(&["inbox", "Live", "dev", "--all"]);
-        eprintln!("--- inbox:\n{}", String::from_utf8_lossy(&inbox.stdout));
+        for agent in agents.iter().chain(&["coordinator"]) {
+            let inbox = t.run(&["inbox", agency, agent, "--all"]);
+            eprintln!(
+                "--- inbox {agent}:\n{}",
+                String::from_utf8_lossy(&inbox.stdout)
+            );
+        }
     }
 }
 

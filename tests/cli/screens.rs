@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use agency::runtime::profile::{self, ScreenState};
+use agency::runtime::profile::{self, Choice, ScreenState};
 
 fn fixtures() -> Vec<(String, String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screens");
@@ -81,13 +81,32 @@ fn each_recorded_screen_reads_as_what_it_shows() {
                     failures.push(format!("{cli}/typed: unsent misread"));
                 }
             }
-            "waiting" => {
+            s if s.starts_with("waiting") => {
                 // Our last message shows in the history above the prompt;
                 // it must not be taken for unsent (Enter would answer).
                 if let Some(at) = screen.rfind("[msg #") {
                     let head = &screen[at..=at + screen[at..].find(']').unwrap()];
                     if p.unsent(screen, head) {
-                        failures.push(format!("{cli}/waiting: {head} read as unsent"));
+                        failures.push(format!("{cli}/{s}: {head} read as unsent"));
+                    }
+                }
+                // What it asks is read from the screen, and a "yes" and a
+                // "no" can be given (a sign-in screen asks nothing).
+                let q = p.question(screen).unwrap_or_default();
+                if q.is_empty() {
+                    failures.push(format!("{cli}/{s}: no question read"));
+                }
+                let shell = screen
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .any(|l| l.contains("touch made-by-agent.txt"));
+                if shell && !q.contains("touch made-by-agent.txt") {
+                    failures.push(format!("{cli}/{s}: question read as {q:?}"));
+                }
+                for choice in [Choice::Yes, Choice::No] {
+                    if s != "waiting-signin" && p.answer_keys(screen, choice).is_none() {
+                        failures.push(format!("{cli}/{s}: no key for {choice:?}"));
                     }
                 }
             }

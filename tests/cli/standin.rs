@@ -121,14 +121,16 @@ fn tool_command(said: &str) -> Option<String> {
         .then(|| "touch made-by-agent.txt".to_string())
 }
 
-/// Whether a user message answers a tool call.
+/// Whether a user message answers a tool call: it ends with the tool's
+/// result (Claude Code puts the next prompt after it in the same message).
 fn answers_tool(message: &Value) -> bool {
-    let has = |key: &str, want: &str| {
+    let last_is = |key: &str, want: &str| {
         message[key]
             .as_array()
-            .is_some_and(|b| b.iter().any(|b| b["type"] == want || b.get(want).is_some()))
+            .and_then(|b| b.last())
+            .is_some_and(|b| b["type"] == want || b.get(want).is_some())
     };
-    has("content", "tool_result") || has("parts", "functionResponse")
+    last_is("content", "tool_result") || last_is("parts", "functionResponse")
 }
 
 fn serve(conn: TcpStream, requests: &Mutex<Vec<(String, Value)>>) -> std::io::Result<()> {
@@ -172,7 +174,8 @@ fn serve(conn: TcpStream, requests: &Mutex<Vec<(String, Value)>>) -> std::io::Re
             .as_array()
             .and_then(|i| i.last())
             .is_some_and(|i| i["type"] == "function_call_output");
-        return response_stream(&mut out, &said, after_tool);
+        let retry = escalation_retry(&request);
+        return response_stream(&mut out, &said, after_tool, retry);
     }
     if path.contains(":generateContent") {
         // Gemini CLI's side calls (choosing a model, and the like) want JSON.
@@ -280,11 +283,33 @@ fn gemini_stream(out: &mut TcpStream, said: &str, after_tool: bool) -> std::io::
     out.flush()
 }
 
+/// A command Codex ran in its sandbox that failed: as a model does, the
+/// stand-in asks to run it again outside the sandbox.
+fn escalation_retry(request: &Value) -> Option<String> {
+    let input = request["input"].as_array()?;
+    let [.., call, output] = input.as_slice() else {
+        return None;
+    };
+    let failed = output["type"] == "function_call_output"
+        && output["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("Process exited with code ") && !o.contains("code 0\n"));
+    let args: Value = serde_json::from_str(call["arguments"].as_str()?).ok()?;
+    (failed && args.get("sandbox_permissions").is_none())
+        .then(|| args["cmd"].as_str().map(str::to_string))?
+}
+
 /// One streamed Responses API answer: for a command, a call of Codex's
 /// `exec_command`. As a model told its sandbox's writable folders would,
 /// it runs agency's own commands in the sandbox and asks to run any other
-/// outside it, which needs approval.
-fn response_stream(out: &mut TcpStream, said: &str, after_tool: bool) -> std::io::Result<()> {
+/// outside it, which needs approval; one that failed in the sandbox
+/// (`retry`) it asks to run again outside.
+fn response_stream(
+    out: &mut TcpStream,
+    said: &str,
+    after_tool: bool,
+    retry: Option<String>,
+) -> std::io::Result<()> {
     write!(
         out,
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
@@ -301,8 +326,11 @@ fn response_stream(out: &mut TcpStream, said: &str, after_tool: bool) -> std::io
     if said.contains("SLOW") && !after_tool {
         std::thread::sleep(Duration::from_secs(4));
     }
-    let item = if let Some(command) = tool_command(said).filter(|_| !after_tool) {
-        let args = if command.starts_with("agency ") {
+    let command = retry
+        .clone()
+        .or_else(|| tool_command(said).filter(|_| !after_tool));
+    let item = if let Some(command) = command {
+        let args = if command.starts_with("agency ") && retry.is_none() {
             json!({"cmd": command})
         } else {
             json!({"cmd": command, "sandbox_permissions": "require_escalated",
