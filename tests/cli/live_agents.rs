@@ -47,13 +47,11 @@ fn clis_dir() -> PathBuf {
 
 /// Runs the scenario with a CLI installed at `target/agent-clis/<at>`:
 /// `command` prepares its home (an empty folder) and gives the agent
-/// command for a stand-in on `port`; `approve` are the keys that allow its
-/// tool call.
+/// command for a stand-in on `port`.
 fn live(
     program: &str,
     at: &str,
     var: &str,
-    approve: &[&str],
     command: impl FnOnce(&TestEnv, &Path, &Path, u16) -> String,
 ) {
     let Some(bin) = installed(program, at, var) else {
@@ -64,7 +62,7 @@ fn live(
     let home = t.root().join("agent-home");
     fs::create_dir_all(&home).unwrap();
     let cmd = command(&t, &bin, &home, standin.port);
-    scenario(&t, &standin, &cmd, approve);
+    scenario(&t, &standin, &cmd);
 }
 
 #[test]
@@ -73,7 +71,6 @@ fn claude_code_is_briefed_then_gets_each_message_once_and_never_in_a_prompt() {
         "claude",
         "node_modules/.bin/claude",
         "AGENCY_TEST_CLAUDE",
-        &["1"],
         claude_command,
     );
 }
@@ -86,7 +83,6 @@ fn gemini_cli_is_briefed_then_gets_each_message_once_and_never_in_a_prompt() {
         "gemini",
         "node_modules/.bin/gemini",
         "AGENCY_TEST_GEMINI",
-        &["Enter"],
         gemini_command,
     );
 }
@@ -99,7 +95,6 @@ fn codex_is_briefed_then_gets_each_message_once_and_never_in_a_prompt() {
         "codex",
         "node_modules/.bin/codex",
         "AGENCY_TEST_CODEX",
-        &["y"],
         codex_command,
     );
 }
@@ -110,7 +105,6 @@ fn aider_is_briefed_then_gets_each_message_once_and_never_in_a_prompt() {
         "aider",
         "aider-venv/bin/aider",
         "AGENCY_TEST_AIDER",
-        &["y", "Enter"],
         aider_command,
     );
 }
@@ -136,7 +130,7 @@ fn live_outbound(
         fs::create_dir_all(&home).unwrap();
         cmds.push(command(&t, &bin, &home, standin.port));
     }
-    outbound(&t, &cmds[0], &cmds[1], aider);
+    outbound(&t, &standin, &cmds[0], &cmds[1], aider);
 }
 
 #[test]
@@ -199,8 +193,9 @@ fn trusted_folders(t: &TestEnv) -> Vec<String> {
 }
 
 /// Claude Code with onboarding done, the stand-in's key approved, the
-/// workspace trusted, and its permission prompts on (the newest releases
-/// default to approving commands by a model's judgement).
+/// workspace trusted, and its permission prompts on: the newest releases
+/// default to "auto mode" (a model judges each command), which a user can
+/// turn off, as here.
 fn claude_command(t: &TestEnv, claude: &Path, home: &Path, port: u16) -> String {
     let trusted = json!({"hasTrustDialogAccepted": true, "hasCompletedProjectOnboarding": true});
     let projects: serde_json::Map<String, serde_json::Value> = trusted_folders(t)
@@ -217,7 +212,8 @@ fn claude_command(t: &TestEnv, claude: &Path, home: &Path, port: u16) -> String 
     fs::create_dir_all(home.join(".claude")).unwrap();
     fs::write(
         home.join(".claude/settings.json"),
-        json!({"permissions": {"defaultMode": "default"}}).to_string(),
+        json!({"permissions": {"defaultMode": "default", "disableAutoMode": "disable"}})
+            .to_string(),
     )
     .unwrap();
     fs::write(home.join(".claude.json"), config.to_string()).unwrap();
@@ -300,9 +296,9 @@ fn turns_saying(s: &Standin, needle: &str) -> usize {
         .count()
 }
 
-/// An agency `Live` whose `dev` runs `cmd` (its coordinator a shell);
-/// `approve` are the keys a human presses to allow the tool call.
-fn scenario(t: &TestEnv, standin: &Standin, cmd: &str, approve: &[&str]) {
+/// An agency `Live` whose `dev` runs `cmd` (its coordinator a shell); its
+/// permission prompt is answered with `agency answer`.
+fn scenario(t: &TestEnv, standin: &Standin, cmd: &str) {
     // Made, stopped, given its agent CLI in agency.json, started again.
     t.ok(&["create", "Live", "--agents", "dev"]);
     t.ok(&["kill", "Live"]);
@@ -374,7 +370,9 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str, approve: &[&str]) {
     });
     let shown_status = t.ok(&["status", "Live"]);
     assert!(
-        shown_status.contains("waits for you at a prompt: agency attach Live dev"),
+        shown_status.contains("waits for you at a prompt: agency answer Live dev yes|no|always")
+            && shown_status.contains("asks: ")
+            && shown_status.contains("touch made-by-agent.txt"),
         "{shown_status}"
     );
     let held = t
@@ -393,9 +391,7 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str, approve: &[&str]) {
             );
         }
     }
-    let mut keys = vec!["send-keys", "-t", "Live:dev"];
-    keys.extend(approve);
-    t.tmux_ok(&keys); // the human says yes
+    t.ok(&["answer", "Live", "dev", "yes"]); // the human says yes
     let held_head = format!("[msg #{held} NOTE from human] NOTE after the prompt");
     wait_for("the held message to reach the model", long, || {
         turns_saying(standin, &held_head) == 1
@@ -428,7 +424,7 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str, approve: &[&str]) {
 /// inbox) and whose `dev` (permissions `bus`, the default) and `qa`
 /// (`ask`) run the CLI. Each is told to run `agency send` to report, as its
 /// briefing teaches; `dev` then a command that is not agency's.
-fn outbound(t: &TestEnv, dev: &str, qa: &str, aider: bool) {
+fn outbound(t: &TestEnv, standin: &Standin, dev: &str, qa: &str, aider: bool) {
     t.ok(&["create", "Loop", "--agents", "dev,qa"]);
     t.ok(&["kill", "Loop"]);
     let spec_path = t.home.join("agencies/Loop/agency.json");
@@ -444,12 +440,18 @@ fn outbound(t: &TestEnv, dev: &str, qa: &str, aider: bool) {
     let report = |agent: &str, task: &str| {
         format!("RUN: agency send Loop coordinator \"COMPLETE {agent}: {task} done\"")
     };
-    t.ok(&[
-        "send",
-        "Loop",
-        "dev",
-        &format!("TASK-7 {}", report("dev", "TASK-7")),
-    ]);
+    // Three messages at once while dev's CLI is still starting and its
+    // briefing is still to be pasted.
+    let mut heads = Vec::new();
+    for body in [
+        "NOTE one".to_string(),
+        "NOTE two".to_string(),
+        format!("TASK-7 {}", report("dev", "TASK-7")),
+    ] {
+        let id = t.ok(&["send", "Loop", "dev", &body]).trim().to_string();
+        let kind = body.split([' ', '-']).next().unwrap().to_string();
+        heads.push(format!("[msg #{id} {kind} from human] {body}"));
+    }
     t.ok(&[
         "send",
         "Loop",
@@ -508,6 +510,31 @@ fn outbound(t: &TestEnv, dev: &str, qa: &str, aider: bool) {
         wait_for("dev's report", long, || reported("dev", "TASK-7"));
     }
     keep_no_output("dev");
+    // The briefing, then each message, each once and alone in its turn.
+    let said: Vec<String> = standin
+        .turns()
+        .iter()
+        .map(|r| text_of(&last_user(r)))
+        .filter(|s| s.contains("[msg #"))
+        .collect();
+    let dev_briefing = "[msg #1 BRIEFING from agency]";
+    let mut order = Vec::new();
+    for head in std::iter::once(dev_briefing).chain(heads.iter().map(String::as_str)) {
+        let turns: Vec<usize> = (0..said.len())
+            .filter(|&i| said[i].contains(head))
+            .collect();
+        assert_eq!(
+            turns.len(),
+            1,
+            "{head} reached the model {} times: {said:#?}",
+            turns.len()
+        );
+        order.push(turns[0]);
+    }
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {said:#?}"
+    );
 
     // `ask`: qa waits; status shows what it asks; an answer lets it through.
     waiting_on("qa", "agency send Loop coordinator");
@@ -517,7 +544,9 @@ fn outbound(t: &TestEnv, dev: &str, qa: &str, aider: bool) {
         "{text}"
     );
     assert!(!reported("qa", "TASK-8"), "sent before it was allowed");
-    let answered = t.json(&["answer", "Loop", "qa", "yes", "--json"]);
+    // Aider offers no "always"; the others remember it.
+    let choice = if aider { "yes" } else { "always" };
+    let answered = t.json(&["answer", "Loop", "qa", choice, "--json"]);
     assert_eq!(answered["by"], "human");
     assert!(answered["question"]
         .as_str()

@@ -96,13 +96,12 @@ fn each_recorded_screen_reads_as_what_it_shows() {
                 if q.is_empty() {
                     failures.push(format!("{cli}/{s}: no question read"));
                 }
-                let shell = screen
-                    .lines()
-                    .rev()
-                    .take(15)
-                    .any(|l| l.contains("touch made-by-agent.txt"));
-                if shell && !q.contains("touch made-by-agent.txt") {
-                    failures.push(format!("{cli}/{s}: question read as {q:?}"));
+                // A command being asked about is named.
+                for command in ["touch made-by-agent.txt", "agency send Loop coordinator"] {
+                    let shown = screen.lines().rev().take(15).any(|l| l.contains(command));
+                    if shown && !q.contains(command) {
+                        failures.push(format!("{cli}/{s}: question read as {q:?}"));
+                    }
                 }
                 for choice in [Choice::Yes, Choice::No] {
                     if s != "waiting-signin" && p.answer_keys(screen, choice).is_none() {

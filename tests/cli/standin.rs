@@ -56,7 +56,7 @@ impl Standin {
 
     /// The bodies of the model turns the agent asked for (streamed, with
     /// its tools), oldest first; side requests (titles, routing, checks)
-    /// left out.
+    /// and a turn's continuations after a tool call left out.
     pub fn turns(&self) -> Vec<Value> {
         self.requests
             .lock()
@@ -65,8 +65,14 @@ impl Standin {
             .filter(|(path, r)| {
                 let tools = r["tools"].as_array().is_some_and(|t| !t.is_empty());
                 let streamed = r["stream"] == true || path.contains(":streamGenerateContent");
+                // Codex sends a tool's result after the user's message, which
+                // is then still the last one: the same turn, continued.
+                let continued = r["input"]
+                    .as_array()
+                    .and_then(|i| i.last())
+                    .is_some_and(|i| i["type"] == "function_call_output");
                 // Aider's turns carry no tools: it proposes commands in text.
-                streamed && (tools || path.ends_with("/chat/completions"))
+                streamed && !continued && (tools || path.ends_with("/chat/completions"))
             })
             .map(|(_, r)| r.clone())
             .collect()
