@@ -139,6 +139,11 @@ pub enum Op {
         pane: String,
         key: String,
     },
+    /// Prints `text` on the invocation's output (in the context of `pane`).
+    Print {
+        pane: String,
+        text: String,
+    },
     /// Shows a message on the status line of clients watching the pane.
     DisplayMessage {
         pane: String,
@@ -191,6 +196,14 @@ impl Tmux {
 
     /// Runs a command sequence (one tmux process) and returns its stdout.
     fn run(&self, cmds: Vec<TmuxCommand<'_>>) -> Result<String, TmuxError> {
+        let (stdout, result) = self.run_output(cmds);
+        result.map(|()| stdout)
+    }
+
+    /// Runs a command sequence and returns what it printed even when it
+    /// failed: tmux stops a sequence at its first failing command, and what
+    /// the commands before it printed tells how far it got.
+    fn run_output(&self, cmds: Vec<TmuxCommand<'_>>) -> (String, Result<(), TmuxError>) {
         let label = cmds
             .first()
             .and_then(|c| c.name.as_ref().map(|n| n.to_string()))
@@ -220,16 +233,22 @@ impl Tmux {
         let output = match process.output() {
             Ok(o) => o.into_inner(),
             Err(tmux_interface::Error::IO(e)) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(TmuxError::Missing)
+                return (String::new(), Err(TmuxError::Missing))
             }
-            Err(tmux_interface::Error::IO(e)) => return Err(TmuxError::Spawn(e)),
-            Err(e) => return Err(TmuxError::Spawn(io::Error::other(e.to_string()))),
+            Err(tmux_interface::Error::IO(e)) => return (String::new(), Err(TmuxError::Spawn(e))),
+            Err(e) => {
+                return (
+                    String::new(),
+                    Err(TmuxError::Spawn(io::Error::other(e.to_string()))),
+                )
+            }
         };
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
         if !output.status.success() || !stderr.is_empty() {
-            return Err(self.classify(label, stderr));
+            return (stdout, Err(self.classify(label, stderr)));
         }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        (stdout, Ok(()))
     }
 
     fn classify(&self, command: String, stderr: String) -> TmuxError {
@@ -324,6 +343,14 @@ impl Tmux {
             });
         }
         Ok(ids)
+    }
+
+    /// Runs `ops` in one invocation (they make no session) and returns the
+    /// `Op::Print` lines that were printed: on a failure, those of the ops
+    /// before the failing one.
+    pub fn batch_printing(&self, ops: &[Op]) -> (Vec<String>, Result<(), TmuxError>) {
+        let (stdout, result) = self.run_output(ops.iter().flat_map(op_commands).collect());
+        (stdout.lines().map(str::to_string).collect(), result)
     }
 
     /// The visible screen of each pane, in one tmux invocation.
@@ -572,6 +599,13 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
         Op::PressKey { pane, key } => {
             let mut c = cmd("send-keys");
             c.push_option("-t", pane.clone()).push_param(key.clone());
+            c
+        }
+        Op::Print { pane, text } => {
+            let mut c = cmd("display-message");
+            c.push_flag("-p")
+                .push_option("-t", pane.clone())
+                .push_param(text.replace('#', "##"));
             c
         }
         Op::DisplayMessage { pane, text } => {

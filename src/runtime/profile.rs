@@ -290,16 +290,22 @@ impl Profile {
         Some(keys)
     }
 
-    /// Whether our message (`head` is its header) still sits in the input
-    /// box, typed or pasted but not submitted. Only an idle agent can say
-    /// so: with a permission prompt up, the submit key would answer it.
-    pub fn unsent(&self, screen: &str, head: &str) -> bool {
+    /// Whether our message (`head` is its header, `body` its text) still
+    /// sits in the input box, typed or pasted but not submitted: its
+    /// header, the CLI's sign for a paste (also with more text after it),
+    /// or a piece of it (a long paste shown whole, scrolled to its end).
+    /// Only an idle agent can say so: with a permission prompt up, the
+    /// submit key would answer it.
+    pub fn unsent(&self, screen: &str, head: &str, body: &str) -> bool {
         if self.screen_state(screen) != ScreenState::Idle {
             return false;
         }
+        let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         match self.input_text(screen) {
             Some(t) if !t.is_empty() => {
-                t.contains(head) || self.unsent.as_ref().is_some_and(|u| u.is_match(&t))
+                t.contains(head)
+                    || self.unsent.as_ref().is_some_and(|u| u.is_match(&t))
+                    || squash(body).contains(&squash(&t))
             }
             _ => false,
         }
@@ -542,6 +548,22 @@ mod tests {
             p["aider"].screen_state("Aider v0.86.2\nsome streamed answer\n"),
             ScreenState::Busy
         );
+    }
+
+    #[test]
+    fn a_message_still_in_the_box_is_seen_in_any_of_its_shapes() {
+        let p = builtins();
+        let head = "[msg #1 BRIEFING from agency]";
+        let body = "You are dev.\n\n## Role\n- line seven of it\n- line eight";
+        // A long paste shown whole, scrolled to its end: a piece of it.
+        let gemini = "Tips\n─────\n >   - line seven of it\n     - line eight\n\n workspace\n";
+        assert!(p["gemini"].unsent(gemini, head, body));
+        assert!(!p["gemini"].unsent(gemini, head, "something else"));
+        // Codex's sign for a paste, with the next message typed after it.
+        let codex = "› [Pasted Content 2270 chars][msg #3 TASK from human] TASK-7\n\n  gpt · ~/p\n";
+        assert!(p["codex"].unsent(codex, head, body));
+        assert!(p["codex"].unsent(codex, "[msg #3 TASK from human]", "TASK-7"));
+        assert!(!p["codex"].can_type(codex));
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod common;
 mod agencies;
 mod approvals;
 mod bad_input;
+mod delivery;
 mod demo;
 mod live_agents;
 mod messages;

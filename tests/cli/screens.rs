@@ -77,7 +77,7 @@ fn each_recorded_screen_reads_as_what_it_shows() {
                     failures.push(format!("{cli}/typed: input box read as {text:?}"));
                 }
                 let head = text.split(']').next().unwrap().to_string() + "]";
-                if !p.unsent(screen, &head) || p.unsent(screen, "[msg #999 TASK from x]") {
+                if !p.unsent(screen, &head, "") || p.unsent(screen, "[msg #999 TASK from x]", "") {
                     failures.push(format!("{cli}/typed: unsent misread"));
                 }
             }
@@ -86,7 +86,7 @@ fn each_recorded_screen_reads_as_what_it_shows() {
                 // it must not be taken for unsent (Enter would answer).
                 if let Some(at) = screen.rfind("[msg #") {
                     let head = &screen[at..=at + screen[at..].find(']').unwrap()];
-                    if p.unsent(screen, head) {
+                    if p.unsent(screen, head, "") {
                         failures.push(format!("{cli}/{s}: {head} read as unsent"));
                     }
                 }
@@ -116,12 +116,12 @@ fn each_recorded_screen_reads_as_what_it_shows() {
                     Some(_) => text.split(']').next().unwrap().to_string() + "]",
                     None => "[msg #1 BRIEFING from agency]".to_string(),
                 };
-                if !p.unsent(screen, &head) {
+                if !p.unsent(screen, &head, "") {
                     failures.push(format!("{cli}/{s}: the paste is not seen as unsent"));
                 }
             }
             s if (s.starts_with("idle") || s.starts_with("busy"))
-                && p.unsent(screen, "[msg #1 TASK from human]") =>
+                && p.unsent(screen, "[msg #1 TASK from human]", "a task") =>
             {
                 failures.push(format!("{cli}/{state}: an empty box read as unsent"));
             }
