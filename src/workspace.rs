@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::runtime::permissions::Permissions;
 
 pub const CONFIG_FILE: &str = "agency.toml";
 
@@ -68,6 +69,9 @@ pub struct AgentsConfig {
     pub worktrees: Option<bool>,
     /// Run in each new agent worktree before the agent starts.
     pub setup_command: Option<String>,
+    /// What agent CLIs do without asking, unless an agent's own entry in
+    /// `agency.json` says otherwise (default `bus`).
+    pub permissions: Option<Permissions>,
 }
 
 /// The test command `init` found for a project, and why.
@@ -152,6 +156,7 @@ socket = ""                # empty: the default tmux server (AGENCY_TMUX_SOCKET 
 
 [agents]
 command = "bash"           # default agent command when an agent names none
+# permissions = "bus"      # what agent CLIs run without asking: bus (agency's own commands), ask, project, all
 
 [tasks]
 lease = "10m"              # a task claimed by an agent whose pane is gone this long is ready again
@@ -240,6 +245,12 @@ impl Workspace {
 
     pub fn registry_dir(&self) -> PathBuf {
         self.root.join("registry")
+    }
+
+    /// `registry/bin`: holds `agency`, a link to the binary that last
+    /// brought an agency up; first on every agent's PATH.
+    pub fn bin_dir(&self) -> PathBuf {
+        self.registry_dir().join("bin")
     }
 
     /// Waits for, then holds until dropped, the lock of one agency

@@ -652,6 +652,30 @@ impl Store {
         })
     }
 
+    /// Marks a message typed into its pane as `failed` after all (it never
+    /// left the input box), with an event. `false` if it is no longer
+    /// `delivered` (acked meanwhile, say).
+    pub fn fail_delivered(
+        &mut self,
+        id: i64,
+        to: &str,
+        agency: &str,
+        error: &str,
+    ) -> StoreResult<bool> {
+        self.write_tx(|tx| {
+            let changed = tx.execute(
+                "UPDATE messages SET state = 'failed', last_error = ?2
+                 WHERE id = ?1 AND state = 'delivered'",
+                params![id, error],
+            )?;
+            if changed == 1 {
+                let detail = serde_json::json!({ "id": id, "to": to, "error": error });
+                insert_event(tx, Some(agency), "message.failed", &detail)?;
+            }
+            Ok(changed == 1)
+        })
+    }
+
     /// Scheduled messages not yet delivered, soonest first.
     pub fn scheduled(&self) -> StoreResult<Vec<(MessageRow, String)>> {
         self.query(
