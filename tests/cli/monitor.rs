@@ -54,24 +54,70 @@ impl<'t> Screen<'t> {
         }
     }
 
+    /// The marked (selected) row: its line number and text.
+    fn marked(&self) -> Option<(usize, String)> {
+        self.screen()
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.starts_with('›'))
+            .map(|(i, l)| (i, l.to_string()))
+    }
+
     /// Moves the selection from the top down until the marked row
-    /// contains `text`.
+    /// contains `text`, each key's effect seen on the screen before the
+    /// next.
     fn select(&self, text: &str) {
         self.keys(&["g"]);
-        for _ in 0..20 {
-            let marked = self
-                .screen()
-                .lines()
-                .find(|l| l.starts_with('›'))
-                .map(str::to_string);
-            if marked.as_deref().is_some_and(|l| l.contains(text)) {
+        let first_marked = within(std::time::Duration::from_secs(10), || {
+            let screen = self.screen();
+            let lines: Vec<&str> = screen.lines().collect();
+            // The first row: under the needs-you header, or the first agency.
+            let first = lines
+                .iter()
+                .position(|l| l.trim_start().starts_with("KIND"))
+                .or_else(|| {
+                    lines
+                        .iter()
+                        .position(|l| l.trim_start().starts_with("AGENCY") && l.contains("STATE"))
+                })
+                .map(|i| i + 1);
+            self.marked().is_some_and(|(i, _)| Some(i) == first)
+        });
+        assert!(
+            first_marked,
+            "the first row is not marked:\n{}",
+            self.screen()
+        );
+        for _ in 0..30 {
+            let Some((at, line)) = self.marked() else {
+                panic!("nothing marked:\n{}", self.screen());
+            };
+            if line.contains(text) {
                 return;
             }
             self.keys(&["j"]);
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            let moved = within(std::time::Duration::from_secs(2), || {
+                self.marked().is_some_and(|(i, _)| i != at)
+            });
+            if !moved {
+                break;
+            }
         }
         panic!("no row with {text:?}:\n{}", self.screen());
     }
+}
+
+/// Whether `pred` holds within `limit` (a bottom row has no row below: the
+/// selection does not move, and that is no failure).
+fn within(limit: std::time::Duration, mut pred: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if pred() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
 }
 
 fn submit(t: &TestEnv, repo: &std::path::Path, i: usize) {
