@@ -404,10 +404,10 @@ pub fn needs_you(ctx: &Ctx, live: &[AgencyLive]) -> Result<Vec<NeedsYou>> {
     Ok(out)
 }
 
-/// The command that answers an agent's prompt.
+/// The command that answers an agent's prompt (`no` and `always` work too).
 pub fn answer_command(me: &str, agency: &str, agent: &str) -> String {
     format!(
-        "{me} attach {} {}",
+        "{me} answer {} {} yes",
         crate::workspace::quote(agency),
         crate::workspace::quote(agent)
     )

@@ -47,7 +47,7 @@ pub fn every_kind() -> Vec<NeedsYou> {
             id: None,
             what: "asks: Bash(rm -rf build && cargo build)".into(),
             since: Some(ago(95)),
-            command: format!("{me} attach CodeAgency dev"),
+            command: format!("{me} answer CodeAgency dev yes"),
             tests_failed: false,
         },
         NeedsYou {

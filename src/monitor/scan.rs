@@ -247,9 +247,7 @@ impl Scanner {
         for (w, screen) in due.into_iter().zip(screens) {
             let (_, _, pane, prof, act) = w;
             let state = prof.screen_state(&screen);
-            let question = (state == ScreenState::Waiting)
-                .then(|| question(prof, &screen))
-                .flatten();
+            let question = prof.question(&screen);
             self.looks.insert(
                 pane.clone(),
                 Look {
@@ -292,19 +290,4 @@ impl Scanner {
         }
         self.since = keep;
     }
-}
-
-/// What a permission prompt asks: the line the profile's `waiting` found,
-/// its layout (box borders, runs of blanks) dropped.
-fn question(p: &Profile, screen: &str) -> Option<String> {
-    let m = p.waiting.as_ref()?.find(screen)?;
-    let start = screen[..m.start()].rfind('\n').map_or(0, |i| i + 1);
-    let end = screen[m.end()..]
-        .find('\n')
-        .map_or(screen.len(), |i| m.end() + i);
-    let words: Vec<&str> = screen[start..end]
-        .split(|c: char| c.is_whitespace() || ('\u{2500}'..='\u{257f}').contains(&c))
-        .filter(|w| !w.is_empty())
-        .collect();
-    Some(words.join(" "))
 }

@@ -233,6 +233,82 @@ fn from_the_monitor_an_approval_is_approved_an_exited_agent_restarted_a_failed_m
 }
 
 #[test]
+fn from_the_monitor_a_waiting_agent_is_answered_and_the_wait_is_measured() {
+    let t = TestEnv::new();
+    let got = t.root().join("got");
+    // A fake agent CLI: at `ASK` it asks a question and reads one line,
+    // the answer.
+    let script = t.root().join("asker.sh");
+    fs::write(
+        &script,
+        format!(
+            r#"while :; do
+  printf 'fake> '
+  IFS= read -r line || exit 0
+  case "$line" in
+    *ASK*) printf 'Run rm -rf build? Allow this? [y/n] '; IFS= read -r a; echo "$a" >> {got} ;;
+  esac
+done
+"#,
+            got = got.display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        t.home.join("profiles.toml"),
+        r#"[fake]
+programs = ["timeout"]
+ready = '^fake>\s*$'
+waiting = 'Allow this\? \[y/n\]\s*$'
+question = ['Run (.+)\? Allow this']
+[fake.answer]
+yes = '\[(y)/n\]'
+no = '\[y/(n)\]'
+then = "Enter"
+"#,
+    )
+    .unwrap();
+    let cmd = format!("exec timeout --foreground 600 sh {}", script.display());
+    t.ok(&["create", "Ask", "--agents", "bot", "--agent-command", &cmd]);
+    let s = Screen::open(&t, "");
+    t.ok(&["send", "Ask", "bot", "ASK"]);
+    s.wait_for("asks: rm -rf build");
+    // The router saw the prompt come up.
+    wait_until("agent.waiting in the log", || {
+        kinds_of(&t, "Ask").contains(&"agent.waiting".into())
+    });
+    s.select("waiting");
+    s.keys(&["y"]);
+    s.wait_for("Answer YES to Ask/bot?");
+    s.wait_for("It asks: rm -rf build");
+    assert!(!got.exists(), "nothing before the confirmation");
+    s.keys(&["y"]);
+    s.wait_for("answered yes to Ask/bot: rm -rf build");
+    wait_until("the answer typed", || {
+        fs::read_to_string(&got).is_ok_and(|a| a == "y\n")
+    });
+    wait_until("the waiting row gone", || {
+        !s.screen().contains("asks: rm -rf build")
+    });
+    // Recorded as `agency answer` records it, and measured.
+    wait_until("agent.resumed in the log", || {
+        kinds_of(&t, "Ask").contains(&"agent.resumed".into())
+    });
+    let log = t.json(&["log", "--agency", "Ask", "--json"]);
+    let answer = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "answer")
+        .expect("an answer event");
+    assert_eq!(answer["detail"]["choice"], "yes");
+    assert_eq!(answer["detail"]["by"], "human");
+    let m = t.json(&["metrics", "--agency", "Ask", "--json"]);
+    assert_eq!(m["overall"]["prompt_wait"]["count"], 1, "{m}");
+    assert_eq!(m["overall"]["prompts_open"], 0, "{m}");
+}
+
+#[test]
 fn monitor_json_ranks_what_needs_you() {
     let (t, repo) = TestEnv::with_project();
     t.receivers("CodeAgency", "a,b");

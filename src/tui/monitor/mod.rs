@@ -182,14 +182,20 @@ fn decide(ctx: &mut Ctx, d: Decision) -> Result<String> {
     }
 }
 
-/// Answers a permission prompt as `agency answer` does.
-fn answer(_ctx: &mut Ctx, agency: &str, agent: &str, choice: app::Choice) -> Result<String> {
-    Err(Error::user(
-        format!(
-            "answering {agency}/{agent} ({}) needs `agency answer`",
-            choice.as_str()
-        ),
-        format!("answer in its pane: agency attach {agency} {agent}"),
+/// Answers a permission prompt through `agency answer`'s own function: the
+/// key its CLI takes for the choice, only while the prompt is up, recorded.
+fn answer(ctx: &mut Ctx, agency: &str, agent: &str, choice: app::Choice) -> Result<String> {
+    use crate::runtime::profile::Choice;
+    let choice = match choice {
+        app::Choice::Yes => Choice::Yes,
+        app::Choice::No => Choice::No,
+        app::Choice::Always => Choice::Always,
+    };
+    let done = crate::agency::answer::answer(ctx, agency, agent, choice)?;
+    Ok(format!(
+        "answered {} to {agency}/{agent}: {}",
+        choice.as_str(),
+        done.question.as_deref().unwrap_or("(its prompt)")
     ))
 }
 
