@@ -160,6 +160,11 @@ command = "bash"           # default agent command when an agent names none
 
 [tasks]
 lease = "10m"              # a task claimed by an agent whose pane is gone this long is ready again
+
+# [notify]                 # a command run for what needs you, a JSON document on its stdin (see the README)
+# command = 'notify-send agency "$(jq -r .summary)"'
+# batch = "1m"             # what comes within this long of the first goes in one call
+# quiet = "22:00-08:00"    # held in these hours, then sent as one call
 "#,
         project = toml_escape(project),
         test_command = toml_escape(test_command),

@@ -309,6 +309,92 @@ then = "Enter"
 }
 
 #[test]
+fn the_scanner_reads_again_only_screens_that_changed_and_at_most_its_budget() {
+    use agency::monitor::scan::Scanner;
+    let t = TestEnv::new();
+    // Agents with a profile that reads their screen: a prompt, and a line
+    // of output per line typed.
+    let script = t.root().join("cli.sh");
+    fs::write(
+        &script,
+        "while :; do printf 'cli> '; IFS= read -r l || exit 0; echo \"got $l\"; done\n",
+    )
+    .unwrap();
+    fs::write(
+        t.home.join("profiles.toml"),
+        "[cli]\nprograms = [\"timeout\"]\nready = '^cli>\\s*$'\n",
+    )
+    .unwrap();
+    let cmd = format!("exec timeout --foreground 600 sh {}", script.display());
+    t.ok(&[
+        "create",
+        "Fleet",
+        "--agents",
+        "a,b,c",
+        "--agent-command",
+        &cmd,
+    ]);
+    // The library reads the server from agency.toml here, not from the
+    // environment (tests run side by side in this process).
+    t.set_config("socket = \"\"", &format!("socket = \"{}\"", t.socket));
+    let ws = agency::workspace::Workspace::open(t.home.clone()).unwrap();
+    let ctx = agency::agency::Ctx::open(ws).unwrap();
+    let now = std::time::SystemTime::now;
+    let state = |live: &[agency::monitor::scan::AgencyLive], name: &str| {
+        live[0]
+            .agents
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap()
+            .state
+            .clone()
+    };
+    let mut all = Scanner::new(0);
+    wait_until("every agent idle", || {
+        let live = all.scan(&ctx, now()).unwrap();
+        ["coordinator", "a", "b", "c"]
+            .iter()
+            .all(|n| state(&live, n) == "idle")
+    });
+    // Quiet windows are not read again.
+    wait_until("a look that reads nothing", || {
+        all.scan(&ctx, now()).unwrap();
+        all.captured == 0
+    });
+    for _ in 0..3 {
+        all.scan(&ctx, now()).unwrap();
+        assert_eq!(all.captured, 0);
+    }
+    // One agent prints: only its screen is read, and it reads busy then
+    // idle as it changes.
+    t.tmux_ok(&[
+        "send-keys",
+        "-t",
+        &pane_of(&t, "Fleet", "b"),
+        "work",
+        "Enter",
+    ]);
+    let mut read = Vec::new();
+    wait_until("b's screen read again", || {
+        all.scan(&ctx, now()).unwrap();
+        read.push(all.captured);
+        all.captured > 0
+    });
+    assert_eq!(read.last(), Some(&1), "{read:?}");
+    // A budget of one: a first look reads one screen, the one never read.
+    let mut one = Scanner::new(1);
+    let live = one.scan(&ctx, now()).unwrap();
+    assert_eq!(one.captured, 1);
+    let unread = live[0].agents.iter().filter(|a| a.unread).count();
+    assert_eq!(unread, 3, "{live:?}");
+    for _ in 0..3 {
+        one.scan(&ctx, now()).unwrap();
+    }
+    let live = one.scan(&ctx, now()).unwrap();
+    assert!(live[0].agents.iter().all(|a| !a.unread), "{live:?}");
+}
+
+#[test]
 fn monitor_json_ranks_what_needs_you() {
     let (t, repo) = TestEnv::with_project();
     t.receivers("CodeAgency", "a,b");
