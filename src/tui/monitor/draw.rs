@@ -193,7 +193,7 @@ fn needs_you(app: &App, f: &mut Frame, area: Rect) {
                 Cell::from(n.kind.as_str()).style(kind_style(n.kind)),
                 Cell::from(n.agency.clone()),
                 Cell::from(n.agent.clone().unwrap_or_else(|| "-".into())),
-                Cell::from(n.what.clone()),
+                Cell::from(one_line(&n.what)),
                 Cell::from(since(n, app)),
             ])
             .style(selected_style(sel == Some(i)))
@@ -428,7 +428,7 @@ fn detail(app: &App, f: &mut Frame, area: Rect) {
         ])
     };
     let mut lines = vec![
-        Line::from(n.what.clone()).bold(),
+        Line::from(one_line(&n.what)).bold(),
         Line::from(""),
         field("kind", n.kind.as_str().into()),
         field("agency", n.agency.clone()),
@@ -593,7 +593,7 @@ fn approval_what(app: &App, id: i64) -> String {
         .needs_you
         .iter()
         .find(|n| n.kind == Kind::Approval && n.id == Some(id))
-        .map(|n| format!(" ({})", n.what))
+        .map(|n| format!(" ({})", one_line(&n.what)))
         .unwrap_or_default()
 }
 

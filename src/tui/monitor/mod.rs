@@ -401,6 +401,28 @@ mod tests {
     }
 
     #[test]
+    fn what_agents_wrote_reaches_the_terminal_without_control_characters() {
+        let mut s = small();
+        s.needs_you[0].what = "evil \x1b]0;pwned\x07 title\nsecond line \u{9b}31m".into();
+        s.events[0].detail = serde_json::json!({"title": "\x1b[2J wiped"});
+        let a = app(s);
+        let mut t = Terminal::new(TestBackend::new(120, 30)).unwrap();
+        t.draw(|f| draw(&a, f)).unwrap();
+        let text: String = t
+            .backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect();
+        assert!(!text.chars().any(|c| c.is_control()), "{text:?}");
+        assert!(
+            text.contains("evil ]0;pwned title second line 31m"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn p_jumps_to_the_pane_of_any_row() {
         let mut a = app(small());
         assert_eq!(
