@@ -13,7 +13,8 @@
 //! - [`runtime`]: agent runtimes: the scripted agent.
 //! - [`tasks`]: the task graph: tasks and their needs, claims, dispatch and unblocking, leases, plans.
 //! - [`demo`]: the offline demo on scripted agents.
-//! - [`tui`]: the approval screen (ratatui): state and update, drawing, the event loop.
+//! - [`monitor`]: what needs the human, the fleet at a glance, metrics, notifications.
+//! - [`tui`]: the approval screen and the monitor (ratatui): state and update, drawing, the event loop.
 //! - [`error`]: the error type, with a hint for what to do next.
 //! - [`logging`]: log files a person can read (`tracing`), that never fail their writer.
 
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod error;
 pub mod git;
 pub mod logging;
+pub mod monitor;
 pub mod runtime;
 pub mod store;
 pub mod tasks;

@@ -150,6 +150,11 @@ pub enum Op {
         pane: String,
         key: String,
     },
+    /// Prints `text` on the invocation's output (in the context of `pane`).
+    Print {
+        pane: String,
+        text: String,
+    },
     /// Shows a message on the status line of clients watching the pane.
     DisplayMessage {
         pane: String,
@@ -211,6 +216,14 @@ impl Tmux {
 
     /// Runs a command sequence (one tmux process) and returns its stdout.
     fn run(&self, cmds: Vec<TmuxCommand<'_>>) -> Result<String, TmuxError> {
+        let (stdout, result) = self.run_output(cmds);
+        result.map(|()| stdout)
+    }
+
+    /// Runs a command sequence and returns what it printed even when it
+    /// failed: tmux stops a sequence at its first failing command, and what
+    /// the commands before it printed tells how far it got.
+    fn run_output(&self, cmds: Vec<TmuxCommand<'_>>) -> (String, Result<(), TmuxError>) {
         let label = label(&cmds);
         // On a command line, tmux reads an argument ending in `;` as a
         // separator: escape every one.
@@ -237,16 +250,22 @@ impl Tmux {
         let output = match process.output() {
             Ok(o) => o.into_inner(),
             Err(tmux_interface::Error::IO(e)) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(TmuxError::Missing)
+                return (String::new(), Err(TmuxError::Missing))
             }
-            Err(tmux_interface::Error::IO(e)) => return Err(TmuxError::Spawn(e)),
-            Err(e) => return Err(TmuxError::Spawn(io::Error::other(e.to_string()))),
+            Err(tmux_interface::Error::IO(e)) => return (String::new(), Err(TmuxError::Spawn(e))),
+            Err(e) => {
+                return (
+                    String::new(),
+                    Err(TmuxError::Spawn(io::Error::other(e.to_string()))),
+                )
+            }
         };
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
         if !output.status.success() || !stderr.is_empty() {
-            return Err(self.classify(label, stderr));
+            return (stdout, Err(self.classify(label, stderr)));
         }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        (stdout, Ok(()))
     }
 
     fn classify(&self, command: String, stderr: String) -> TmuxError {
@@ -308,6 +327,43 @@ impl Tmux {
             Err(e) => return Err(e),
         };
         Ok(out.lines().filter_map(parse_pane_line).collect())
+    }
+
+    /// Per pane id, when its window last showed new output (Unix seconds,
+    /// tmux's `window_activity`): a pane whose window has not changed since
+    /// a look still shows what that look saw. An absent server has none.
+    pub fn window_activity(&self) -> Result<std::collections::HashMap<String, u64>, TmuxError> {
+        let mut c = cmd("list-panes");
+        c.push_flag("-a")
+            .push_option("-F", format!("#{{pane_id}}{FIELD_SEP}#{{window_activity}}"));
+        let out = match self.run(vec![c]) {
+            Ok(out) => out,
+            Err(TmuxError::NoServer { .. } | TmuxError::Unreachable { .. }) => String::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                let (id, at) = l.split_once(FIELD_SEP)?;
+                Some((id.to_string(), at.trim().parse().ok()?))
+            })
+            .collect())
+    }
+
+    /// Sets a user option (`@name`) of the server, for status lines to
+    /// show; an empty value unsets it.
+    pub fn set_global_option(&self, name: &str, value: &str) -> Result<(), TmuxError> {
+        let mut c = cmd("set-option");
+        c.push_flag("-g");
+        if value.is_empty() {
+            c.push_flag("-u").push_param(name.to_string());
+        } else {
+            c.push_param(name.to_string()).push_param(value.to_string());
+        }
+        match self.run(vec![c]) {
+            Ok(_) | Err(TmuxError::NoServer { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn has_session(&self, session: &str) -> Result<bool, TmuxError> {
@@ -373,31 +429,48 @@ impl Tmux {
     /// tmux's limit, in order; returns their output. Nothing runs if a
     /// unit cannot fit.
     fn run_units(&self, units: Vec<Vec<TmuxCommand<'static>>>) -> Result<String, TmuxError> {
+        let (out, result) = self.run_units_output(units);
+        result.map(|()| out)
+    }
+
+    /// `run_units`, returning what was printed even when an invocation
+    /// failed (those after it do not run).
+    fn run_units_output(
+        &self,
+        units: Vec<Vec<TmuxCommand<'static>>>,
+    ) -> (String, Result<(), TmuxError>) {
         let sized: Vec<(usize, Vec<TmuxCommand<'static>>)> = units
             .into_iter()
             .map(|u| (u.iter().map(line_size).sum(), u))
             .collect();
         if let Some((bytes, unit)) = sized.iter().find(|(n, _)| *n > MAX_LINE) {
-            return Err(TmuxError::TooLong {
+            let e = TmuxError::TooLong {
                 command: label(unit),
                 bytes: *bytes,
-            });
+            };
+            return (String::new(), Err(e));
         }
         let mut out = String::new();
         let mut now = Vec::new();
         let mut size = 0;
         for (n, unit) in sized {
             if size + n > MAX_LINE && !now.is_empty() {
-                out.push_str(&self.run(std::mem::take(&mut now))?);
+                let (o, r) = self.run_output(std::mem::take(&mut now));
+                out.push_str(&o);
+                if r.is_err() {
+                    return (out, r);
+                }
                 size = 0;
             }
             now.extend(unit);
             size += n;
         }
         if !now.is_empty() {
-            out.push_str(&self.run(now)?);
+            let (o, r) = self.run_output(now);
+            out.push_str(&o);
+            return (out, r);
         }
-        Ok(out)
+        (out, Ok(()))
     }
 
     /// Unsets the hooks `with_keep_dead_hook` sets.
@@ -413,6 +486,16 @@ impl Tmux {
             })
             .collect();
         self.run(cmds).map(|_| ())
+    }
+
+    /// Runs `ops` (they make no session) and returns the `Op::Print` lines
+    /// that were printed: on a failure, those of the ops before the failing
+    /// one.
+    pub fn batch_printing(&self, ops: &[Op]) -> (Vec<String>, Result<(), TmuxError>) {
+        // In as many invocations as tmux's line limit needs (a long text
+        // goes into its buffer in pieces first; see `sequence_units`).
+        let (stdout, result) = self.run_units_output(sequence_units(ops));
+        (stdout.lines().map(str::to_string).collect(), result)
     }
 
     /// The visible screen of each pane, in one tmux invocation.
@@ -474,17 +557,31 @@ impl Tmux {
     /// Attaches the user's terminal to `target`, or switches the current
     /// client when already inside tmux on this same server. This is the one
     /// call that needs the terminal, so stdin is inherited.
-    pub fn attach(&self, target: &str) -> Result<(), TmuxError> {
+    /// Whether this process runs inside a client of this same server (so
+    /// `attach` switches that client instead of nesting one).
+    pub fn inside_same_server(&self) -> bool {
         // $TMUX is "<socket path>,<pid>,<session>"; the socket's file name is
         // the -L name ("default" without one).
         let ours = self.socket.as_deref().unwrap_or("default");
-        let inside_same_server = std::env::var("TMUX").ok().is_some_and(|t| {
+        std::env::var("TMUX").ok().is_some_and(|t| {
             let path = t.split(',').next().unwrap_or("");
             std::path::Path::new(path)
                 .file_name()
                 .and_then(|n| n.to_str())
                 == Some(ours)
-        });
+        })
+    }
+
+    /// Switches the client this process runs in (see `inside_same_server`)
+    /// to `target`.
+    pub fn switch_client(&self, target: &str) -> Result<(), TmuxError> {
+        let mut c = cmd("switch-client");
+        c.push_option("-t", target.to_string());
+        self.run(vec![c]).map(|_| ())
+    }
+
+    pub fn attach(&self, target: &str) -> Result<(), TmuxError> {
+        let inside_same_server = self.inside_same_server();
         let mut c = cmd(if inside_same_server {
             "switch-client"
         } else {
@@ -685,8 +782,12 @@ fn sequence_units(ops: &[Op]) -> Vec<Vec<TmuxCommand<'static>>> {
     let mut units: Vec<Vec<TmuxCommand<'static>>> = Vec::new();
     let mut last_text_pane: Option<&str> = None;
     for op in ops {
+        // A submit key stays with its text, and a mark printed after them
+        // (`Op::Print`) with both: the mark must mean they went in.
         match op {
-            Op::PressKey { pane, .. } if last_text_pane == Some(pane.as_str()) => {
+            Op::PressKey { pane, .. } | Op::Print { pane, .. }
+                if last_text_pane == Some(pane.as_str()) =>
+            {
                 units
                     .last_mut()
                     .expect("text came first")
@@ -695,7 +796,9 @@ fn sequence_units(ops: &[Op]) -> Vec<Vec<TmuxCommand<'static>>> {
             _ => units.extend(op_units(op)),
         }
         last_text_pane = match op {
-            Op::TypeText { pane, .. } | Op::Paste { pane, .. } => Some(pane),
+            Op::TypeText { pane, .. } | Op::Paste { pane, .. } | Op::PressKey { pane, .. } => {
+                Some(pane)
+            }
             _ => None,
         };
     }
@@ -788,6 +891,14 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
         Op::PressKey { pane, key } => {
             let mut c = cmd("send-keys");
             c.push_option("-t", pane.clone()).push_param(key.clone());
+            c
+        }
+        Op::Print { pane, text } => {
+            let mut c = cmd("display-message");
+            c.push_flag("-p")
+                .push_option("-t", pane.clone())
+                .push_flag("--")
+                .push_param(literal(text));
             c
         }
         Op::DisplayMessage { pane, text } => {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::runtime::permissions::Permissions;
 
 pub const CONFIG_FILE: &str = "agency.toml";
 
@@ -19,6 +20,22 @@ pub struct Config {
     pub tmux: TmuxConfig,
     pub agents: AgentsConfig,
     pub tasks: TasksConfig,
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]`: a command run for what needs the human (see
+/// `monitor::notify`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct NotifyConfig {
+    /// Run with `sh -c`, a JSON document on its stdin.
+    pub command: Option<String>,
+    /// What comes within this long of the first goes in one call (`2m`).
+    pub batch: Option<String>,
+    /// Hours held, then sent as one call (`22:00-08:00`, local time).
+    pub quiet: Option<String>,
+    /// A call still running after this long is ended (`30s`).
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -52,6 +69,9 @@ pub struct AgentsConfig {
     pub worktrees: Option<bool>,
     /// Run in each new agent worktree before the agent starts.
     pub setup_command: Option<String>,
+    /// What agent CLIs do without asking, unless an agent's own entry in
+    /// `agency.json` says otherwise (default `bus`).
+    pub permissions: Option<Permissions>,
 }
 
 /// The test command `init` found for a project, and why.
@@ -136,9 +156,15 @@ socket = ""                # empty: the default tmux server (AGENCY_TMUX_SOCKET 
 
 [agents]
 command = "bash"           # default agent command when an agent names none
+# permissions = "bus"      # what agent CLIs run without asking: bus (agency's own commands), ask, project, all
 
 [tasks]
 lease = "10m"              # a task claimed by an agent whose pane is gone this long is ready again
+
+# [notify]                 # a command run for what needs you, a JSON document on its stdin (see the README)
+# command = 'notify-send agency "$(jq -r .summary)"'
+# batch = "1m"             # what comes within this long of the first goes in one call
+# quiet = "22:00-08:00"    # held in these hours, then sent as one call
 "#,
         project = toml_escape(project),
         test_command = toml_escape(test_command),
@@ -224,6 +250,12 @@ impl Workspace {
 
     pub fn registry_dir(&self) -> PathBuf {
         self.root.join("registry")
+    }
+
+    /// `registry/bin`: holds `agency`, a link to the binary that last
+    /// brought an agency up; first on every agent's PATH.
+    pub fn bin_dir(&self) -> PathBuf {
+        self.registry_dir().join("bin")
     }
 
     /// Waits for, then holds until dropped, the lock of one agency

@@ -1,6 +1,7 @@
 //! Agencies: their specs and templates, and bringing them up in tmux
 //! (create and reconcile), listing, status and kill.
 
+pub mod answer;
 pub mod spec;
 pub mod templates;
 
@@ -14,6 +15,7 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::git::{Project, WorktreeState};
+use crate::runtime::permissions::{self, Grant, Permissions};
 use crate::runtime::profile::{self, Profile};
 use crate::store::{AgencyRow, AgentRow, Store};
 use crate::tmux::{Op, PaneInfo, PaneSpec, Place, Tmux};
@@ -120,6 +122,12 @@ pub struct CreateReport {
     /// Flags ignored because the agency already existed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignored: Vec<String>,
+    /// Each agent's permissions (`bus`, `ask`, `project`, `all`).
+    pub permissions: std::collections::BTreeMap<String, Permissions>,
+    /// What the human should know: agents that approve everything, and
+    /// permissions that could not be given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// `agency create`: makes the agency's folder from a template if it has none,
@@ -290,6 +298,9 @@ struct Slot {
     briefing: Briefing,
     /// Variables its profile removes from its environment.
     unset_env: Vec<String>,
+    /// What its CLI may do without asking, and how its profile says so.
+    permissions: Permissions,
+    grant: Grant,
 }
 
 /// An agent's role file at its start: sent through the bus to an agent CLI
@@ -305,9 +316,11 @@ enum Briefing {
 fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles) -> Vec<Slot> {
     let work_dir = fs::canonicalize(ws.project_dir()).unwrap_or_else(|_| ws.root.clone());
     let default_cmd = ws.default_agent_command();
-    // The command each agent runs, and what becomes of its role file.
+    // The command each agent runs, what becomes of its role file, and the
+    // permissions its CLI is given.
     let start = |a: &AgentSpec| {
         let (command, profile) = profile::resolve(profiles, a, &default_cmd);
+        let level = agent_permissions(ws, a);
         // A role file linked from outside the agency folder is never read
         // into a pane (create refuses it first; see `check_role_files`).
         let role = spec::inside(&ws.agency_dir(&spec.name), &a.role_file);
@@ -319,9 +332,10 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
             _ => Briefing::None,
         };
         let unset_env = profile.map(|p| p.unset_env.clone()).unwrap_or_default();
-        (command, briefing, unset_env)
+        (command, briefing, unset_env, level)
     };
-    let (coordinator_command, coordinator_briefing, coordinator_unset) = start(&spec.coordinator);
+    let (coordinator_command, coordinator_briefing, coordinator_unset, level) =
+        start(&spec.coordinator);
     let agent_window = |name: &str| match layout {
         Layout::Windows => name.to_string(),
         Layout::Panes => "agents".to_string(),
@@ -337,9 +351,11 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
         setup_error: None,
         briefing: coordinator_briefing,
         unset_env: coordinator_unset,
+        permissions: level,
+        grant: Grant::default(),
     }];
     for a in &spec.agents {
-        let (command, briefing, unset_env) = start(a);
+        let (command, briefing, unset_env, permissions) = start(a);
         out.push(Slot {
             name: a.name.clone(),
             role: "specialist",
@@ -351,6 +367,8 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
             setup_error: None,
             briefing,
             unset_env,
+            permissions,
+            grant: Grant::default(),
         });
     }
     out.push(Slot {
@@ -364,6 +382,8 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
         setup_error: None,
         briefing: Briefing::None,
         unset_env: Vec::new(),
+        permissions: Permissions::Ask,
+        grant: Grant::default(),
     });
     out.push(Slot {
         name: "sandbox".into(),
@@ -376,8 +396,36 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
         setup_error: None,
         briefing: Briefing::None,
         unset_env: Vec::new(),
+        permissions: Permissions::Ask,
+        grant: Grant::default(),
     });
     out
+}
+
+/// What each agent's permissions add to its start, now that its working
+/// folder is known.
+fn grant_permissions(ws: &Workspace, spec: &AgencySpec, slots: &mut [Slot], profiles: &Profiles) {
+    let default_cmd = ws.default_agent_command();
+    for s in slots.iter_mut() {
+        let Some(a) = spec.agent(&s.name) else {
+            continue;
+        };
+        let Some(p) = profile::resolve(profiles, a, &default_cmd).1 else {
+            continue;
+        };
+        let places = permissions::Places {
+            agent: s.name.clone(),
+            workdir: s.dir.clone(),
+            rules_file: ws
+                .registry_dir()
+                .join("permissions")
+                .join(&spec.name)
+                .join(format!("{}.toml", s.name)),
+            registry: ws.registry_dir(),
+            home: std::env::var_os("HOME").unwrap_or_default().into(),
+        };
+        s.grant = permissions::grant(p, s.permissions, s.role == "coordinator", &places);
+    }
 }
 
 /// Gives each agent that wants one its own worktree on branch
@@ -494,33 +542,169 @@ fn run_setup(
 /// How long a worktree's setup command may run.
 const SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// An agent's permissions: its own in `agency.json`, else `[agents]
+/// permissions` in `agency.toml`, else `bus`.
+pub fn agent_permissions(ws: &Workspace, a: &AgentSpec) -> Permissions {
+    a.permissions
+        .or(ws.config.agents.permissions)
+        .unwrap_or_default()
+}
+
+/// Whether the arguments of an agent's permissions can be given to its
+/// command: only a simple one takes them (after its last word), not a
+/// compound one (`a && b`, `x | y`).
+fn grant_applies(cmd: &str, grant: &Grant) -> bool {
+    grant.args.is_empty() || !is_compound(cmd)
+}
+
+/// More than one simple command (redirections keep it simple).
+fn is_compound(cmd: &str) -> bool {
+    cmd.contains([';', '&', '|', '\n', '(', ')', '`', '{', '}'])
+}
+
 /// The pane's shell runs the agent command; `exec` makes the agent the
 /// pane's foreground program (what readiness and status look at) whenever
 /// the command is one simple command, e.g. `cat >> file` or `claude`.
 fn launch_command(cmd: &str) -> String {
     let t = cmd.trim();
-    let compound = t.contains([';', '&', '|', '\n', '(', ')', '`', '{', '}']);
-    if compound || t.starts_with("exec ") || t.is_empty() {
+    if is_compound(t) || t.starts_with("exec ") || t.is_empty() {
         t.to_string()
     } else {
         format!("exec {t}")
     }
 }
 
-/// The shell command line of an agent's pane: its variables unset, its role
-/// file shown (shells), then its command.
-fn pane_command(cmd: &str, briefing: &Briefing, unset_env: &[String]) -> String {
-    let mut line = String::new();
+/// The shell command line of an agent's pane: `bin_dir` first on PATH, its
+/// variables unset, its role file shown (shells), then its command.
+///
+/// PATH is set here, not with tmux's `-e`: tmux 3.3a gives a new pane the
+/// PATH of the tmux client that asked for it, over `-e PATH=...`.
+fn pane_command(
+    cmd: &str,
+    args: &[String],
+    briefing: &Briefing,
+    unset_env: &[String],
+    bin_dir: &Path,
+) -> String {
+    let mut line = format!(
+        "PATH={}:\"$PATH\"; export PATH; ",
+        quote(&bin_dir.display().to_string())
+    );
     if !unset_env.is_empty() {
         // Names only (profiles are checked), so nothing here needs quoting.
         line.push_str(&format!("unset {}; ", unset_env.join(" ")));
     }
     if let Briefing::Shown(role) = briefing {
-        let quoted = role.display().to_string().replace('\'', r"'\''");
-        line.push_str(&format!("cat -- '{quoted}'; "));
+        line.push_str(&format!("cat -- {}; ", quote(&role.display().to_string())));
     }
     line.push_str(&launch_command(cmd));
+    if !is_compound(cmd) {
+        for a in args {
+            line.push(' ');
+            line.push_str(&quote(a));
+        }
+    }
     line
+}
+
+/// A word for the pane's shell. Paths and names never hold a NUL (the
+/// operating system refuses them), so this cannot fail on them.
+pub(crate) fn quote(word: &str) -> String {
+    shlex::try_quote(word)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| "''".to_string())
+}
+
+/// Makes `registry/bin/agency` a link to this very binary (however it was
+/// started: `cargo run`, a path, installed, through a link), replaced in one
+/// step, so every agent's `agency` is the one that brought it up.
+fn link_agency_bin(ws: &Workspace) -> Result<PathBuf> {
+    let dir = ws.bin_dir();
+    fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
+    let link = dir.join("agency");
+    if fs::read_link(&link).is_ok_and(|t| t == exe) {
+        return Ok(dir);
+    }
+    let tmp = dir.join(format!(".agency.{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&exe, &tmp).map_err(|e| Error::io(tmp.display(), e))?;
+    fs::rename(&tmp, &link).map_err(|e| Error::io(link.display(), e))?;
+    Ok(dir)
+}
+
+/// Writes the rules files the agents' permissions need; returns warnings
+/// for agents whose permissions cannot be given and for those that approve
+/// everything.
+fn grant_files(slots: &[Slot]) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for s in slots {
+        match (&s.grant.file, &s.grant.own_rules) {
+            (Some((path, text)), _) => {
+                if let Some(dir) = path.parent() {
+                    fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+                }
+                crate::workspace::write_atomic(path, text.as_bytes())?;
+            }
+            (None, Some(stale)) => {
+                let _ = fs::remove_file(stale);
+            }
+            (None, None) => {}
+        }
+        // A CLI that reads rules from its working folder reads all of them.
+        let folder = |g: &Grant| {
+            g.own_rules
+                .as_ref()
+                .and_then(|f| f.parent().map(Path::to_path_buf))
+        };
+        let shared = slots.iter().find(|o| {
+            o.name != s.name
+                && o.grant.file.is_some()
+                && folder(&s.grant).is_some()
+                && folder(&o.grant) == folder(&s.grant)
+        });
+        if let (Some(o), Permissions::Ask) = (shared, s.permissions) {
+            warnings.push(format!(
+                "{} shares its working folder with {}, whose pre-approved agency commands its CLI reads there too: give it its own worktree to be asked for them",
+                s.name, o.name
+            ));
+        }
+        let Some(cmd) = &s.command else { continue };
+        if !grant_applies(cmd, &s.grant) {
+            warnings.push(format!(
+                "{}: its command is not one simple command, so its permissions {:?} are not given to it (its CLI asks as it always does)",
+                s.name,
+                s.permissions.as_str()
+            ));
+        }
+        if s.permissions == Permissions::All {
+            warnings.push(all_warning(&s.name));
+        }
+    }
+    Ok(warnings)
+}
+
+/// Keeps rules files written into a git checkout out of its commits.
+fn exclude_grant_files(ws: &Workspace, slots: &[Slot]) -> Result<()> {
+    let mut patterns: Vec<&String> = slots
+        .iter()
+        .filter_map(|s| s.grant.exclude.as_ref())
+        .collect();
+    patterns.dedup();
+    if patterns.is_empty() {
+        return Ok(());
+    }
+    if let Ok(project) = Project::open(&ws.project_dir()) {
+        for p in patterns {
+            project.exclude(p)?;
+        }
+    }
+    Ok(())
+}
+
+/// What `create` and `status` say of an agent whose permissions are `all`.
+pub fn all_warning(agent: &str) -> String {
+    format!("{agent} has permissions \"all\": its CLI runs every command and edit without asking")
 }
 
 /// Agents' panes stay when their program exits, to show why, with this
@@ -546,14 +730,12 @@ fn pane_env(ws: &Workspace, agency: &str, agent: &str) -> Vec<(String, String)> 
     if let Some(s) = ws.tmux_socket() {
         env.push(("AGENCY_TMUX_SOCKET".into(), s));
     }
-    // Agents call `agency ...`: make sure it is this very binary.
-    if let Ok(exe) = std::env::current_exe() {
-        env.push(("AGENCY_BIN".into(), exe.display().to_string()));
-        if let Some(bin_dir) = exe.parent() {
-            let path = std::env::var("PATH").unwrap_or_default();
-            env.push(("PATH".into(), format!("{}:{path}", bin_dir.display())));
-        }
-    }
+    // Agents call `agency ...`: `registry/bin` on their PATH (see
+    // `pane_command`) and AGENCY_BIN are this very binary.
+    env.push((
+        "AGENCY_BIN".into(),
+        ws.bin_dir().join("agency").display().to_string(),
+    ));
     env
 }
 
@@ -574,6 +756,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
     check_role_files(&spec, dir)?;
     let profiles = profile::load(&ctx.ws.root)?;
     check_profiles(&spec, &profiles)?;
+    let bin_dir = link_agency_bin(&ctx.ws)?;
     let mut slots = slots(&ctx.ws, &spec, layout, &profiles);
     let root = ctx.ws.root.display().to_string();
     let _ = fs::create_dir_all(ctx.ws.root.join("sandbox").join("testing"));
@@ -592,7 +775,10 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
     let previous = ctx.store.agency(&name)?;
     let prior_rows = ctx.store.agents(&name)?;
     prepare_worktrees(ctx, &spec, &mut slots, &prior_rows)?;
+    grant_permissions(&ctx.ws, &spec, &mut slots, &profiles);
     let slots = slots;
+    let warnings = grant_files(&slots)?;
+    exclude_grant_files(&ctx.ws, &slots)?;
     let prior: HashMap<String, Option<String>> = prior_rows
         .into_iter()
         .map(|a| (a.name, a.pane_id))
@@ -665,7 +851,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
         command: s
             .command
             .as_deref()
-            .map(|c| pane_command(c, &s.briefing, &s.unset_env)),
+            .map(|c| pane_command(c, &s.grant.args, &s.briefing, &s.unset_env, &bin_dir)),
         dead_note: dead_note(&name, s),
     };
     let mut ops: Vec<Op> = Vec::new();
@@ -864,6 +1050,12 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
         stale,
         agents,
         ignored: Vec::new(),
+        permissions: slots
+            .iter()
+            .filter(|s| matches!(s.role, "coordinator" | "specialist"))
+            .map(|s| (s.name.clone(), s.permissions))
+            .collect(),
+        warnings,
     })
 }
 
@@ -929,6 +1121,12 @@ pub struct AgentStatus {
     /// Why its setup command failed; the agent was not started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub setup_error: Option<String>,
+    /// What its CLI does without asking (`all`: everything).
+    pub permissions: Permissions,
+    /// What it asks about while `waiting` at a permission prompt: the
+    /// command or file, read from its screen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1004,6 +1202,8 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
                 command: a.command,
                 queued: 0,
                 failed: 0,
+                permissions: Permissions::default(),
+                question: None,
             }
         })
         .collect();
@@ -1038,6 +1238,8 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
                     worktree: None,
                     git: None,
                     setup_error: None,
+                    permissions: Permissions::default(),
+                    question: None,
                 })
                 .collect();
             (spec.template, layout)
@@ -1069,14 +1271,15 @@ fn refine_states(ctx: &Ctx, agency: &str, agents: &mut [AgentStatus]) -> Result<
     let profiles = profile::load(&ctx.ws.root)?;
     let default_cmd = ctx.ws.default_agent_command();
     let mut targets = Vec::new();
-    for (i, a) in agents.iter().enumerate() {
+    for (i, a) in agents.iter_mut().enumerate() {
+        let Some(entry) = spec.agent(&a.name) else {
+            continue;
+        };
+        a.permissions = agent_permissions(&ctx.ws, entry);
         let Some(pane) = &a.pane else { continue };
         if a.state == "exited" {
             continue;
         }
-        let Some(entry) = spec.agent(&a.name) else {
-            continue;
-        };
         if let (_, Some(p)) = profile::resolve(&profiles, entry, &default_cmd) {
             if p.ready.is_some() || p.waiting.is_some() || p.busy.is_some() {
                 targets.push((i, pane.clone(), p.clone()));
@@ -1087,6 +1290,7 @@ fn refine_states(ctx: &Ctx, agency: &str, agents: &mut [AgentStatus]) -> Result<
     let screens = ctx.tmux.capture(&panes)?;
     for ((i, _, profile), screen) in targets.into_iter().zip(screens) {
         agents[i].state = profile.screen_state(&screen).as_str().into();
+        agents[i].question = profile.question(&screen);
     }
     Ok(())
 }
@@ -1203,17 +1407,37 @@ mod tests {
     use super::{launch_command, pane_command, Briefing};
 
     #[test]
-    fn pane_commands_unset_then_show_then_exec() {
+    fn pane_commands_put_agency_first_then_unset_then_show_then_exec() {
         let unset = ["CI".to_string(), "GITHUB_ACTIONS".to_string()];
+        let bin = std::path::Path::new("/w/registry/bin");
+        let path = r#"PATH=/w/registry/bin:"$PATH"; export PATH; "#;
         assert_eq!(
-            pane_command("gemini", &Briefing::None, &unset),
-            "unset CI GITHUB_ACTIONS; exec gemini"
+            pane_command("gemini", &[], &Briefing::None, &unset, bin),
+            format!("{path}unset CI GITHUB_ACTIONS; exec gemini")
         );
         assert_eq!(
-            pane_command("sh", &Briefing::Shown("/w/it's.md".into()), &[]),
-            r"cat -- '/w/it'\''s.md'; exec sh"
+            pane_command("sh", &[], &Briefing::Shown("/w/it's.md".into()), &[], bin),
+            format!(r#"{path}cat -- "/w/it's.md"; exec sh"#)
         );
-        assert_eq!(pane_command("claude", &Briefing::None, &[]), "exec claude");
+        // A hostile workspace folder stays one word.
+        let odd = std::path::Path::new("/w/$(touch x) `y`;z'\"/registry/bin");
+        let line = pane_command("claude", &[], &Briefing::None, &[], odd);
+        let words = shlex::split(line.split("; export").next().unwrap()).unwrap();
+        assert_eq!(words, [format!("PATH={}:$PATH", odd.display())]);
+        // The permissions' arguments follow the command, one word each; a
+        // compound command gets none.
+        let args = [
+            "--settings".to_string(),
+            r#"{"a": ["Bash(x *)"]}"#.to_string(),
+        ];
+        let line = pane_command("env A=1 claude -c", &args, &Briefing::None, &[], bin);
+        let tail = line.split("; ").last().unwrap();
+        assert_eq!(
+            shlex::split(tail).unwrap(),
+            ["exec", "env", "A=1", "claude", "-c", "--settings", &args[1]]
+        );
+        let line = pane_command("a && claude", &args, &Briefing::None, &[], bin);
+        assert!(line.ends_with("; a && claude"), "{line}");
     }
 
     #[test]

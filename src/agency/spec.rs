@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::runtime::permissions::Permissions;
 
 /// Window names the tool uses itself; an agent may not take them.
 pub const RESERVED_NAMES: &[&str] = &["coordinator", "tools", "sandbox", "agents", "human"];
@@ -106,6 +107,10 @@ pub struct AgentSpec {
     /// coordinator only with `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<bool>,
+    /// What its CLI does without asking; `agency.toml`'s `[agents]
+    /// permissions` when absent, else `bus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Permissions>,
 }
 
 impl AgencySpec {

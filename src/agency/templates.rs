@@ -200,6 +200,7 @@ pub fn instantiate(template: &Template, name: &str, o: &Overrides) -> Result<Age
                     command: None,
                     profile: None,
                     worktree: None,
+                    permissions: None,
                 });
             spec.agents.push(agent);
         }

@@ -23,7 +23,7 @@ use crate::agency::spec::AgencySpec;
 use crate::agency::{Ctx, SHELLS};
 use crate::bus::{header, outbox, sanitize, wake_socket};
 use crate::error::{Error, Result};
-use crate::runtime::profile::{self, Multiline, Profile};
+use crate::runtime::profile::{self, Multiline, Profile, ScreenState};
 use crate::store::MessageRow;
 use crate::tmux::{Op, PaneInfo};
 use crate::workspace::{write_atomic, Workspace};
@@ -216,6 +216,14 @@ pub fn run_with(ws: Workspace, mut upkeep: impl FnMut(&mut Ctx)) -> Result<()> {
         info!("another router already serves {}", ws.root.display());
         return Ok(());
     }
+    // The registry is read before the pid says this router runs: an agency
+    // killed right after (the last one) is seen stopping, and this router
+    // stops too, rather than waiting `LINGER` for one to come.
+    let mut ctx = Ctx::open(ws)?;
+    let mut live = Liveness {
+        seen: any_running(&ctx),
+        started: Instant::now(),
+    };
     write_atomic(
         &registry.join("router.pid"),
         format!("{}\n", std::process::id()).as_bytes(),
@@ -228,7 +236,6 @@ pub fn run_with(ws: Workspace, mut upkeep: impl FnMut(&mut Ctx)) -> Result<()> {
         let _ = s.set_read_timeout(Some(TICK));
     }
     let _watcher = outbox::watch(&registry, sock_path.clone());
-    let mut ctx = Ctx::open(ws)?;
     let mut router = Router {
         // A broken profiles.toml must not stop delivery to everyone else.
         profiles: profile::load(&ctx.ws.root).unwrap_or_else(|e| {
@@ -243,10 +250,6 @@ pub fn run_with(ws: Workspace, mut upkeep: impl FnMut(&mut Ctx)) -> Result<()> {
         std::process::id(),
         ctx.ws.root.display()
     );
-    let mut live = Liveness {
-        seen: false,
-        started: Instant::now(),
-    };
     loop {
         if !registry.is_dir() {
             info!("the workspace is gone; stopping");
@@ -432,14 +435,29 @@ pub fn shell_notice(m: &MessageRow) -> String {
     )
 }
 
+/// What the router prints after typing message `id`, to tell how far a
+/// batch got.
+fn typed_mark(id: i64) -> String {
+    format!("agency-typed-{id}")
+}
+
 /// A message typed into an agent whose profile can read its input box:
 /// checked after a moment, and submitted again if it is still there.
+/// Nothing more is typed into its pane until it is known to be taken.
 struct Unsent {
+    id: i64,
+    agency: String,
+    to: String,
     head: String,
+    body: String,
     profile: Profile,
+    /// The screen just before it was typed: while the pane still shows
+    /// exactly that, the agent has not read it yet.
+    before: Option<String>,
+    typed_at: Instant,
     at: Instant,
     presses: u32,
-    /// The screen at the last look that still showed the message.
+    /// The screen at the last look.
     screen: Option<String>,
 }
 
@@ -448,6 +466,49 @@ struct Unsent {
 const VERIFY_AFTER: Duration = Duration::from_millis(400);
 /// Submit presses after the first before giving up on a message.
 const MAX_RESUBMITS: u32 = 3;
+/// How long an agent may show nothing of a message typed into it before
+/// the router gives up on it.
+const TAKE_LIMIT: Duration = Duration::from_secs(60);
+
+/// What a look at a pane says about the message last typed into it.
+#[derive(Debug, PartialEq, Eq)]
+enum Look {
+    /// Submitted: gone from the input box on a screen that has settled,
+    /// or the agent is at work.
+    Taken,
+    /// Still in the input box on a screen that has settled: the submit key
+    /// was lost (or taken as a new line).
+    Unsent,
+    /// The pane still shows what it showed before the message was typed:
+    /// the agent has not read its input yet.
+    Unread,
+    /// Changing: look again.
+    Wait,
+}
+
+impl Unsent {
+    /// Reads `screen`, and keeps it for the next look. A settled screen is
+    /// one that is the same across two looks: a program still taking a
+    /// paste redraws.
+    fn look(&mut self, screen: &str) -> Look {
+        if self.profile.screen_state(screen) == ScreenState::Busy {
+            return Look::Taken;
+        }
+        let settled = self.screen.as_deref() == Some(screen);
+        self.screen = Some(screen.to_string());
+        self.at = Instant::now();
+        if self.profile.unsent(screen, &self.head, &self.body) {
+            return if settled { Look::Unsent } else { Look::Wait };
+        }
+        if self.before.as_deref() == Some(screen) {
+            Look::Unread
+        } else if settled {
+            Look::Taken
+        } else {
+            Look::Wait
+        }
+    }
+}
 
 #[derive(Default)]
 struct Router {
@@ -468,6 +529,8 @@ struct Router {
     typed: Vec<MessageRow>,
     /// The workspace's router lock, held while this router runs.
     lock: Option<File>,
+    /// The screen each pane showed when a message was last typed into it.
+    typed_over: HashMap<String, String>,
     mirror_dirty: bool,
     mirror_at: Option<Instant>,
     /// The queue as last mirrored (see `Store::queue_signature`).
@@ -522,55 +585,60 @@ impl Router {
         if ready.is_empty() {
             return Ok(0);
         }
+        // Each message's keys, then a mark that they were typed: tmux stops
+        // a sequence at its first failing command, and the marks printed
+        // tell which messages went in before it. None is typed again.
         let ops: Vec<Op> = ready
             .iter()
-            .flat_map(|(m, pane, p)| delivery_ops(m, pane, p.as_ref()))
+            .flat_map(|(m, pane, p)| {
+                let mut ops = delivery_ops(m, pane, p.as_ref());
+                ops.push(Op::Print {
+                    pane: pane.clone(),
+                    text: typed_mark(m.id),
+                });
+                ops
+            })
             .collect();
-        let mut delivered: Vec<&MessageRow> = Vec::new();
-        let mut typed: Vec<&(&MessageRow, String, Option<Profile>)> = Vec::new();
         // Checked again right before typing: a second router must never
         // type what this one types.
         if !self.holds_lock(&ctx.ws.registry_dir()) {
             return Ok(0);
         }
-        if ctx.tmux.batch(&ops).is_ok() {
-            delivered = ready.iter().map(|(m, _, _)| *m).collect();
-            typed = ready.iter().collect();
-        } else {
-            // tmux stops a sequence at the first failing command: find out
-            // which ones fail by trying each on its own.
-            for r in &ready {
-                let (m, pane, p) = r;
-                match ctx.tmux.batch(&delivery_ops(m, pane, p.as_ref())) {
-                    Ok(_) => {
-                        delivered.push(m);
-                        typed.push(r);
-                    }
-                    Err(e) => {
-                        // Not `?`: the messages typed before this one must
-                        // still be recorded.
-                        match ctx.store.record_failure(m, &e.to_string(), MAX_ATTEMPTS) {
-                            Ok(state) if state == "failed" => activity(
-                                ctx,
-                                m,
-                                "message.failed",
-                                serde_json::json!({"id": m.id, "to": m.to, "error": e.to_string()}),
-                            ),
-                            Ok(_) => {}
-                            Err(err) => warn!("#{}: {e}; not recorded: {err}", m.id),
-                        }
-                        self.mirror_dirty = true;
-                    }
-                }
+        let (printed, result) = ctx.tmux.batch_printing(&ops);
+        let n_typed = ready
+            .iter()
+            .take_while(|(m, _, _)| printed.contains(&typed_mark(m.id)))
+            .count();
+        let typed: Vec<&(&MessageRow, String, Option<Profile>)> = ready[..n_typed].iter().collect();
+        let delivered: Vec<&MessageRow> = typed.iter().map(|(m, _, _)| *m).collect();
+        if let (Err(e), Some((m, _, _))) = (result, ready.get(n_typed)) {
+            // The one it stopped at; those after it wait for the next cycle.
+            // Not `?`: the messages typed before it must still be recorded.
+            match ctx.store.record_failure(m, &e.to_string(), MAX_ATTEMPTS) {
+                Ok(state) if state == "failed" => activity(
+                    ctx,
+                    m,
+                    "message.failed",
+                    serde_json::json!({"id": m.id, "to": m.to, "error": e.to_string()}),
+                ),
+                Ok(_) => {}
+                Err(err) => warn!("#{}: {e}; not recorded: {err}", m.id),
             }
+            self.mirror_dirty = true;
         }
         for (m, pane, p) in typed {
             if let Some(p) = p.as_ref().filter(|p| p.input.is_some()) {
                 self.unsent.insert(
                     pane.clone(),
                     Unsent {
+                        id: m.id,
+                        agency: m.agency.clone(),
+                        to: m.to.clone(),
                         head: header(m.id, &m.kind, &m.from),
+                        body: m.body.clone(),
                         profile: p.clone(),
+                        before: self.typed_over.remove(pane),
+                        typed_at: Instant::now(),
                         at: Instant::now(),
                         presses: 0,
                         screen: None,
@@ -718,6 +786,7 @@ impl Router {
             let stable = self.screens.get(&pane) == Some(&screen);
             if stable && profile.can_type(&screen) {
                 self.screens.remove(&pane);
+                self.typed_over.insert(pane.clone(), screen);
                 pass.push((m, pane, Some(profile)));
             } else {
                 self.screens.insert(pane, screen);
@@ -745,7 +814,7 @@ impl Router {
     /// Looks again at panes just typed into: a message still in the input
     /// box (the submit key was lost, or arrived while the program was
     /// still taking the paste) gets the submit key again.
-    fn verify(&mut self, ctx: &Ctx) -> Result<()> {
+    fn verify(&mut self, ctx: &mut Ctx) -> Result<()> {
         let due: Vec<String> = self
             .unsent
             .iter()
@@ -773,36 +842,68 @@ impl Router {
         }
         let screens = ctx.tmux.capture(&due)?;
         let mut presses = Vec::new();
+        let mut resubmitted = Vec::new();
+        let mut failed = Vec::new();
         for (pane, screen) in due.into_iter().zip(screens) {
             let u = self.unsent.get_mut(&pane).expect("present");
-            if !u.profile.unsent(&screen, &u.head) {
-                self.unsent.remove(&pane);
-            } else if u.screen.as_ref() != Some(&screen) {
-                // A program still taking the text changes its screen (a
-                // spinner comes up): only a screen that stays the same
-                // across two looks means the submit key was lost.
-                u.screen = Some(screen);
-                u.at = Instant::now();
-            } else if u.presses >= MAX_RESUBMITS {
-                warn!("{} stays in the input box of {pane}", u.head);
-                self.unsent.remove(&pane);
-            } else {
-                // Worth a line: it tells which CLIs lose submit keys.
-                info!(
-                    "{} still in the input box of {pane} ({}): {} again",
-                    u.head, u.profile.name, u.profile.submit
-                );
-                presses.push(Op::PressKey {
-                    pane: pane.clone(),
-                    key: u.profile.submit.clone(),
-                });
-                u.presses += 1;
-                u.screen = None;
-                u.at = Instant::now();
+            match u.look(&screen) {
+                Look::Taken => {
+                    self.unsent.remove(&pane);
+                }
+                Look::Wait => {}
+                Look::Unread if u.typed_at.elapsed() >= TAKE_LIMIT => {
+                    let why = format!(
+                        "{} showed nothing of it for {}s after it was typed",
+                        u.to,
+                        TAKE_LIMIT.as_secs()
+                    );
+                    failed.push((self.unsent.remove(&pane).expect("present"), why));
+                }
+                Look::Unread => u.at = Instant::now(),
+                Look::Unsent if u.presses >= MAX_RESUBMITS => {
+                    let why = format!(
+                        "still in the input box of {} after {} presses of {}",
+                        u.to,
+                        u.presses + 1,
+                        u.profile.submit
+                    );
+                    failed.push((self.unsent.remove(&pane).expect("present"), why));
+                }
+                Look::Unsent => {
+                    // Worth a line: it tells which CLIs lose submit keys.
+                    info!(
+                        "{} still in the input box of {pane} ({}): {} again",
+                        u.head, u.profile.name, u.profile.submit
+                    );
+                    presses.push(Op::PressKey {
+                        pane: pane.clone(),
+                        key: u.profile.submit.clone(),
+                    });
+                    resubmitted.push((u.id, u.agency.clone(), u.to.clone(), u.presses + 1));
+                    u.presses += 1;
+                    u.screen = None;
+                    u.at = Instant::now();
+                }
             }
         }
-        if !presses.is_empty() {
-            let _ = ctx.tmux.batch(&presses);
+        for (u, why) in failed {
+            warn!("{} failed: {why}", u.head);
+            if ctx.store.fail_delivered(u.id, &u.to, &u.agency, &why)? {
+                let detail = serde_json::json!({"id": u.id, "to": u.to, "error": why});
+                if let Err(e) = ctx.activity_line(&u.agency, "message.failed", &detail) {
+                    warn!("{e}");
+                }
+                self.mirror_dirty = true;
+            }
+        }
+        if !presses.is_empty() && ctx.tmux.batch(&presses).is_ok() {
+            // What `agency metrics` counts as resubmitted.
+            for (id, agency, to, press) in resubmitted {
+                let detail = serde_json::json!({"id": id, "to": to, "press": press});
+                if let Err(e) = ctx.event(&agency, "message.resubmitted", detail) {
+                    warn!("#{id}: {e}");
+                }
+            }
         }
         Ok(())
     }

@@ -2,11 +2,13 @@
 
 use std::collections::HashMap;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::{print_json, print_lines, split_list};
 use crate::agency::{self, templates::Overrides, AgencyStatus, CreateOptions, Ctx};
 use crate::error::Result;
+use crate::runtime::permissions::Permissions;
+use crate::runtime::profile::Choice;
 
 /// Make an agency from a template and bring its tmux session up (again: repair it)
 #[derive(Debug, Args)]
@@ -82,6 +84,10 @@ pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
     let report = agency::create(ctx, &opts)?;
     // Tasks waiting for a capability it has go to it now.
     crate::tasks::route_waiting(ctx)?;
+    // Said in every output: also with --json, where they are in the report.
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if !report.ignored.is_empty() {
         eprintln!(
             "warning: agency {} already exists; ignored {} (edit agencies/{}/agency.json instead)",
@@ -315,9 +321,19 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
                 ));
             }
             if s.state == "waiting" {
+                if let Some(q) = &s.question {
+                    lines.push(format!("  {:w$}  asks: {q}", ""));
+                }
                 lines.push(format!(
-                    "  {:w$}  waits for you at a prompt: {me} attach {} {}",
-                    "", a.name, s.name
+                    "  {:w$}  waits for you at a prompt: {me} answer {} {} yes|no|always, or {me} attach {} {}",
+                    "", a.name, s.name, a.name, s.name
+                ));
+            }
+            if s.permissions == Permissions::All {
+                lines.push(format!(
+                    "  {:w$}  warning: {}",
+                    "",
+                    agency::all_warning(&s.name)
                 ));
             }
             for t in held[i].get(&s.name).into_iter().flatten() {
@@ -472,4 +488,52 @@ pub fn kill(ctx: &mut Ctx, args: &KillArgs) -> Result<()> {
         )
     };
     print_lines([format!("killed {}: {what}; {files}", report.name)])
+}
+
+/// Answer an agent's permission prompt without attaching (see `agency status`)
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agency answer CodeAgency dev yes       allow what it asks, this once
+  agency answer CodeAgency dev always    allow it and stop asking (the CLI's own \"don't ask again\")
+  agency answer CodeAgency dev no
+
+Nothing is typed unless the agent shows a permission prompt offering that
+choice; `agency status` shows what it asks. The answer is recorded in the log.")]
+pub struct AnswerArgs {
+    /// The agency
+    pub agency: String,
+    /// The agent at the prompt
+    pub agent: String,
+    /// `yes` (this once), `no`, or `always` (the CLI's "don't ask again")
+    #[arg(value_enum)]
+    pub choice: AnswerChoice,
+    /// Print a JSON report
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AnswerChoice {
+    Yes,
+    No,
+    Always,
+}
+
+pub fn answer(ctx: &mut Ctx, args: &AnswerArgs) -> Result<()> {
+    let choice = match args.choice {
+        AnswerChoice::Yes => Choice::Yes,
+        AnswerChoice::No => Choice::No,
+        AnswerChoice::Always => Choice::Always,
+    };
+    let done = agency::answer::answer(ctx, &args.agency, &args.agent, choice)?;
+    if args.json {
+        return print_json(&done);
+    }
+    print_lines([format!(
+        "answered {} for {}/{}: {}",
+        choice.as_str(),
+        done.agency,
+        done.agent,
+        done.question.as_deref().unwrap_or("(its prompt)")
+    )])
 }

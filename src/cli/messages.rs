@@ -450,8 +450,9 @@ pub fn router(ws: Workspace, args: &RouterArgs) -> Result<()> {
     }
 }
 
-/// The router's tick checks task leases and keeps `task_graph.json` (see
-/// `tasks::lease`, `tasks::mirror`).
+/// The router's tick checks task leases, keeps `task_graph.json` (see
+/// `tasks::lease`, `tasks::mirror`), and looks at the agents for what needs
+/// the human (`monitor::watch`: prompts, exits, notifications).
 fn task_upkeep(ws: &Workspace) -> impl FnMut(&mut Ctx) {
     let lease = ws.task_lease().unwrap_or_else(|e| {
         let default = crate::workspace::DEFAULT_LEASE;
@@ -460,6 +461,7 @@ fn task_upkeep(ws: &Workspace) -> impl FnMut(&mut Ctx) {
     });
     let mut leases = crate::tasks::lease::Leases::new(lease);
     let mut mirror = crate::tasks::mirror::Mirror::default();
+    let mut watch = crate::monitor::watch::Watch::new();
     move |ctx| {
         if let Err(e) = leases.tick(ctx) {
             eprintln!("router: task leases: {e}");
@@ -467,6 +469,7 @@ fn task_upkeep(ws: &Workspace) -> impl FnMut(&mut Ctx) {
         if let Err(e) = mirror.tick(ctx) {
             eprintln!("router: task_graph.json: {e}");
         }
+        watch.tick(ctx);
     }
 }
 

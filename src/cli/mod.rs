@@ -6,6 +6,7 @@ mod approvals;
 mod demo;
 mod docs;
 mod messages;
+mod monitor;
 mod progress;
 mod tasks;
 mod workspace;
@@ -52,6 +53,7 @@ pub enum Command {
     Status(agencies::StatusArgs),
     Attach(agencies::AttachArgs),
     Kill(agencies::KillArgs),
+    Answer(agencies::AnswerArgs),
     Send(messages::SendArgs),
     SendInter(messages::SendInterArgs),
     Broadcast(messages::BroadcastArgs),
@@ -67,6 +69,8 @@ pub enum Command {
     Approvals(approvals::ApprovalsArgs),
     Approve(approvals::ApproveArgs),
     Reject(approvals::RejectArgs),
+    Monitor(monitor::MonitorArgs),
+    Metrics(monitor::MetricsArgs),
     Task(tasks::TaskArgs),
     Plan(tasks::PlanArgs),
     Demo(demo::DemoArgs),
@@ -86,6 +90,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => agencies::status(&mut open(home)?, args),
         Command::Attach(args) => agencies::attach(&open(home)?, args),
         Command::Kill(args) => agencies::kill(&mut open(home)?, args),
+        Command::Answer(args) => agencies::answer(&mut open(home)?, args),
         Command::Send(args) => messages::send(&mut open(home)?, args),
         Command::SendInter(args) => messages::send_inter(&mut open(home)?, args),
         Command::Broadcast(args) => messages::broadcast(&mut open(home)?, args),
@@ -101,6 +106,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Approvals(args) => approvals::approvals(&mut open(home)?, args),
         Command::Approve(args) => approvals::approve(&mut open(home)?, args),
         Command::Reject(args) => approvals::reject(&mut open(home)?, args),
+        Command::Monitor(args) => monitor::monitor(&mut open(home)?, args),
+        Command::Metrics(args) => monitor::metrics(&open(home)?, args),
         Command::Task(args) => tasks::task(&mut open(home)?, args),
         Command::Plan(args) => tasks::plan(&mut open(home)?, args),
         Command::Demo(args) => demo::demo(home, args),

@@ -2,5 +2,6 @@
 //! scripted agent, a deterministic stand-in for
 //! an LLM agent CLI that the offline demo and users' own pipelines run on.
 
+pub mod permissions;
 pub mod profile;
 pub mod scripted;

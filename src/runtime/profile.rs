@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use super::permissions::PermissionArgs;
 
 use crate::agency::spec::AgentSpec;
 use crate::error::{Error, Result};
@@ -37,6 +39,24 @@ struct ProfileSpec {
     brief: bool,
     #[serde(default)]
     unset_env: Vec<String>,
+    #[serde(default)]
+    question: Vec<String>,
+    #[serde(default)]
+    answer: AnswerSpec,
+    #[serde(default)]
+    permissions: PermissionArgs,
+}
+
+/// The keys that answer a permission prompt (`[NAME.answer]`): for each
+/// choice a regex over the screen whose first group is the key to press
+/// (`esc` and `enter` name those keys), then `then`, if set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerSpec {
+    yes: Option<String>,
+    no: Option<String>,
+    always: Option<String>,
+    then: Option<String>,
 }
 
 fn enter() -> String {
@@ -78,6 +98,41 @@ pub struct Profile {
     pub brief: bool,
     /// Variables removed from the agent's environment before it starts.
     pub unset_env: Vec<String>,
+    /// What a permission prompt asks about: the first of these to match
+    /// the screen, its groups joined.
+    pub question: Vec<Regex>,
+    pub answer: Answers,
+    /// How each `permissions` level is carried out.
+    pub permissions: PermissionArgs,
+}
+
+/// A choice at a permission prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Choice {
+    Yes,
+    No,
+    Always,
+}
+
+impl Choice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Choice::Yes => "yes",
+            Choice::No => "no",
+            Choice::Always => "always",
+        }
+    }
+}
+
+/// How a profile answers its permission prompts.
+#[derive(Debug, Clone, Default)]
+pub struct Answers {
+    pub yes: Option<Regex>,
+    pub no: Option<Regex>,
+    pub always: Option<Regex>,
+    /// Pressed after the choice's key (a program that reads a line).
+    pub then: Option<String>,
 }
 
 /// What a pane's screen says about its agent.
@@ -169,16 +224,88 @@ impl Profile {
             && self.input_text(screen).is_none_or(|t| t.is_empty())
     }
 
-    /// Whether our message (`head` is its header) still sits in the input
-    /// box, typed or pasted but not submitted. Only an idle agent can say
-    /// so: with a permission prompt up, the submit key would answer it.
-    pub fn unsent(&self, screen: &str, head: &str) -> bool {
+    /// What the permission prompt on `screen` asks about (the command or
+    /// file), if one is up: the lowest match of the `question` regexes,
+    /// its groups joined, else the line the `waiting` regex found.
+    pub fn question(&self, screen: &str) -> Option<String> {
+        if self.screen_state(screen) != ScreenState::Waiting {
+            return None;
+        }
+        // The prompt is the lowest match (what is above is history); of
+        // two ending there, the one listed first.
+        let text = self
+            .question
+            .iter()
+            .enumerate()
+            .filter_map(|(i, q)| Some((i, q.captures_iter(screen).last()?)))
+            .max_by(|(i, a), (j, b)| {
+                let end = |c: &regex::Captures| c.get(0).map_or(0, |m| m.end());
+                end(a).cmp(&end(b)).then(j.cmp(i))
+            })
+            .map(|(_, c)| {
+                let groups: Vec<&str> = c.iter().skip(1).flatten().map(|m| m.as_str()).collect();
+                if groups.is_empty() {
+                    c[0].to_string()
+                } else {
+                    groups.join(": ")
+                }
+            })
+            .or_else(|| {
+                let m = self.waiting.as_ref()?.find(screen)?;
+                let start = screen[..m.start()].rfind('\n').map_or(0, |i| i + 1);
+                let end = screen[m.end()..]
+                    .find('\n')
+                    .map_or(screen.len(), |i| m.end() + i);
+                Some(screen[start..end].to_string())
+            })?;
+        // Box-drawing borders and runs of blanks are layout, not words.
+        let words: Vec<&str> = text
+            .split(|c: char| c.is_whitespace() || ('\u{2500}'..='\u{257f}').contains(&c))
+            .filter(|w| !w.is_empty())
+            .collect();
+        Some(words.join(" "))
+    }
+
+    /// The keys that give `choice` at the prompt on `screen`: the one its
+    /// regex finds there, then `then`. `None` when the prompt offers no
+    /// such choice.
+    pub fn answer_keys(&self, screen: &str, choice: Choice) -> Option<Vec<String>> {
+        let re = match choice {
+            Choice::Yes => &self.answer.yes,
+            Choice::No => &self.answer.no,
+            Choice::Always => &self.answer.always,
+        };
+        let caps = re.as_ref()?.captures(screen)?;
+        let key = caps.iter().skip(1).flatten().next()?.as_str();
+        let key = match key.to_ascii_lowercase().as_str() {
+            "esc" | "escape" => "Escape".to_string(),
+            "enter" => "Enter".to_string(),
+            _ if key.chars().count() == 1 && key.chars().all(|c| c.is_ascii_alphanumeric()) => {
+                key.to_string()
+            }
+            _ => return None,
+        };
+        let mut keys = vec![key];
+        keys.extend(self.answer.then.clone());
+        Some(keys)
+    }
+
+    /// Whether our message (`head` is its header, `body` its text) still
+    /// sits in the input box, typed or pasted but not submitted: its
+    /// header, the CLI's sign for a paste (also with more text after it),
+    /// or a piece of it (a long paste shown whole, scrolled to its end).
+    /// Only an idle agent can say so: with a permission prompt up, the
+    /// submit key would answer it.
+    pub fn unsent(&self, screen: &str, head: &str, body: &str) -> bool {
         if self.screen_state(screen) != ScreenState::Idle {
             return false;
         }
+        let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         match self.input_text(screen) {
             Some(t) if !t.is_empty() => {
-                t.contains(head) || self.unsent.as_ref().is_some_and(|u| u.is_match(&t))
+                t.contains(head)
+                    || self.unsent.as_ref().is_some_and(|u| u.is_match(&t))
+                    || squash(body).contains(&squash(&t))
             }
             _ => false,
         }
@@ -232,7 +359,20 @@ fn compile(specs: BTreeMap<String, ProfileSpec>) -> Result<BTreeMap<String, Prof
                     "use names such as CI or GITHUB_ACTIONS",
                 ));
             }
+            let many = |list: &[String]| -> Result<Vec<Regex>> {
+                list.iter()
+                    .map(|q| re(&name, &Some(q.clone())).map(Option::unwrap))
+                    .collect()
+            };
             let p = Profile {
+                question: many(&s.question)?,
+                answer: Answers {
+                    yes: re(&name, &s.answer.yes)?,
+                    no: re(&name, &s.answer.no)?,
+                    always: re(&name, &s.answer.always)?,
+                    then: s.answer.then,
+                },
+                permissions: s.permissions,
                 ready: re(&name, &s.ready)?,
                 ready_lines: s.ready_lines,
                 input: re(&name, &s.input)?,
@@ -408,6 +548,22 @@ mod tests {
             p["aider"].screen_state("Aider v0.86.2\nsome streamed answer\n"),
             ScreenState::Busy
         );
+    }
+
+    #[test]
+    fn a_message_still_in_the_box_is_seen_in_any_of_its_shapes() {
+        let p = builtins();
+        let head = "[msg #1 BRIEFING from agency]";
+        let body = "You are dev.\n\n## Role\n- line seven of it\n- line eight";
+        // A long paste shown whole, scrolled to its end: a piece of it.
+        let gemini = "Tips\n─────\n >   - line seven of it\n     - line eight\n\n workspace\n";
+        assert!(p["gemini"].unsent(gemini, head, body));
+        assert!(!p["gemini"].unsent(gemini, head, "something else"));
+        // Codex's sign for a paste, with the next message typed after it.
+        let codex = "› [Pasted Content 2270 chars][msg #3 TASK from human] TASK-7\n\n  gpt · ~/p\n";
+        assert!(p["codex"].unsent(codex, head, body));
+        assert!(p["codex"].unsent(codex, "[msg #3 TASK from human]", "TASK-7"));
+        assert!(!p["codex"].can_type(codex));
     }
 
     #[test]

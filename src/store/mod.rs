@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::workspace::write_atomic;
 
+mod monitor;
 mod tasks;
 pub use tasks::{Claim, NewTask, TaskCount, TaskEventRow, TaskFilter, TaskRow, TaskTx};
 
@@ -21,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/004_worktrees.sql"),
     include_str!("migrations/005_schedule.sql"),
     include_str!("migrations/010_tasks.sql"),
+    include_str!("migrations/016_monitor.sql"),
 ];
 
 /// How long a writer waits for another process's transaction.
@@ -707,6 +709,30 @@ impl Store {
                 insert_event(tx, Some(&msg.agency), "message.failed", &detail)?;
             }
             Ok(state)
+        })
+    }
+
+    /// Marks a message typed into its pane as `failed` after all (it never
+    /// left the input box), with an event. `false` if it is no longer
+    /// `delivered` (acked meanwhile, say).
+    pub fn fail_delivered(
+        &mut self,
+        id: i64,
+        to: &str,
+        agency: &str,
+        error: &str,
+    ) -> StoreResult<bool> {
+        self.write_tx(|tx| {
+            let changed = tx.execute(
+                "UPDATE messages SET state = 'failed', last_error = ?2
+                 WHERE id = ?1 AND state = 'delivered'",
+                params![id, error],
+            )?;
+            if changed == 1 {
+                let detail = serde_json::json!({ "id": id, "to": to, "error": error });
+                insert_event(tx, Some(agency), "message.failed", &detail)?;
+            }
+            Ok(changed == 1)
         })
     }
 

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod draw;
+pub mod monitor;
 
 use std::time::{Duration, SystemTime};
 

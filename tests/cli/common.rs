@@ -68,11 +68,25 @@ impl TestEnv {
         TestEnv::bare_under("")
     }
 
+    /// `bare`, the workspace to be made in a folder called `name`.
+    pub fn bare_named(name: &str) -> TestEnv {
+        TestEnv::bare_at(name)
+    }
+
     /// Like `bare`, with the workspace `ws` in the folder `under` (which
     /// may hold any characters) of the temp folder.
     pub fn bare_under(under: &str) -> TestEnv {
+        TestEnv::bare_at(&format!("{under}/ws"))
+    }
+
+    /// A temp folder, the workspace to be made at `rel` in it.
+    fn bare_at(rel: &str) -> TestEnv {
         let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().canonicalize().unwrap().join(under).join("ws");
+        let home = dir
+            .path()
+            .canonicalize()
+            .unwrap()
+            .join(rel.trim_start_matches('/'));
         std::fs::create_dir_all(home.parent().unwrap()).unwrap();
         let socket = format!(
             "agency-test-{}-{}",
@@ -93,7 +107,12 @@ impl TestEnv {
     /// The binary with this test's socket and workspace, and no tmux client
     /// environment leaking in from whoever runs the tests.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_agency"));
+        self.cmd_of(Path::new(env!("CARGO_BIN_EXE_agency")), args)
+    }
+
+    /// `cmd`, running the binary at `program` (a link to it, say).
+    pub fn cmd_of(&self, program: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
         c.args(args)
             .env("AGENCY_TMUX_SOCKET", &self.socket)
             .env_remove("AGENCY_HOME")

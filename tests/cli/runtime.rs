@@ -232,6 +232,18 @@ done
             format!("[msg #{second} NOTE from human] NOTE two"),
         ]
     );
+    // Recorded, so `agency metrics` counts it.
+    let log = t.json(&["log", "--agency", "Lossy", "--json"]);
+    let again: Vec<String> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message.resubmitted")
+        .map(|e| e["detail"]["id"].to_string())
+        .collect();
+    assert_eq!(again, [first]);
+    let m = t.json(&["metrics", "--json"]);
+    assert_eq!(m["overall"]["messages"]["resubmitted"], 1);
 }
 
 #[test]

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use agency::runtime::profile::{self, ScreenState};
+use agency::runtime::profile::{self, Choice, ScreenState};
 
 fn fixtures() -> Vec<(String, String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screens");
@@ -77,17 +77,35 @@ fn each_recorded_screen_reads_as_what_it_shows() {
                     failures.push(format!("{cli}/typed: input box read as {text:?}"));
                 }
                 let head = text.split(']').next().unwrap().to_string() + "]";
-                if !p.unsent(screen, &head) || p.unsent(screen, "[msg #999 TASK from x]") {
+                if !p.unsent(screen, &head, "") || p.unsent(screen, "[msg #999 TASK from x]", "") {
                     failures.push(format!("{cli}/typed: unsent misread"));
                 }
             }
-            "waiting" => {
+            s if s.starts_with("waiting") => {
                 // Our last message shows in the history above the prompt;
                 // it must not be taken for unsent (Enter would answer).
                 if let Some(at) = screen.rfind("[msg #") {
                     let head = &screen[at..=at + screen[at..].find(']').unwrap()];
-                    if p.unsent(screen, head) {
-                        failures.push(format!("{cli}/waiting: {head} read as unsent"));
+                    if p.unsent(screen, head, "") {
+                        failures.push(format!("{cli}/{s}: {head} read as unsent"));
+                    }
+                }
+                // What it asks is read from the screen, and a "yes" and a
+                // "no" can be given (a sign-in screen asks nothing).
+                let q = p.question(screen).unwrap_or_default();
+                if q.is_empty() {
+                    failures.push(format!("{cli}/{s}: no question read"));
+                }
+                // A command being asked about is named.
+                for command in ["touch made-by-agent.txt", "agency send Loop coordinator"] {
+                    let shown = screen.lines().rev().take(15).any(|l| l.contains(command));
+                    if shown && !q.contains(command) {
+                        failures.push(format!("{cli}/{s}: question read as {q:?}"));
+                    }
+                }
+                for choice in [Choice::Yes, Choice::No] {
+                    if s != "waiting-signin" && p.answer_keys(screen, choice).is_none() {
+                        failures.push(format!("{cli}/{s}: no key for {choice:?}"));
                     }
                 }
             }
@@ -98,12 +116,12 @@ fn each_recorded_screen_reads_as_what_it_shows() {
                     Some(_) => text.split(']').next().unwrap().to_string() + "]",
                     None => "[msg #1 BRIEFING from agency]".to_string(),
                 };
-                if !p.unsent(screen, &head) {
+                if !p.unsent(screen, &head, "") {
                     failures.push(format!("{cli}/{s}: the paste is not seen as unsent"));
                 }
             }
             s if (s.starts_with("idle") || s.starts_with("busy"))
-                && p.unsent(screen, "[msg #1 TASK from human]") =>
+                && p.unsent(screen, "[msg #1 TASK from human]", "a task") =>
             {
                 failures.push(format!("{cli}/{state}: an empty box read as unsent"));
             }

@@ -5,9 +5,12 @@
 //! can see exactly what text reached the model, and answers by what the
 //! latest user turn says:
 //! - `SLOW`: the reply takes a few seconds (the agent is busy meanwhile);
-//! - `TOOL`: the model asks to run `touch made-by-agent.txt` with its shell
-//!   tool, or (chat completions) proposes it in a `bash` block; the CLI puts
-//!   up its permission prompt; then it answers in text;
+//! - `RUN: COMMAND` (to the end of its line): the model asks to run COMMAND
+//!   with its shell tool, or (chat completions) proposes it in a `bash`
+//!   block — as a briefed agent runs `agency send ... "COMPLETE ..."`; once
+//!   the tool's result is back it answers in text;
+//! - `TOOL`: the same with `touch made-by-agent.txt`, which the CLI asks
+//!   permission for;
 //! - anything else: a short text reply.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -53,7 +56,7 @@ impl Standin {
 
     /// The bodies of the model turns the agent asked for (streamed, with
     /// its tools), oldest first; side requests (titles, routing, checks)
-    /// left out.
+    /// and a turn's continuations after a tool call left out.
     pub fn turns(&self) -> Vec<Value> {
         self.requests
             .lock()
@@ -62,8 +65,14 @@ impl Standin {
             .filter(|(path, r)| {
                 let tools = r["tools"].as_array().is_some_and(|t| !t.is_empty());
                 let streamed = r["stream"] == true || path.contains(":streamGenerateContent");
+                // Codex sends a tool's result after the user's message, which
+                // is then still the last one: the same turn, continued.
+                let continued = r["input"]
+                    .as_array()
+                    .and_then(|i| i.last())
+                    .is_some_and(|i| i["type"] == "function_call_output");
                 // Aider's turns carry no tools: it proposes commands in text.
-                streamed && (tools || path.ends_with("/chat/completions"))
+                streamed && !continued && (tools || path.ends_with("/chat/completions"))
             })
             .map(|(_, r)| r.clone())
             .collect()
@@ -108,14 +117,26 @@ pub fn last_user(request: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Whether a user message answers a tool call.
+/// The shell command the model runs for this turn, if any: after `RUN: `
+/// to the end of its line, or `touch made-by-agent.txt` for `TOOL`.
+fn tool_command(said: &str) -> Option<String> {
+    if let Some((_, rest)) = said.split_once("RUN: ") {
+        return Some(rest.lines().next().unwrap_or("").trim().to_string());
+    }
+    said.contains("TOOL")
+        .then(|| "touch made-by-agent.txt".to_string())
+}
+
+/// Whether a user message answers a tool call: it ends with the tool's
+/// result (Claude Code puts the next prompt after it in the same message).
 fn answers_tool(message: &Value) -> bool {
-    let has = |key: &str, want: &str| {
+    let last_is = |key: &str, want: &str| {
         message[key]
             .as_array()
-            .is_some_and(|b| b.iter().any(|b| b["type"] == want || b.get(want).is_some()))
+            .and_then(|b| b.last())
+            .is_some_and(|b| b["type"] == want || b.get(want).is_some())
     };
-    has("content", "tool_result") || has("parts", "functionResponse")
+    last_is("content", "tool_result") || last_is("parts", "functionResponse")
 }
 
 fn serve(conn: TcpStream, requests: &Mutex<Vec<(String, Value)>>) -> std::io::Result<()> {
@@ -159,7 +180,8 @@ fn serve(conn: TcpStream, requests: &Mutex<Vec<(String, Value)>>) -> std::io::Re
             .as_array()
             .and_then(|i| i.last())
             .is_some_and(|i| i["type"] == "function_call_output");
-        return response_stream(&mut out, &said, after_tool);
+        let retry = escalation_retry(&request);
+        return response_stream(&mut out, &said, after_tool, retry);
     }
     if path.contains(":generateContent") {
         // Gemini CLI's side calls (choosing a model, and the like) want JSON.
@@ -203,13 +225,14 @@ fn serve(conn: TcpStream, requests: &Mutex<Vec<(String, Value)>>) -> std::io::Re
     if said.contains("SLOW") && !after_tool {
         std::thread::sleep(Duration::from_secs(4));
     }
-    let stop_reason = if said.contains("TOOL") && !after_tool && has_bash {
+    let command = tool_command(&said).filter(|_| !after_tool && has_bash);
+    let stop_reason = if let Some(command) = command {
         event(
             "content_block_start",
             json!({"type": "content_block_start", "index": 0, "content_block":
                 {"type": "tool_use", "id": "toolu_standin", "name": "Bash", "input": {}}}),
         )?;
-        let input = json!({"command": "touch made-by-agent.txt", "description": "Create a file"});
+        let input = json!({"command": command, "description": "Run a command"});
         event(
             "content_block_delta",
             json!({"type": "content_block_delta", "index": 0, "delta":
@@ -256,9 +279,9 @@ fn gemini_stream(out: &mut TcpStream, said: &str, after_tool: bool) -> std::io::
     if said.contains("SLOW") && !after_tool {
         std::thread::sleep(Duration::from_secs(4));
     }
-    let part = if said.contains("TOOL") && !after_tool {
+    let part = if let Some(command) = tool_command(said).filter(|_| !after_tool) {
         json!({"functionCall": {"name": "run_shell_command",
-            "args": {"command": "touch made-by-agent.txt", "description": "Create a file"}}})
+            "args": {"command": command, "description": "Run a command"}}})
     } else {
         json!({"text": "Stand-in reply."})
     };
@@ -266,9 +289,33 @@ fn gemini_stream(out: &mut TcpStream, said: &str, after_tool: bool) -> std::io::
     out.flush()
 }
 
-/// One streamed Responses API answer: for `TOOL`, a call of Codex's
-/// `exec_command` asking to run outside the sandbox, which needs approval.
-fn response_stream(out: &mut TcpStream, said: &str, after_tool: bool) -> std::io::Result<()> {
+/// A command Codex ran in its sandbox that failed: as a model does, the
+/// stand-in asks to run it again outside the sandbox.
+fn escalation_retry(request: &Value) -> Option<String> {
+    let input = request["input"].as_array()?;
+    let [.., call, output] = input.as_slice() else {
+        return None;
+    };
+    let failed = output["type"] == "function_call_output"
+        && output["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("Process exited with code ") && !o.contains("code 0\n"));
+    let args: Value = serde_json::from_str(call["arguments"].as_str()?).ok()?;
+    (failed && args.get("sandbox_permissions").is_none())
+        .then(|| args["cmd"].as_str().map(str::to_string))?
+}
+
+/// One streamed Responses API answer: for a command, a call of Codex's
+/// `exec_command`. As a model told its sandbox's writable folders would,
+/// it runs agency's own commands in the sandbox and asks to run any other
+/// outside it, which needs approval; one that failed in the sandbox
+/// (`retry`) it asks to run again outside.
+fn response_stream(
+    out: &mut TcpStream,
+    said: &str,
+    after_tool: bool,
+    retry: Option<String>,
+) -> std::io::Result<()> {
     write!(
         out,
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
@@ -285,9 +332,16 @@ fn response_stream(out: &mut TcpStream, said: &str, after_tool: bool) -> std::io
     if said.contains("SLOW") && !after_tool {
         std::thread::sleep(Duration::from_secs(4));
     }
-    let item = if said.contains("TOOL") && !after_tool {
-        let args = json!({"cmd": "touch made-by-agent.txt",
-            "sandbox_permissions": "require_escalated", "justification": "Create a file"});
+    let command = retry
+        .clone()
+        .or_else(|| tool_command(said).filter(|_| !after_tool));
+    let item = if let Some(command) = command {
+        let args = if command.starts_with("agency ") && retry.is_none() {
+            json!({"cmd": command})
+        } else {
+            json!({"cmd": command, "sandbox_permissions": "require_escalated",
+                "justification": "Run a command"})
+        };
         json!({"type": "function_call", "id": "fc_standin", "call_id": "call_standin",
             "name": "exec_command", "arguments": args.to_string()})
     } else {
@@ -309,10 +363,9 @@ fn chat_completion(out: &mut TcpStream, request: &Value, said: &str) -> std::io:
     if said.contains("SLOW") {
         std::thread::sleep(Duration::from_secs(4));
     }
-    let text = if said.contains("TOOL") {
-        "Run this:\n\n```bash\ntouch made-by-agent.txt\n```\n"
-    } else {
-        "Stand-in reply."
+    let text = match tool_command(said) {
+        Some(command) => format!("Run this:\n\n```bash\n{command}\n```\n"),
+        None => "Stand-in reply.".to_string(),
     };
     if request["stream"] != true {
         return respond_json(

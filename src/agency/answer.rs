@@ -1,0 +1,121 @@
+//! Answering an agent's permission prompt from outside its pane: what it
+//! asks, read from its screen, and the key its CLI takes for a choice.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{agent_names, spec::AgencySpec, Ctx};
+use crate::error::{Error, Result};
+use crate::runtime::profile::{self, Choice, Profile, ScreenState};
+use crate::tmux::Op;
+
+/// An answer given: recorded as an `answer` event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answered {
+    pub agency: String,
+    pub agent: String,
+    pub choice: Choice,
+    /// What the prompt asked about, as `agency status` showed it.
+    pub question: Option<String>,
+    /// The keys pressed (tmux key names).
+    pub keys: Vec<String>,
+    /// Who answered: `AGENCY/AGENT` from the environment, else `human`.
+    pub by: String,
+    pub at: String,
+}
+
+/// The pane and profile of a running agent, checked.
+fn agent_pane(ctx: &Ctx, agency: &str, agent: &str) -> Result<(String, Profile)> {
+    let names = agent_names(ctx, agency)?;
+    if !names.iter().any(|n| n == agent) {
+        return Err(Error::user(
+            format!("agency {agency:?} has no agent {agent:?}"),
+            format!("agents: {}", names.join(", ")),
+        ));
+    }
+    let root = ctx.ws.root.display().to_string();
+    let pane = ctx
+        .store
+        .agents(agency)?
+        .into_iter()
+        .find(|a| a.name == agent)
+        .and_then(|a| a.pane_id)
+        .filter(|id| {
+            ctx.tmux.list_panes().is_ok_and(|panes| {
+                panes.iter().any(|p| {
+                    &p.pane_id == id && p.session == agency && p.agency_home == root && !p.dead
+                })
+            })
+        })
+        .ok_or_else(|| {
+            Error::user(
+                format!("{agency}/{agent} is not running"),
+                format!("start it with `agency status {agency} --restart`"),
+            )
+        })?;
+    let spec = AgencySpec::load(&ctx.ws.agency_dir(agency))?;
+    let profiles = profile::load(&ctx.ws.root)?;
+    let entry = spec.agent(agent).expect("listed above");
+    let profile = profile::resolve(&profiles, entry, &ctx.ws.default_agent_command())
+        .1
+        .filter(|p| p.waiting.is_some())
+        .cloned()
+        .ok_or_else(|| {
+            Error::user(
+                format!("agency cannot tell when {agency}/{agent} asks for permission (its profile has no `waiting`)"),
+                format!("answer in its pane: agency attach {agency} {agent}"),
+            )
+        })?;
+    Ok((pane, profile))
+}
+
+/// `agency answer`: presses the key for `choice` at the permission prompt
+/// `agency/agent` shows right now, and records who answered what. Nothing
+/// is typed unless a prompt offering that choice is on its screen.
+pub fn answer(ctx: &mut Ctx, agency: &str, agent: &str, choice: Choice) -> Result<Answered> {
+    let (pane, profile) = agent_pane(ctx, agency, agent)?;
+    let screen = ctx.tmux.capture(std::slice::from_ref(&pane))?.remove(0);
+    let state = profile.screen_state(&screen);
+    if state != ScreenState::Waiting {
+        return Err(Error::user(
+            format!(
+                "{agency}/{agent} is not waiting at a prompt (it is {}); nothing was typed",
+                state.as_str()
+            ),
+            format!("answer when `agency status {agency}` shows it `waiting`"),
+        ));
+    }
+    let keys = profile.answer_keys(&screen, choice).ok_or_else(|| {
+        Error::user(
+            format!(
+                "the prompt of {agency}/{agent} offers no {:?}; nothing was typed",
+                choice.as_str()
+            ),
+            format!("answer another way, or look: agency attach {agency} {agent}"),
+        )
+    })?;
+    let question = profile.question(&screen);
+    let ops: Vec<Op> = keys
+        .iter()
+        .map(|k| Op::PressKey {
+            pane: pane.clone(),
+            key: k.clone(),
+        })
+        .collect();
+    ctx.tmux.batch(&ops)?;
+    let by = crate::bus::sender(None)?;
+    let detail = json!({
+        "agent": agent, "choice": choice, "question": question, "by": by, "keys": keys,
+    });
+    let at = ctx.store.record_event(Some(agency), "answer", &detail)?;
+    ctx.activity(agency, &at, "answer", &detail)?;
+    Ok(Answered {
+        agency: agency.to_string(),
+        agent: agent.to_string(),
+        choice,
+        question,
+        keys,
+        by,
+        at,
+    })
+}

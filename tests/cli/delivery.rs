@@ -1,0 +1,187 @@
+//! Delivery when typing goes wrong half-way: a batch tmux stops part way
+//! through, a message that stays in the input box, a paste the agent is
+//! still taking in.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use crate::common::{lines_of, wait_for, wait_until, TestEnv};
+
+fn agent_field(t: &TestEnv, agency: &str, agent: &str, field: &str) -> serde_json::Value {
+    let s = t.json(&["status", agency, "--json"]);
+    s["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == agent)
+        .map(|a| a[field].clone())
+        .unwrap()
+}
+
+fn message(t: &TestEnv, agency: &str, agent: &str, id: &str) -> serde_json::Value {
+    t.json(&["inbox", agency, agent, "--all", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"].as_i64().is_some_and(|n| n.to_string() == id))
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_batch_that_fails_half_way_types_no_message_twice() {
+    let t = TestEnv::new();
+    let out = t.receivers("Two", "a,b");
+    wait_until("the router", || t.router_pid().is_some());
+    let b_pane = agent_field(&t, "Two", "b", "pane");
+    // Both messages go in one batch; b's pane goes away as soon as tmux
+    // has typed a's (a hook that then removes itself), so the batch fails
+    // after a was typed.
+    t.signal_router("-STOP");
+    let a = t
+        .ok(&["send", "-q", "Two", "a", "NOTE first"])
+        .trim()
+        .to_string();
+    let b = t
+        .ok(&["send", "-q", "Two", "b", "NOTE second"])
+        .trim()
+        .to_string();
+    t.tmux_ok(&[
+        "set-hook",
+        "-g",
+        "after-send-keys[9]",
+        &format!(
+            "kill-pane -t {} ; set-hook -gu after-send-keys[9]",
+            b_pane.as_str().unwrap()
+        ),
+    ]);
+    t.signal_router("-CONT");
+    wait_until("a's delivery and b's failed attempt", || {
+        message(&t, "Two", "a", &a)["state"] == "delivered"
+            && message(&t, "Two", "b", &b)["attempts"].as_i64() >= Some(1)
+    });
+    eprintln!(
+        "DEBUG a={} b={} log={}",
+        message(&t, "Two", "a", &a),
+        message(&t, "Two", "b", &b),
+        fs::read_to_string(t.home.join("registry/router.log")).unwrap_or_default()
+    );
+    let got = out.join("a.out");
+    wait_until("a's message", || !lines_of(&got).is_empty());
+    let until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < until {
+        assert_eq!(
+            lines_of(&got),
+            [format!("[msg #{a} NOTE from human] NOTE first")],
+            "typed twice"
+        );
+    }
+    // b waits for its agent, queued.
+    assert_eq!(message(&t, "Two", "b", &b)["state"], "queued");
+}
+
+/// A fake agent CLI whose input box never lets go of what is typed into
+/// it: each Enter draws the same line again.
+fn stuck_agent(t: &TestEnv) -> String {
+    let script = t.root().join("stuck.sh");
+    fs::write(
+        &script,
+        "printf 'fake> '\nIFS= read -r line || exit 0\n\
+         while :; do printf '\\r\\033[Kfake> %s' \"$line\"; IFS= read -r more || exit 0; done\n",
+    )
+    .unwrap();
+    fs::write(
+        t.home.join("profiles.toml"),
+        "[fake]\nprograms = [\"timeout\"]\nready = '^fake>\\s*$'\ninput = '^fake> (.*)$'\ninput_lines = 1\n",
+    )
+    .unwrap();
+    format!("exec timeout --foreground 600 sh {}", script.display())
+}
+
+#[test]
+fn a_message_that_stays_in_the_input_box_is_failed_and_says_so() {
+    let t = TestEnv::new();
+    let cmd = stuck_agent(&t);
+    t.ok(&[
+        "create",
+        "Stuck",
+        "--agents",
+        "bot",
+        "--agent-command",
+        &cmd,
+    ]);
+    let id = t
+        .ok(&["send", "-q", "Stuck", "bot", "NOTE never taken"])
+        .trim()
+        .to_string();
+    wait_for("the message to fail", Duration::from_secs(20), || {
+        message(&t, "Stuck", "bot", &id)["state"] == "failed"
+    });
+    let m = message(&t, "Stuck", "bot", &id);
+    assert!(
+        m["last_error"].as_str().unwrap().contains("input box"),
+        "{m}"
+    );
+    assert_eq!(agent_field(&t, "Stuck", "bot", "failed"), 1);
+    let inbox = t.ok(&["inbox", "Stuck", "bot", "--all"]);
+    assert!(inbox.contains(&format!("#{id} failed")), "{inbox}");
+    let log = t.json(&["log", "--agency", "Stuck", "--json"]);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "message.failed"
+                && e["detail"]["id"]
+                    .as_i64()
+                    .is_some_and(|n| n.to_string() == id)),
+        "{log}"
+    );
+}
+
+#[test]
+fn nothing_more_is_typed_until_the_agent_has_taken_the_message_before() {
+    let t = TestEnv::new();
+    let got = t.root().join("got");
+    // A fake agent CLI that draws its own input (no terminal echo), as
+    // full-screen CLIs do, and is slow to read its first input: it notes
+    // `EARLY` if the next message was already waiting when it read one.
+    let script = t.root().join("slow.sh");
+    fs::write(
+        &script,
+        format!(
+            r#"stty -echo
+printf 'fake> '
+sleep 2
+while IFS= read -r line; do
+  if read -t 0; then echo EARLY >> {got}; fi
+  echo "$line" >> {got}
+  printf '%s\nfake> ' "$line"
+done
+"#,
+            got = got.display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        t.home.join("profiles.toml"),
+        "[fake]\nprograms = [\"timeout\"]\nready = '^fake>\\s*$'\ninput = '^fake> (.*)$'\ninput_lines = 1\n",
+    )
+    .unwrap();
+    let cmd = format!("exec timeout --foreground 600 bash {}", script.display());
+    t.ok(&["create", "Slow", "--agents", "bot", "--agent-command", &cmd]);
+    let ids: Vec<String> = ["NOTE one", "NOTE two"]
+        .iter()
+        .map(|b| t.ok(&["send", "-q", "Slow", "bot", b]).trim().to_string())
+        .collect();
+    wait_for("both messages", Duration::from_secs(15), || {
+        lines_of(&got).len() >= 2
+    });
+    assert_eq!(
+        lines_of(&got),
+        [
+            format!("[msg #{} NOTE from human] NOTE one", ids[0]),
+            format!("[msg #{} NOTE from human] NOTE two", ids[1]),
+        ],
+        "the second was typed before the first was taken"
+    );
+}

@@ -1,0 +1,320 @@
+//! Agents use the bus themselves: `agency` on every agent's PATH as this
+//! very binary, and the `permissions` an agent's CLI is started with.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{wait_until, TestEnv};
+
+/// The current PATH without any folder holding an `agency`.
+fn path_without_agency() -> String {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter(|d| !d.join("agency").exists())
+        .collect();
+    std::env::join_paths(dirs).unwrap().into_string().unwrap()
+}
+
+#[test]
+fn every_agent_finds_this_agency_on_its_path_after_restart_reconcile_and_restore() {
+    let t = TestEnv::new();
+    // agency started through a link of another name, from a PATH without
+    // it: neither the link's folder nor the binary's is on the agents' PATH.
+    let links = t.root().join("links");
+    fs::create_dir_all(&links).unwrap();
+    let link = links.join("ag");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_agency"), &link).unwrap();
+    let path = path_without_agency();
+    let run = |args: &[&str]| {
+        let out = t.cmd_of(&link, args).env("PATH", &path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // The agent asks a child shell, as an agent CLI's tool would, which
+    // `agency` it finds, and runs it.
+    let out = t.root().join("which");
+    fs::create_dir_all(&out).unwrap();
+    let report = out.join("dev");
+    let cmd = format!(
+        "sh -c 'readlink -f \"$(command -v agency)\"; agency --version' > {}; exec cat",
+        report.display()
+    );
+    let fresh = || {
+        wait_until("the agent's report", || {
+            fs::read_to_string(&report).is_ok_and(|s| s.lines().count() == 2)
+        });
+        let got = fs::read_to_string(&report).unwrap();
+        fs::remove_file(&report).unwrap();
+        got
+    };
+    let exe = fs::canonicalize(env!("CARGO_BIN_EXE_agency")).unwrap();
+    let expected = format!("{}\nagency {}\n", exe.display(), env!("CARGO_PKG_VERSION"));
+    run(&["create", "Path", "--agents", "dev", "--agent-command", &cmd]);
+    assert_eq!(fresh(), expected, "after create");
+
+    // Its program exits, and is started again in its pane.
+    t.tmux_ok(&["send-keys", "-t", "Path:dev", "C-d"]);
+    wait_until("dev to exit", || {
+        t.json(&["status", "Path", "--json"])["agents"][1]["state"] == "exited"
+    });
+    run(&["status", "Path", "--restart"]);
+    assert_eq!(fresh(), expected, "after status --restart");
+
+    // Its window is closed, and reconciled.
+    t.tmux_ok(&["kill-window", "-t", "Path:dev"]);
+    run(&["create", "Path"]);
+    assert_eq!(fresh(), expected, "after reconcile");
+
+    // The tmux server dies, and the agency is restored.
+    t.tmux_ok(&["kill-server"]);
+    wait_until("the server to end", || !t.has_server());
+    run(&["restore"]);
+    assert_eq!(fresh(), expected, "after restore");
+}
+
+#[test]
+fn the_path_holds_in_a_workspace_folder_with_shell_characters() {
+    let t = TestEnv::bare_named("w s$(touch pwned)`x`;'q\"");
+    t.ok(&["init", t.home.to_str().unwrap()]);
+    t.set_config("command = \"bash\"", "command = \"sh\"");
+    let report = t.root().join("dev.which");
+    let cmd = format!(
+        "sh -c 'readlink -f \"$(command -v agency)\"' > {}; exec cat",
+        report.display()
+    );
+    t.ok(&["create", "Odd", "--agents", "dev", "--agent-command", &cmd]);
+    wait_until("the agent's report", || {
+        fs::read_to_string(&report).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let exe = fs::canonicalize(env!("CARGO_BIN_EXE_agency")).unwrap();
+    assert_eq!(
+        fs::read_to_string(&report).unwrap().trim(),
+        exe.display().to_string()
+    );
+    assert!(!Path::new(&t.root().join("pwned")).exists());
+    assert!(!t.home.join("pwned").exists());
+}
+
+/// A stand-in agent CLI, `fake-cli`, that writes the arguments it was
+/// started with (one per line) to `<name>.args` beside the workspace, and
+/// a workspace profile for it whose permissions name every placeholder.
+fn fake_cli(t: &TestEnv) -> PathBuf {
+    let bin = t.root().join("fake-cli");
+    fs::write(
+        &bin,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}/\"$AGENCY_AGENT\".args\nexec sleep 600\n",
+            shlex::try_quote(t.root().to_str().unwrap()).unwrap()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod").arg("755").arg(&bin).status().unwrap();
+    fs::write(
+        t.home.join("profiles.toml"),
+        r#"[fake]
+programs = ["fake-cli"]
+[fake.permissions]
+rule = "allow {command}"
+args = ["--always"]
+bus = ["--rules", "{rules_file}", "--json", "{rules_json}", "--registry", "{registry}"]
+project = ["--edits"]
+ask = ["--ask"]
+all = ["--yolo"]
+"#,
+    )
+    .unwrap();
+    bin
+}
+
+fn args_of(t: &TestEnv, agent: &str) -> Vec<String> {
+    let path = t.root().join(format!("{agent}.args"));
+    wait_until(&format!("{agent}'s arguments"), || path.is_file());
+    let text = fs::read_to_string(&path).unwrap();
+    fs::remove_file(&path).unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn each_level_gives_the_cli_its_arguments_whatever_the_workspace_folder_holds() {
+    let t = TestEnv::bare_named("w s$(touch pwned)`x`;'q\"");
+    t.ok(&["init", t.home.to_str().unwrap()]);
+    t.set_config("command = \"bash\"", "command = \"sh\"");
+    let bin = fake_cli(&t);
+    t.ok(&["create", "Perm", "--agents", "dev,qa"]);
+    t.ok(&["kill", "Perm"]);
+    let spec_path = t.home.join("agencies/Perm/agency.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&spec_path).unwrap()).unwrap();
+    spec["coordinator"]["command"] = bin.to_str().unwrap().into();
+    spec["agents"][0]["command"] = bin.to_str().unwrap().into();
+    spec["agents"][1]["command"] = bin.to_str().unwrap().into();
+    spec["agents"][1]["permissions"] = "ask".into();
+    fs::write(&spec_path, spec.to_string()).unwrap();
+    let report = t.json(&["create", "Perm", "--json"]);
+    assert_eq!(report["permissions"]["dev"], "bus");
+    assert_eq!(report["permissions"]["qa"], "ask");
+    assert!(report.get("warnings").is_none(), "{report}");
+
+    let registry = t.home.join("registry");
+    let rules = registry.join("permissions/Perm/dev.toml");
+    let dev = args_of(&t, "dev");
+    assert_eq!(dev[..3], ["--always", "--rules", rules.to_str().unwrap()]);
+    assert_eq!(dev[3], "--json");
+    assert_eq!(dev[5..], ["--registry", registry.to_str().unwrap()]);
+    let listed: Vec<String> = serde_json::from_str(&dev[4]).unwrap();
+    assert!(listed.contains(&"allow agency send".to_string()));
+    assert!(!listed.contains(&"allow agency submit".to_string()));
+    assert_eq!(
+        fs::read_to_string(&rules)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        listed
+    );
+    // The coordinator's list is longer; qa asks.
+    let coordinator = args_of(&t, "coordinator");
+    assert!(coordinator[4].contains("allow agency submit"));
+    assert_eq!(args_of(&t, "qa"), ["--always", "--ask"]);
+    assert!(!t.root().join("pwned").exists() && !t.home.join("pwned").exists());
+
+    // `all` for everyone from agency.toml: said by create and status.
+    fs::write(
+        t.home.join("agency.toml"),
+        fs::read_to_string(t.home.join("agency.toml"))
+            .unwrap()
+            .replace("# permissions = \"bus\"", "permissions = \"all\""),
+    )
+    .unwrap();
+    t.ok(&["kill", "Perm"]);
+    let out = t.cmd(&["create", "Perm"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: dev has permissions \"all\"")
+            && stderr.contains("warning: coordinator has permissions \"all\""),
+        "{stderr}"
+    );
+    // qa's own entry still says `ask`.
+    assert!(!stderr.contains("qa has permissions"), "{stderr}");
+    assert_eq!(args_of(&t, "dev"), ["--always", "--yolo"]);
+    let status = t.ok(&["status", "Perm"]);
+    assert!(
+        status.contains("warning: dev has permissions \"all\": its CLI runs every command"),
+        "{status}"
+    );
+    let json = t.json(&["status", "Perm", "--json"]);
+    assert_eq!(json["agents"][1]["permissions"], "all");
+    assert_eq!(json["agents"][2]["permissions"], "ask");
+}
+
+#[test]
+fn an_unknown_permissions_level_is_refused_before_anything_starts() {
+    let t = TestEnv::new();
+    t.ok(&["create", "Bad", "--agents", "dev"]);
+    t.ok(&["kill", "Bad"]);
+    let spec_path = t.home.join("agencies/Bad/agency.json");
+    let text = fs::read_to_string(&spec_path).unwrap();
+    let mut spec: serde_json::Value = serde_json::from_str(&text).unwrap();
+    spec["agents"][0]["permissions"] = "everything".into();
+    fs::write(&spec_path, spec.to_string()).unwrap();
+    let err = t.fails(&["create", "Bad"]);
+    assert!(err.contains("everything") && err.contains("bus"), "{err}");
+    assert!(!t.has_server() || t.windows("Bad").is_empty());
+}
+
+#[test]
+fn answer_presses_the_key_only_at_a_prompt_and_records_who_answered_what() {
+    let t = TestEnv::new();
+    let got = t.root().join("got");
+    // A fake agent CLI: at `ASK ...` it asks a question and reads one
+    // line, the answer.
+    let script = t.root().join("asker.sh");
+    fs::write(
+        &script,
+        format!(
+            r#"while :; do
+  printf 'fake> '
+  IFS= read -r line || exit 0
+  case "$line" in
+    *ASK*) printf 'Run rm -rf build? Allow this? [y/n] '; IFS= read -r a; echo "$a" >> {got} ;;
+  esac
+done
+"#,
+            got = got.display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        t.home.join("profiles.toml"),
+        r#"[fake]
+programs = ["timeout"]
+ready = '^fake>\s*$'
+waiting = 'Allow this\? \[y/n\]\s*$'
+question = ['Run (.+)\? Allow this']
+[fake.answer]
+yes = '\[(y)/n\]'
+no = '\[y/(n)\]'
+then = "Enter"
+"#,
+    )
+    .unwrap();
+    let cmd = format!("exec timeout --foreground 600 sh {}", script.display());
+    t.ok(&["create", "Ask", "--agents", "bot", "--agent-command", &cmd]);
+    let screen = || t.tmux_ok(&["capture-pane", "-p", "-t", "Ask:bot"]);
+    wait_until("the prompt", || screen().contains("fake>"));
+    let state = || t.json(&["status", "Ask", "--json"])["agents"][1].clone();
+    wait_until("bot to be idle", || state()["state"] == "idle");
+
+    // Not at a prompt: refused, nothing typed.
+    let before = screen();
+    let err = t.fails(&["answer", "Ask", "bot", "yes"]);
+    assert!(
+        err.contains("not waiting at a prompt (it is idle)"),
+        "{err}"
+    );
+    assert_eq!(screen(), before);
+    let err = t.fails(&["answer", "Ask", "nobody", "yes"]);
+    assert!(err.contains("has no agent"), "{err}");
+    let out = t.run(&["answer", "Ask", "bot", "maybe"]);
+    assert_eq!(out.status.code(), Some(2), "a bad choice is a usage error");
+
+    t.ok(&["send", "Ask", "bot", "ASK"]);
+    wait_until("the question", || state()["state"] == "waiting");
+    assert_eq!(state()["question"], "rm -rf build");
+    let text = t.ok(&["status", "Ask"]);
+    assert!(text.contains("asks: rm -rf build"), "{text}");
+    // A choice the prompt does not offer: refused, nothing typed.
+    let err = t.fails(&["answer", "Ask", "bot", "always"]);
+    assert!(err.contains("offers no \"always\""), "{err}");
+    assert!(!got.exists());
+
+    // Answered by another agent: recorded as such.
+    let out = t
+        .cmd(&["answer", "Ask", "bot", "yes", "--json"])
+        .env("AGENCY_NAME", "Ops")
+        .env("AGENCY_AGENT", "lead")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let answered: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answered["keys"], serde_json::json!(["y", "Enter"]));
+    wait_until("the answer", || {
+        fs::read_to_string(&got).is_ok_and(|s| s == "y\n")
+    });
+    wait_until("bot to be idle", || state()["state"] == "idle");
+    let log = t.json(&["log", "--agency", "Ask", "--json"]);
+    let event = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "answer")
+        .expect("an answer event");
+    assert_eq!(event["detail"]["by"], "Ops/lead");
+    assert_eq!(event["detail"]["choice"], "yes");
+    assert_eq!(event["detail"]["question"], "rm -rf build");
+    assert_eq!(event["detail"]["agent"], "bot");
+}
