@@ -15,8 +15,22 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{wait_for, TestEnv};
+use crate::common::TestEnv;
 use crate::standin::{last_user, text_of, Standin};
+
+/// Polls `pred` until it holds or `limit` passes, looking five times a
+/// second: each look runs `agency status`, and the agent CLIs under test
+/// share the machine's cores with it.
+fn wait_for(what: &str, limit: Duration, mut pred: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if pred() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
 
 /// `program` at `target/agent-clis/<at>` (or where `var` says).
 fn installed(program: &str, at: &str, var: &str) -> Option<PathBuf> {
@@ -45,132 +59,98 @@ fn clis_dir() -> PathBuf {
     }
 }
 
-/// Runs the scenario with a CLI installed at `target/agent-clis/<at>`:
-/// `command` prepares its home (an empty folder) and gives the agent
-/// command for a stand-in on `port`.
+/// Runs both scenarios with a CLI installed at `target/agent-clis/<at>`,
+/// side by side, each with its own workspace, tmux server and stand-in
+/// (the harness runs two tests at a time on two cores, and the CLIs mostly
+/// wait): messages in (`scenario`) and reports out (`outbound`).
+/// `command` prepares a home for the CLI (an empty folder) and gives the
+/// agent command for a stand-in on `port`; `aider`: the CLI cannot
+/// pre-approve agency's commands, and asks whether to keep a command's
+/// output.
 fn live(
     program: &str,
     at: &str,
     var: &str,
-    command: impl FnOnce(&TestEnv, &Path, &Path, u16) -> String,
+    aider: bool,
+    command: fn(&TestEnv, &Path, &Path, u16) -> String,
 ) {
     let Some(bin) = installed(program, at, var) else {
         return;
     };
-    let t = TestEnv::new();
-    let standin = Standin::start();
-    let home = t.root().join("agent-home");
-    fs::create_dir_all(&home).unwrap();
-    let cmd = command(&t, &bin, &home, standin.port);
-    scenario(&t, &standin, &cmd);
+    let inbound = || {
+        let t = TestEnv::new();
+        let standin = Standin::start();
+        let home = t.root().join("agent-home");
+        fs::create_dir_all(&home).unwrap();
+        let cmd = command(&t, &bin, &home, standin.port);
+        scenario(&t, &standin, &cmd);
+    };
+    let outbound_ = || {
+        // A git project: each specialist works in its own worktree.
+        let (t, _project) = TestEnv::with_project();
+        let standin = Standin::start();
+        let mut cmds = Vec::new();
+        for agent in ["dev", "qa"] {
+            let home = t.root().join(format!("home-{agent}"));
+            fs::create_dir_all(&home).unwrap();
+            cmds.push(command(&t, &bin, &home, standin.port));
+        }
+        outbound(&t, &standin, &cmds[0], &cmds[1], aider);
+    };
+    std::thread::scope(|s| {
+        let a = s.spawn(inbound);
+        let b = s.spawn(outbound_);
+        let (a, b) = (a.join(), b.join());
+        for r in [a, b] {
+            if let Err(panic) = r {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
 }
 
 #[test]
-fn claude_code_is_briefed_then_gets_each_message_once_and_never_in_a_prompt() {
+fn claude_code_gets_each_message_once_and_reports_through_the_bus_itself() {
     live(
         "claude",
         "node_modules/.bin/claude",
         "AGENCY_TEST_CLAUDE",
+        false,
         claude_command,
     );
 }
 
 #[test]
-fn gemini_cli_is_briefed_then_gets_each_message_once_and_never_in_a_prompt() {
+fn gemini_cli_gets_each_message_once_and_reports_through_the_bus_itself() {
     // Gemini CLI drops an Enter that comes right behind typed or pasted
     // text: every message here also tests that the router submits again.
     live(
         "gemini",
         "node_modules/.bin/gemini",
         "AGENCY_TEST_GEMINI",
+        false,
         gemini_command,
     );
 }
 
 #[test]
-fn codex_is_briefed_then_gets_each_message_once_and_never_in_a_prompt() {
+fn codex_gets_each_message_once_and_reports_through_the_bus_itself() {
     // Codex, too, can take an Enter right behind typed text as a new line:
     // the router's second press submits it.
     live(
         "codex",
         "node_modules/.bin/codex",
         "AGENCY_TEST_CODEX",
-        codex_command,
-    );
-}
-
-#[test]
-fn aider_is_briefed_then_gets_each_message_once_and_never_in_a_prompt() {
-    live(
-        "aider",
-        "aider-venv/bin/aider",
-        "AGENCY_TEST_AIDER",
-        aider_command,
-    );
-}
-
-/// Runs the outbound scenario with a CLI; `aider`: it cannot pre-approve
-/// agency's commands, and asks whether to keep a command's output.
-fn live_outbound(
-    program: &str,
-    at: &str,
-    var: &str,
-    aider: bool,
-    command: impl Fn(&TestEnv, &Path, &Path, u16) -> String,
-) {
-    let Some(bin) = installed(program, at, var) else {
-        return;
-    };
-    // A git project: each specialist works in its own worktree.
-    let (t, _project) = TestEnv::with_project();
-    let standin = Standin::start();
-    let mut cmds = Vec::new();
-    for agent in ["dev", "qa"] {
-        let home = t.root().join(format!("home-{agent}"));
-        fs::create_dir_all(&home).unwrap();
-        cmds.push(command(&t, &bin, &home, standin.port));
-    }
-    outbound(&t, &standin, &cmds[0], &cmds[1], aider);
-}
-
-#[test]
-fn claude_code_reports_through_the_bus_by_itself_and_asks_for_the_rest() {
-    live_outbound(
-        "claude",
-        "node_modules/.bin/claude",
-        "AGENCY_TEST_CLAUDE",
-        false,
-        claude_command,
-    );
-}
-
-#[test]
-fn codex_reports_through_the_bus_by_itself_and_asks_for_the_rest() {
-    live_outbound(
-        "codex",
-        "node_modules/.bin/codex",
-        "AGENCY_TEST_CODEX",
         false,
         codex_command,
     );
 }
 
 #[test]
-fn gemini_cli_reports_through_the_bus_by_itself_and_asks_for_the_rest() {
-    live_outbound(
-        "gemini",
-        "node_modules/.bin/gemini",
-        "AGENCY_TEST_GEMINI",
-        false,
-        gemini_command,
-    );
-}
-
-#[test]
-fn aider_asks_before_each_command_and_is_answered_from_outside() {
+fn aider_gets_each_message_once_and_is_answered_from_outside() {
     // Aider has no way to pre-approve some commands: under `bus` it asks
     // for agency's too, and `agency answer` lets them through.
-    live_outbound(
+    live(
         "aider",
         "aider-venv/bin/aider",
         "AGENCY_TEST_AIDER",
