@@ -291,15 +291,19 @@ impl Profile {
     }
 
     /// Whether our message (`head` is its header, `body` its text) still
-    /// sits in the input box, typed or pasted but not submitted: its
-    /// header, the CLI's sign for a paste (also with more text after it),
-    /// or a piece of it (a long paste shown whole, scrolled to its end).
-    /// Only an idle agent can say so: with a permission prompt up, the
-    /// submit key would answer it.
+    /// sits in the input box, typed or pasted but not submitted, and the
+    /// submit key may be pressed for it: the agent is idle (with a
+    /// permission prompt up, the key would answer it) and the box `holds`
+    /// it.
     pub fn unsent(&self, screen: &str, head: &str, body: &str) -> bool {
-        if self.screen_state(screen) != ScreenState::Idle {
-            return false;
-        }
+        self.screen_state(screen) == ScreenState::Idle && self.holds(screen, head, body)
+    }
+
+    /// Whether the input box shows our message, whatever the agent is
+    /// doing: its header, the CLI's sign for a paste (also with more text
+    /// after it), or a piece of it (a long paste shown whole, scrolled to
+    /// its end).
+    pub fn holds(&self, screen: &str, head: &str, body: &str) -> bool {
         let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         match self.input_text(screen) {
             Some(t) if !t.is_empty() => {

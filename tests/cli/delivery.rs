@@ -23,7 +23,7 @@ fn message(t: &TestEnv, agency: &str, agent: &str, id: &str) -> serde_json::Valu
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["id"].to_string() == id)
+        .find(|m| m["id"].as_i64() == id.parse().ok())
         .cloned()
         .unwrap_or_default()
 }
@@ -127,7 +127,7 @@ fn a_message_that_stays_in_the_input_box_is_failed_and_says_so() {
         log.as_array()
             .unwrap()
             .iter()
-            .any(|e| e["kind"] == "message.failed" && e["detail"]["id"].to_string() == id),
+            .any(|e| e["kind"] == "message.failed" && e["detail"]["id"].as_i64() == id.parse().ok()),
         "{log}"
     );
 }
