@@ -1050,8 +1050,7 @@ pub struct AgentStatus {
     /// What its CLI does without asking (`all`: everything).
     pub permissions: Permissions,
     /// What it asks about while `waiting` at a permission prompt: the
-    /// command or file, read from its screen.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// command or file, read from its screen (null otherwise).
     pub question: Option<String>,
 }
 

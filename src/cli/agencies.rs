@@ -335,7 +335,8 @@ pub fn answer(ctx: &mut Ctx, args: &AnswerArgs) -> Result<()> {
         AnswerChoice::No => Choice::No,
         AnswerChoice::Always => Choice::Always,
     };
-    let done = agency::answer::answer(ctx, &args.agency, &args.agent, choice)?;
+    let by = crate::bus::sender(None)?;
+    let done = agency::answer::answer(ctx, &args.agency, &args.agent, choice, &by)?;
     if args.json {
         return print_json(&done);
     }

@@ -258,9 +258,12 @@ impl Profile {
                     .map_or(screen.len(), |i| m.end() + i);
                 Some(screen[start..end].to_string())
             })?;
-        // Box-drawing borders and runs of blanks are layout, not words.
+        // Box-drawing borders and runs of blanks are layout, not words; it
+        // is shown on the human's terminal, so no control character stays.
         let words: Vec<&str> = text
-            .split(|c: char| c.is_whitespace() || ('\u{2500}'..='\u{257f}').contains(&c))
+            .split(|c: char| {
+                c.is_whitespace() || c.is_control() || ('\u{2500}'..='\u{257f}').contains(&c)
+            })
             .filter(|w| !w.is_empty())
             .collect();
         Some(words.join(" "))
@@ -568,6 +571,17 @@ mod tests {
         assert!(p["codex"].unsent(codex, head, body));
         assert!(p["codex"].unsent(codex, "[msg #3 TASK from human]", "TASK-7"));
         assert!(!p["codex"].can_type(codex));
+    }
+
+    #[test]
+    fn a_question_is_plain_words() {
+        let p = builtins();
+        let screen = "│ ? Shell  rm -rf /\u{1b}[2J\u{7}x                    │\n│ Allow execution of [Shell]? │\n";
+        assert_eq!(
+            p["gemini"].question(screen).as_deref(),
+            Some("Shell: rm -rf / [2J x")
+        );
+        assert_eq!(p["gemini"].question("hello\n > \n"), None);
     }
 
     #[test]
