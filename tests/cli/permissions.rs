@@ -393,3 +393,27 @@ fn rules_a_cli_reads_in_its_working_folder_stay_out_of_git_and_go_when_unused() 
     t.ok(&["kill", "Perm", "--purge", "--force"]);
     assert!(!coordinator_rules.exists());
 }
+
+#[test]
+fn a_compound_command_gets_no_permissions_and_create_says_so() {
+    let t = TestEnv::new();
+    let bin = fake_cli(&t);
+    t.ok(&["create", "Mix", "--agents", "dev"]);
+    t.ok(&["kill", "Mix"]);
+    let spec_path = t.home.join("agencies/Mix/agency.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&spec_path).unwrap()).unwrap();
+    spec["agents"][0]["profile"] = "fake".into();
+    spec["agents"][0]["command"] = format!("cd . && exec {}", bin.display()).into();
+    fs::write(&spec_path, spec.to_string()).unwrap();
+    let out = t.cmd(&["create", "Mix"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: dev: its command is not one simple command"),
+        "{stderr}"
+    );
+    // Started as written, with none of the arguments (`printf '%s\n'`
+    // with none prints one empty line).
+    assert_eq!(args_of(&t, "dev"), [""]);
+}
