@@ -244,7 +244,7 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
                     lines.push(format!("  {:w$}  asks: {q}", ""));
                 }
                 lines.push(format!(
-                    "  {:w$}  waits for you at a prompt: agency answer {} {} yes|no|always, or agency attach {} {}",
+                    "  {:w$}  waits for you at a prompt: agency answer {} {} yes (or no, always), or look: agency attach {} {}",
                     "", a.name, s.name, a.name, s.name
                 ));
             }

@@ -350,7 +350,8 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str) {
     });
     let shown_status = t.ok(&["status", "Live"]);
     assert!(
-        shown_status.contains("waits for you at a prompt: agency answer Live dev yes|no|always")
+        shown_status
+            .contains("waits for you at a prompt: agency answer Live dev yes (or no, always)")
             && shown_status.contains("asks: ")
             && shown_status.contains("touch made-by-agent.txt"),
         "{shown_status}"
@@ -520,7 +521,7 @@ fn outbound(t: &TestEnv, standin: &Standin, dev: &str, qa: &str, aider: bool) {
     waiting_on("qa", "agency send Loop coordinator");
     let text = t.ok(&["status", "Loop"]);
     assert!(
-        text.contains("asks: ") && text.contains("agency answer Loop qa yes|no|always"),
+        text.contains("asks: ") && text.contains("agency answer Loop qa yes (or no, always)"),
         "{text}"
     );
     assert!(!reported("qa", "TASK-8"), "sent before it was allowed");
