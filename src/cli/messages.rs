@@ -355,6 +355,11 @@ pub struct RestoreArgs {
 
 pub fn restore(ctx: &mut Ctx, a: &RestoreArgs) -> Result<()> {
     let reports = crate::agency::restore(ctx, a.name.as_deref())?;
+    for r in &reports {
+        for w in &r.warnings {
+            eprintln!("warning: {}: {w}", r.name);
+        }
+    }
     if a.json {
         return print_json(&reports);
     }
