@@ -28,8 +28,22 @@ use std::time::Duration;
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::json;
 
-use common::{wait_for, TestEnv};
+use common::TestEnv;
 use standin::{last_user, text_of, Standin};
+
+/// Polls `pred` until it holds or `limit` passes, looking five times a
+/// second: each look runs `agency status`, and the agent CLIs under test
+/// share the machine's cores with it.
+fn wait_for(what: &str, limit: Duration, mut pred: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if pred() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
 
 type Command = fn(&TestEnv, &Path, &Path, u16) -> String;
 /// A scenario run with one CLI.
@@ -378,7 +392,7 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str) {
     let shown_status = t.ok(&["status", "Live"]);
     assert!(
         shown_status.contains(&format!(
-            "waits for you at a prompt: {me} answer Live dev yes|no|always",
+            "waits for you at a prompt: {me} answer Live dev yes (or no, always)",
             me = env!("CARGO_BIN_EXE_agency")
         )) && shown_status.contains("asks: ")
             && shown_status.contains("touch made-by-agent.txt"),
@@ -552,7 +566,7 @@ fn outbound(t: &TestEnv, standin: &Standin, dev: &str, qa: &str, aider: bool) {
     waiting_on("qa", "agency send Loop coordinator");
     let text = t.ok(&["status", "Loop"]);
     assert!(
-        text.contains("asks: ") && text.contains("agency answer Loop qa yes|no|always"),
+        text.contains("asks: ") && text.contains("agency answer Loop qa yes (or no, always)"),
         "{text}"
     );
     assert!(!reported("qa", "TASK-8"), "sent before it was allowed");

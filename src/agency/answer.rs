@@ -70,9 +70,16 @@ fn agent_pane(ctx: &Ctx, agency: &str, agent: &str) -> Result<(String, Profile)>
 }
 
 /// `agency answer`: presses the key for `choice` at the permission prompt
-/// `agency/agent` shows right now, and records who answered what. Nothing
-/// is typed unless a prompt offering that choice is on its screen.
-pub fn answer(ctx: &mut Ctx, agency: &str, agent: &str, choice: Choice) -> Result<Answered> {
+/// `agency/agent` shows right now, and records that `by` (an agent's
+/// `AGENCY/AGENT`, or `human`) answered what. Nothing is typed unless a
+/// prompt offering that choice is on its screen.
+pub fn answer(
+    ctx: &mut Ctx,
+    agency: &str,
+    agent: &str,
+    choice: Choice,
+    by: &str,
+) -> Result<Answered> {
     let (pane, profile) = agent_pane(ctx, agency, agent)?;
     let screen = ctx.tmux.capture(std::slice::from_ref(&pane))?.remove(0);
     let state = profile.screen_state(&screen);
@@ -103,7 +110,6 @@ pub fn answer(ctx: &mut Ctx, agency: &str, agent: &str, choice: Choice) -> Resul
         })
         .collect();
     ctx.tmux.batch(&ops)?;
-    let by = crate::bus::sender(None)?;
     let detail = json!({
         "agent": agent, "choice": choice, "question": question, "by": by, "keys": keys,
     });
@@ -115,7 +121,7 @@ pub fn answer(ctx: &mut Ctx, agency: &str, agent: &str, choice: Choice) -> Resul
         choice,
         question,
         keys,
-        by,
+        by: by.to_string(),
         at,
     })
 }

@@ -414,6 +414,7 @@ fn grant_permissions(ws: &Workspace, spec: &AgencySpec, slots: &mut [Slot], prof
             continue;
         };
         let places = permissions::Places {
+            agency: spec.name.clone(),
             agent: s.name.clone(),
             workdir: s.dir.clone(),
             rules_file: ws
@@ -697,6 +698,29 @@ fn exclude_grant_files(ws: &Workspace, slots: &[Slot]) -> Result<()> {
     if let Ok(project) = Project::open(&ws.project_dir()) {
         for p in patterns {
             project.exclude(p)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the files agency wrote for an agency's permissions: its folder
+/// in the registry, and the rules files it put in agents' working folders.
+fn forget_grants(ws: &Workspace, agency: &str, agents: &[AgentRow]) -> Result<()> {
+    let dir = ws.registry_dir().join("permissions").join(agency);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+    }
+    let project = fs::canonicalize(ws.project_dir()).unwrap_or_else(|_| ws.root.clone());
+    let profiles = profile::load(&ws.root).unwrap_or_else(|_| profile::builtins());
+    for a in agents {
+        let dirs = std::iter::once(project.clone()).chain(a.worktree.as_ref().map(PathBuf::from));
+        for dir in dirs {
+            for p in profiles.values() {
+                if let Some(t) = &p.permissions.rules_file {
+                    let _ =
+                        fs::remove_file(dir.join(permissions::own_rules_file(t, agency, &a.name)));
+                }
+            }
         }
     }
     Ok(())
@@ -1124,8 +1148,7 @@ pub struct AgentStatus {
     /// What its CLI does without asking (`all`: everything).
     pub permissions: Permissions,
     /// What it asks about while `waiting` at a permission prompt: the
-    /// command or file, read from its screen.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// command or file, read from its screen (null otherwise).
     pub question: Option<String>,
 }
 
@@ -1595,6 +1618,7 @@ pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillR
         }
     }
     if purge {
+        forget_grants(&ctx.ws, name, &ctx.store.agents(name)?)?;
         if let Some(p) = &project {
             for (i, a) in worktrees.iter().enumerate() {
                 let (dir, branch) = (a.worktree.as_deref().unwrap(), a.branch.as_deref().unwrap());

@@ -491,16 +491,21 @@ impl Unsent {
     /// one that is the same across two looks: a program still taking a
     /// paste redraws.
     fn look(&mut self, screen: &str) -> Look {
-        if self.profile.screen_state(screen) == ScreenState::Busy {
-            return Look::Taken;
-        }
         let settled = self.screen.as_deref() == Some(screen);
         self.screen = Some(screen.to_string());
         self.at = Instant::now();
-        if self.profile.unsent(screen, &self.head, &self.body) {
-            return if settled { Look::Unsent } else { Look::Wait };
+        let state = self.profile.screen_state(screen);
+        if self.profile.holds(screen, &self.head, &self.body) {
+            // Submitted again only at a settled, idle prompt.
+            return if settled && state == ScreenState::Idle {
+                Look::Unsent
+            } else {
+                Look::Wait
+            };
         }
-        if self.before.as_deref() == Some(screen) {
+        if state == ScreenState::Busy {
+            Look::Taken
+        } else if self.before.as_deref() == Some(screen) {
             Look::Unread
         } else if settled {
             Look::Taken
@@ -926,5 +931,54 @@ impl Router {
             self.mirror_dirty = false;
             self.mirror_at = Some(Instant::now());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(before: &str) -> Unsent {
+        Unsent {
+            id: 1,
+            agency: "A".into(),
+            to: "A/dev".into(),
+            head: "[msg #1 BRIEFING from agency]".into(),
+            body: "You are dev.\nline two".into(),
+            profile: profile::builtins()["codex"].clone(),
+            before: Some(before.into()),
+            typed_at: Instant::now(),
+            at: Instant::now(),
+            presses: 0,
+            screen: None,
+        }
+    }
+
+    const IDLE: &str = "  Welcome\n\n› Ask Codex to do anything\n\n  gpt · ~/p\n";
+
+    #[test]
+    fn a_message_is_taken_only_on_evidence() {
+        // Nothing drawn yet: the agent has not read it.
+        let mut u = typed(IDLE);
+        assert_eq!(u.look(IDLE), Look::Unread);
+        assert_eq!(u.look(IDLE), Look::Unread);
+        // Its paste shows, while something else reads as work going on:
+        // still ours, and no key is pressed into it.
+        let pasted_busy = "  Booting (esc to interrupt)\n\n› [Pasted Content 2270 chars]\n";
+        assert_eq!(u.look(pasted_busy), Look::Wait);
+        assert_eq!(u.look(pasted_busy), Look::Wait);
+        // Settled at an idle prompt, still there: submit again.
+        let pasted = "  Welcome\n\n› [Pasted Content 2270 chars]\n\n  gpt · ~/p\n";
+        assert_eq!(u.look(pasted), Look::Wait);
+        assert_eq!(u.look(pasted), Look::Unsent);
+        // Gone from the box, at work: taken.
+        let working =
+            "› [msg #1 BRIEFING from agency]\n\n  Working (esc to interrupt)\n\n› Ask Codex to do anything\n";
+        assert_eq!(u.look(working), Look::Taken);
+        // Gone from the box, done already: taken once the screen settles.
+        let mut u = typed(IDLE);
+        let done = "› [msg #1 BRIEFING from agency]\n\n• Done.\n\n› Ask Codex to do anything\n";
+        assert_eq!(u.look(done), Look::Wait);
+        assert_eq!(u.look(done), Look::Taken);
     }
 }

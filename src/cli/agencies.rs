@@ -325,7 +325,7 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
                     lines.push(format!("  {:w$}  asks: {q}", ""));
                 }
                 lines.push(format!(
-                    "  {:w$}  waits for you at a prompt: {me} answer {} {} yes|no|always, or {me} attach {} {}",
+                    "  {:w$}  waits for you at a prompt: {me} answer {} {} yes (or no, always), or look: {me} attach {} {}",
                     "", a.name, s.name, a.name, s.name
                 ));
             }
@@ -525,7 +525,8 @@ pub fn answer(ctx: &mut Ctx, args: &AnswerArgs) -> Result<()> {
         AnswerChoice::No => Choice::No,
         AnswerChoice::Always => Choice::Always,
     };
-    let done = agency::answer::answer(ctx, &args.agency, &args.agent, choice)?;
+    let by = crate::bus::sender(None)?;
+    let done = agency::answer::answer(ctx, &args.agency, &args.agent, choice, &by)?;
     if args.json {
         return print_json(&done);
     }

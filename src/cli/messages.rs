@@ -610,6 +610,11 @@ pub struct RestoreArgs {
 
 pub fn restore(ctx: &mut Ctx, a: &RestoreArgs) -> Result<()> {
     let reports = crate::agency::restore(ctx, a.name.as_deref())?;
+    for r in &reports {
+        for w in &r.warnings {
+            eprintln!("warning: {}: {w}", r.name);
+        }
+    }
     crate::tasks::route_waiting(ctx)?;
     if a.json {
         return print_json(&reports);

@@ -84,7 +84,9 @@ pub struct Grant {
 /// The places a grant's arguments name.
 #[derive(Debug, Clone)]
 pub struct Places {
-    /// The agent's name (a checked name: letters, digits, `_`, `-`).
+    /// The agency's and the agent's names (checked names: letters,
+    /// digits, `_`, `-`).
+    pub agency: String,
     pub agent: String,
     /// The folder it works in.
     pub workdir: PathBuf,
@@ -120,7 +122,9 @@ pub fn grant(profile: &Profile, level: Permissions, coordinator: bool, places: &
         .collect();
     let rules_json = serde_json::to_string(&rules).expect("strings serialize");
     let rules_file = match &p.rules_file {
-        Some(rel) => places.workdir.join(rel.replace("{agent}", &places.agent)),
+        Some(rel) => places
+            .workdir
+            .join(own_rules_file(rel, &places.agency, &places.agent)),
         None => places.rules_file.clone(),
     };
     // A profile's own folder for it is read by the CLI by itself.
@@ -145,13 +149,20 @@ pub fn grant(profile: &Profile, level: Permissions, coordinator: bool, places: &
     let exclude = file
         .as_ref()
         .and(p.rules_file.as_ref())
-        .map(|rel| format!("**/{}", rel.replace("{agent}", "*")));
+        .map(|rel| format!("**/{}", own_rules_file(rel, "*", "*")));
     Grant {
         args,
         own_rules: p.rules_file.is_some().then_some(rules_file),
         file,
         exclude,
     }
+}
+
+/// A profile's `rules_file` for an agent.
+pub fn own_rules_file(template: &str, agency: &str, agent: &str) -> String {
+    template
+        .replace("{agency}", agency)
+        .replace("{agent}", agent)
 }
 
 /// How a profile carries out the levels (`[NAME.permissions]` in
@@ -165,8 +176,8 @@ pub struct PermissionArgs {
     #[serde(default)]
     pub rule: String,
     /// Where the rules file goes when the CLI reads it from the agent's
-    /// working folder (relative to it; `{agent}` is the agent's name);
-    /// else it is kept in the registry.
+    /// working folder (relative to it; `{agency}` and `{agent}` are the
+    /// names); else it is kept in the registry.
     #[serde(default)]
     pub rules_file: Option<String>,
     /// Arguments for every level (what agency's commands need to work).
@@ -194,6 +205,7 @@ mod tests {
 
     fn grant_for(cli: &str, level: Permissions, coordinator: bool) -> Grant {
         let places = Places {
+            agency: "A".into(),
             agent: "dev".into(),
             workdir: "/w/project".into(),
             rules_file: "/w/registry/permissions/A/dev.toml".into(),
@@ -244,11 +256,17 @@ mod tests {
         let g = grant_for("codex", Permissions::Bus, false);
         assert_eq!(g.args, ["-c", "allow_login_shell=false"]);
         let (path, text) = g.file.unwrap();
-        assert_eq!(path, Path::new("/w/project/.codex/rules/agency-dev.rules"));
+        assert_eq!(
+            path,
+            Path::new("/w/project/.codex/rules/agency-A-dev.rules")
+        );
         assert!(text.contains(r#"prefix_rule(pattern = ["agency","send"], decision = "allow")"#));
         assert!(text.contains(r#"["agency","task"]"#));
         assert!(!text.contains("sandbox"));
-        assert_eq!(g.exclude.as_deref(), Some("**/.codex/rules/agency-*.rules"));
+        assert_eq!(
+            g.exclude.as_deref(),
+            Some("**/.codex/rules/agency-*-*.rules")
+        );
         // Asked: no rules, and one left from before goes.
         let a = grant_for("codex", Permissions::Ask, false);
         assert!(a.file.is_none());

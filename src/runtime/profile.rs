@@ -258,9 +258,12 @@ impl Profile {
                     .map_or(screen.len(), |i| m.end() + i);
                 Some(screen[start..end].to_string())
             })?;
-        // Box-drawing borders and runs of blanks are layout, not words.
+        // Box-drawing borders and runs of blanks are layout, not words; it
+        // is shown on the human's terminal, so no control character stays.
         let words: Vec<&str> = text
-            .split(|c: char| c.is_whitespace() || ('\u{2500}'..='\u{257f}').contains(&c))
+            .split(|c: char| {
+                c.is_whitespace() || c.is_control() || ('\u{2500}'..='\u{257f}').contains(&c)
+            })
             .filter(|w| !w.is_empty())
             .collect();
         Some(words.join(" "))
@@ -291,15 +294,19 @@ impl Profile {
     }
 
     /// Whether our message (`head` is its header, `body` its text) still
-    /// sits in the input box, typed or pasted but not submitted: its
-    /// header, the CLI's sign for a paste (also with more text after it),
-    /// or a piece of it (a long paste shown whole, scrolled to its end).
-    /// Only an idle agent can say so: with a permission prompt up, the
-    /// submit key would answer it.
+    /// sits in the input box, typed or pasted but not submitted, and the
+    /// submit key may be pressed for it: the agent is idle (with a
+    /// permission prompt up, the key would answer it) and the box `holds`
+    /// it.
     pub fn unsent(&self, screen: &str, head: &str, body: &str) -> bool {
-        if self.screen_state(screen) != ScreenState::Idle {
-            return false;
-        }
+        self.screen_state(screen) == ScreenState::Idle && self.holds(screen, head, body)
+    }
+
+    /// Whether the input box shows our message, whatever the agent is
+    /// doing: its header, the CLI's sign for a paste (also with more text
+    /// after it), or a piece of it (a long paste shown whole, scrolled to
+    /// its end).
+    pub fn holds(&self, screen: &str, head: &str, body: &str) -> bool {
         let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         match self.input_text(screen) {
             Some(t) if !t.is_empty() => {
@@ -564,6 +571,17 @@ mod tests {
         assert!(p["codex"].unsent(codex, head, body));
         assert!(p["codex"].unsent(codex, "[msg #3 TASK from human]", "TASK-7"));
         assert!(!p["codex"].can_type(codex));
+    }
+
+    #[test]
+    fn a_question_is_plain_words() {
+        let p = builtins();
+        let screen = "│ ? Shell  rm -rf /\u{1b}[2J\u{7}x                    │\n│ Allow execution of [Shell]? │\n";
+        assert_eq!(
+            p["gemini"].question(screen).as_deref(),
+            Some("Shell: rm -rf / [2J x")
+        );
+        assert_eq!(p["gemini"].question("hello\n > \n"), None);
     }
 
     #[test]

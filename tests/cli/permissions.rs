@@ -77,7 +77,7 @@ fn every_agent_finds_this_agency_on_its_path_after_restart_reconcile_and_restore
 }
 
 #[test]
-fn the_path_holds_in_a_workspace_folder_with_shell_characters() {
+fn the_path_holds_in_a_workspace_folder_with_shell_characters_and_in_the_panes_layout() {
     let t = TestEnv::bare_named("w s$(touch pwned)`x`;'q\"");
     t.ok(&["init", t.home.to_str().unwrap()]);
     t.set_config("command = \"bash\"", "command = \"sh\"");
@@ -86,7 +86,17 @@ fn the_path_holds_in_a_workspace_folder_with_shell_characters() {
         "sh -c 'readlink -f \"$(command -v agency)\"' > {}; exec cat",
         report.display()
     );
-    t.ok(&["create", "Odd", "--agents", "dev", "--agent-command", &cmd]);
+    // The other layout: the agents share window 0.
+    t.ok(&[
+        "create",
+        "Odd",
+        "--agents",
+        "dev",
+        "--agent-command",
+        &cmd,
+        "--layout",
+        "panes",
+    ]);
     wait_until("the agent's report", || {
         fs::read_to_string(&report).is_ok_and(|s| s.ends_with('\n'))
     });
@@ -317,4 +327,93 @@ then = "Enter"
     assert_eq!(event["detail"]["choice"], "yes");
     assert_eq!(event["detail"]["question"], "rm -rf build");
     assert_eq!(event["detail"]["agent"], "bot");
+}
+
+#[test]
+fn rules_a_cli_reads_in_its_working_folder_stay_out_of_git_and_go_when_unused() {
+    let (t, project) = TestEnv::with_project();
+    let bin = fake_cli(&t);
+    let profiles = t.home.join("profiles.toml");
+    let text = fs::read_to_string(&profiles).unwrap();
+    fs::write(
+        &profiles,
+        text.replace(
+            "rule = \"allow {command}\"",
+            "rule = \"allow {command}\"\nrules_file = \".fake/agency-{agency}-{agent}.rules\"",
+        )
+        .replace("\"--rules\", \"{rules_file}\", ", ""),
+    )
+    .unwrap();
+    t.ok(&["create", "Perm", "--agents", "dev,qa"]);
+    t.ok(&["kill", "Perm"]);
+    let spec_path = t.home.join("agencies/Perm/agency.json");
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut spec: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&spec_path).unwrap()).unwrap();
+        f(&mut spec);
+        fs::write(&spec_path, spec.to_string()).unwrap();
+    };
+    edit(&|spec| {
+        spec["coordinator"]["command"] = bin.to_str().unwrap().into();
+        for i in 0..2 {
+            spec["agents"][i]["command"] = bin.to_str().unwrap().into();
+        }
+        spec["agents"][1]["permissions"] = "ask".into();
+    });
+    t.ok(&["create", "Perm"]);
+    let worktrees = t.home.join("agencies/Perm/worktrees");
+    let dev_rules = worktrees.join("dev/.fake/agency-Perm-dev.rules");
+    let coordinator_rules = project.join(".fake/agency-Perm-coordinator.rules");
+    for agent in ["coordinator", "dev", "qa"] {
+        args_of(&t, agent);
+    }
+    assert!(fs::read_to_string(&dev_rules)
+        .unwrap()
+        .contains("allow agency send"));
+    assert!(fs::read_to_string(&coordinator_rules)
+        .unwrap()
+        .contains("allow agency submit"));
+    assert!(!worktrees.join("qa/.fake").exists());
+    // Never committed by accident.
+    for dir in [project.clone(), worktrees.join("dev")] {
+        assert_eq!(
+            crate::common::git(&dir, &["status", "--porcelain"]),
+            "",
+            "{}",
+            dir.display()
+        );
+    }
+    // dev asks now: its rules go.
+    edit(&|spec| spec["agents"][0]["permissions"] = "ask".into());
+    t.ok(&["kill", "Perm"]);
+    t.ok(&["create", "Perm"]);
+    args_of(&t, "dev");
+    assert!(!dev_rules.exists());
+    // Purged: nothing of it is left in the project.
+    t.ok(&["kill", "Perm", "--purge", "--force"]);
+    assert!(!coordinator_rules.exists());
+}
+
+#[test]
+fn a_compound_command_gets_no_permissions_and_create_says_so() {
+    let t = TestEnv::new();
+    let bin = fake_cli(&t);
+    t.ok(&["create", "Mix", "--agents", "dev"]);
+    t.ok(&["kill", "Mix"]);
+    let spec_path = t.home.join("agencies/Mix/agency.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&spec_path).unwrap()).unwrap();
+    spec["agents"][0]["profile"] = "fake".into();
+    spec["agents"][0]["command"] = format!("cd . && exec {}", bin.display()).into();
+    fs::write(&spec_path, spec.to_string()).unwrap();
+    let out = t.cmd(&["create", "Mix"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: dev: its command is not one simple command"),
+        "{stderr}"
+    );
+    // Started as written, with none of the arguments (`printf '%s\n'`
+    // with none prints one empty line).
+    assert_eq!(args_of(&t, "dev"), [""]);
 }

@@ -191,7 +191,8 @@ fn answer(ctx: &mut Ctx, agency: &str, agent: &str, choice: app::Choice) -> Resu
         app::Choice::No => Choice::No,
         app::Choice::Always => Choice::Always,
     };
-    let done = crate::agency::answer::answer(ctx, agency, agent, choice)?;
+    // From the monitor: the human at its screen.
+    let done = crate::agency::answer::answer(ctx, agency, agent, choice, "human")?;
     Ok(format!(
         "answered {} to {agency}/{agent}: {}",
         choice.as_str(),
