@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::agency::{self, CreateOptions, Ctx};
 use crate::error::{Error, Result};
-use crate::git;
+use crate::os::git;
 use crate::store::ApprovalRow;
 use crate::tasks;
 use crate::workspace::{self, write_atomic, Workspace};
@@ -165,7 +165,7 @@ pub fn run(home: Option<&Path>, mut progress: impl FnMut(&str)) -> Result<(Ctx, 
         Ok(ctx) => ctx,
         Err(e) => {
             // Half a demo is no use: its sessions and folder go.
-            let tmux = crate::tmux::Tmux::new(
+            let tmux = crate::os::tmux::Tmux::new(
                 socket
                     .clone()
                     .or_else(|| std::env::var("AGENCY_TMUX_SOCKET").ok()),
@@ -190,7 +190,7 @@ pub fn run(home: Option<&Path>, mut progress: impl FnMut(&str)) -> Result<(Ctx, 
 /// Refuses a tmux server that already has a session named like one of the
 /// demo's agencies, before anything is made.
 fn check_free(socket: &str) -> Result<()> {
-    let panes = crate::tmux::Tmux::new(Some(socket.to_string())).list_panes()?;
+    let panes = crate::os::tmux::Tmux::new(Some(socket.to_string())).list_panes()?;
     let taken: Vec<&str> = AGENCIES
         .into_iter()
         .filter(|a| panes.iter().any(|p| p.session == *a))

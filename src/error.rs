@@ -3,9 +3,9 @@
 use std::fmt::Display;
 use std::io;
 
-use crate::git::GitError;
+use crate::os::git::GitError;
+use crate::os::tmux::TmuxError;
 use crate::store::StoreError;
-use crate::tmux::TmuxError;
 
 pub type Result<T> = std::result::Result<T, Error>;
 

@@ -457,7 +457,7 @@ pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
     let ws = Workspace::open(root.clone())?;
     Ok(InitReport {
         project: ws.config.project.clone().unwrap_or_else(|| ".".into()),
-        git: crate::git::Project::open(&ws.project_dir()).is_ok(),
+        git: crate::os::git::Project::open(&ws.project_dir()).is_ok(),
         root,
         created,
         test_command,

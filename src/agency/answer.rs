@@ -6,8 +6,8 @@ use serde_json::json;
 
 use super::{agent_names, spec::AgencySpec, Ctx};
 use crate::error::{Error, Result};
+use crate::os::tmux::Op;
 use crate::runtime::profile::{self, Choice, Profile, ScreenState};
-use crate::tmux::Op;
 
 /// An answer given: recorded as an `answer` event.
 #[derive(Debug, Clone, Serialize)]

@@ -14,11 +14,11 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::git::{Project, WorktreeState};
+use crate::os::git::{Project, WorktreeState};
+use crate::os::tmux::{Op, PaneInfo, PaneSpec, Place, Tmux};
 use crate::runtime::permissions::{self, Grant, Permissions};
 use crate::runtime::profile::{self, Profile};
 use crate::store::{AgencyRow, AgentRow, Store};
-use crate::tmux::{Op, PaneInfo, PaneSpec, Place, Tmux};
 use crate::workspace::Workspace;
 use spec::{validate_name, AgencySpec, AgentSpec, Layout};
 use templates::Overrides;
@@ -738,8 +738,8 @@ fn dead_note(agency: &str, s: &Slot) -> Option<String> {
     matches!(s.role, "coordinator" | "specialist").then(|| {
         format!(
             "{} exited ({status}): `agency status {} --restart` starts it again",
-            crate::tmux::literal(&s.name),
-            crate::tmux::literal(agency)
+            crate::os::tmux::literal(&s.name),
+            crate::os::tmux::literal(agency)
         )
     })
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{project, ApproveReport};
 use crate::agency::Ctx;
 use crate::error::{Error, Result};
-use crate::git::{Landing, Project};
+use crate::os::git::{Landing, Project};
 use crate::workspace::write_atomic;
 
 /// What `approving.json` holds: the plan of one approve in flight.
@@ -75,7 +75,7 @@ pub fn land(ctx: &Ctx, project: &Project, j: &Journal, r: &mut ApproveReport) ->
     for s in &staged {
         let files = s.in_the_way();
         if !files.is_empty() {
-            return Err(crate::git::GitError::InTheWay {
+            return Err(crate::os::git::GitError::InTheWay {
                 branch: j.landing.base.clone(),
                 dir: s.dir.display().to_string(),
                 files: files.join(", "),

@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::agency::{self, spec::validate_name, spec::AgencySpec, Ctx};
 use crate::bus;
 use crate::error::{Error, Result};
-use crate::git::{DiffStats, MergeOutcome, Project};
+use crate::os::git::{DiffStats, MergeOutcome, Project};
 use crate::store::{ApprovalRow, Decision, HandoffRow, NewMessage};
 use crate::tasks;
 use testrun::TestRun;

@@ -23,9 +23,9 @@ use crate::agency::spec::AgencySpec;
 use crate::agency::{Ctx, SHELLS};
 use crate::bus::{header, outbox, sanitize, wake_socket};
 use crate::error::{Error, Result};
+use crate::os::tmux::{Op, PaneInfo};
 use crate::runtime::profile::{self, Multiline, Profile, ScreenState};
 use crate::store::MessageRow;
-use crate::tmux::{Op, PaneInfo};
 use crate::workspace::{write_atomic, Workspace};
 use tracing::{debug, info, warn};
 
@@ -679,7 +679,7 @@ impl Router {
                 continue;
             }
             let text = shell_notice(&m);
-            match crate::tmux::show_in_pane(&pane.tty, &text) {
+            match crate::os::tmux::show_in_pane(&pane.tty, &text) {
                 Ok(()) => {
                     self.shown.insert((pane.pane_id.clone(), m.id));
                     notices.push(Op::DisplayMessage {

@@ -16,8 +16,8 @@ use serde::Serialize;
 use crate::agency::spec::AgencySpec;
 use crate::agency::{Ctx, SHELLS};
 use crate::error::Result;
+use crate::os::tmux::PaneInfo;
 use crate::runtime::profile::{self, Profile, ScreenState};
-use crate::tmux::PaneInfo;
 
 /// Screens captured per look at most, by default (see the module doc).
 pub const BUDGET: usize = 64;

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::agency::Ctx;
 use crate::approval;
 use crate::error::{Error, Result};
-use crate::git::Project;
+use crate::os::git::Project;
 use app::{Action, App, Effect, Filter};
 
 /// Opens the screen until `q`. The terminal is restored on quit, on error

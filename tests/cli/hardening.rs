@@ -379,7 +379,7 @@ fn concurrent_creates_of_one_agency_make_one_session() {
 // was unset; the user's own next session then kept a dead pane and our note.
 #[test]
 fn a_failed_batch_leaves_no_hook_behind() {
-    use agency::tmux::{Op, PaneSpec, Tmux};
+    use agency::os::tmux::{Op, PaneSpec, Tmux};
     let t = TestEnv::new();
     let tmux = Tmux::new(Some(t.socket.clone()));
     let pane = PaneSpec {
@@ -396,7 +396,7 @@ fn a_failed_batch_leaves_no_hook_behind() {
     tmux.batch(std::slice::from_ref(&op)).unwrap();
     let window = Op::NewWindow {
         session: "Nope".into(),
-        place: agency::tmux::Place::End,
+        place: agency::os::tmux::Place::End,
         pane,
     };
     assert!(tmux.batch(&[op]).is_err(), "a second session S");

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use agency::bus::{self, router::delivery_ops};
+use agency::os::tmux::Op;
 use agency::runtime::profile::{self, Profile};
 use agency::store::MessageRow;
-use agency::tmux::Op;
 use proptest::prelude::*;
 
 use crate::common::TestEnv;
@@ -170,7 +170,7 @@ fn tmux_reads_escaped_text_literally() {
         .run(&format_text(), |text| {
             // As agency passes it: one argument after `--` (a trailing `;`
             // escaped).
-            let mut arg = agency::tmux::literal(&text);
+            let mut arg = agency::os::tmux::literal(&text);
             if arg.ends_with(';') {
                 arg.insert(arg.len() - 1, '\\');
             }

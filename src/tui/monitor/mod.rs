@@ -18,9 +18,9 @@ use tokio::sync::mpsc;
 use crate::agency::Ctx;
 use crate::approval;
 use crate::error::{Error, Result};
-use crate::git::Project;
 use crate::monitor::scan::BUDGET;
 use crate::monitor::Monitor;
+use crate::os::git::Project;
 use app::{Action, App, Decision, Effect, Jumped};
 
 /// Opens the screen until `q`; returns what to print once it has closed
