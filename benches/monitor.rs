@@ -13,7 +13,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agency::agency::Ctx;
+use agency::context::Ctx;
 use agency::monitor::scan::Scanner;
 use agency::monitor::{sample, Feed};
 use agency::tui::monitor::app::{Action, App};

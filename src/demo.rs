@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::agency::{self, CreateOptions, Ctx};
+use crate::agency::{self, CreateOptions};
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::os::git;
 use crate::store::ApprovalRow;

@@ -22,6 +22,7 @@ pub mod agency;
 pub mod approval;
 pub mod bus;
 pub mod cli;
+pub mod context;
 pub mod demo;
 pub mod error;
 pub mod logging;

@@ -4,7 +4,8 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{agent_names, spec::AgencySpec, Ctx};
+use super::{agent_names, spec::AgencySpec};
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::os::tmux::Op;
 use crate::runtime::profile::{self, Choice, Profile, ScreenState};

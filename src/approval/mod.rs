@@ -16,8 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::agency::{self, spec::validate_name, spec::AgencySpec, Ctx};
+use crate::agency::{self, spec::validate_name, spec::AgencySpec};
 use crate::bus;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::os::git::{DiffStats, MergeOutcome, Project};
 use crate::store::{ApprovalRow, Decision, HandoffRow, NewMessage};

@@ -12,7 +12,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::agency::{self, spec::validate_name, Ctx};
+use crate::agency::{self, spec::validate_name};
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::store::NewMessage;
 

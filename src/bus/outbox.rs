@@ -30,8 +30,9 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::agency::{self, spec::validate_name, Ctx};
+use crate::agency::{self, spec::validate_name};
 use crate::bus;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::store::NewMessage;
 

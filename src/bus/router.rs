@@ -20,8 +20,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::agency::spec::AgencySpec;
-use crate::agency::{Ctx, SHELLS};
+use crate::agency::SHELLS;
 use crate::bus::{header, outbox, sanitize, wake_socket};
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::os::tmux::{Op, PaneInfo};
 use crate::runtime::profile::{self, Multiline, Profile, ScreenState};

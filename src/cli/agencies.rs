@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use clap::{Args, ValueEnum};
 
 use super::{print_json, print_lines, split_list};
-use crate::agency::{self, templates::Overrides, AgencyStatus, CreateOptions, Ctx};
+use crate::agency::{self, templates::Overrides, AgencyStatus, CreateOptions};
+use crate::context::Ctx;
 use crate::error::Result;
 use crate::runtime::permissions::Permissions;
 use crate::runtime::profile::Choice;

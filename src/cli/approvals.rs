@@ -6,8 +6,8 @@ use clap::{Args, Subcommand};
 
 use super::progress::Progress;
 use super::{print_json, print_lines, split_list};
-use crate::agency::Ctx;
 use crate::approval::{self, HandoffRequest, SubmitRequest};
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::tui::app::Filter;
 

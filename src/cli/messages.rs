@@ -5,8 +5,9 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::{print_json, print_lines};
-use crate::agency::{Ctx, Presence};
+use crate::agency::Presence;
 use crate::bus;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::workspace::Workspace;
 

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use crate::agency::Ctx;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::workspace::Workspace;
 

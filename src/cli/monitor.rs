@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 
 use super::{print_json, print_lines};
-use crate::agency::Ctx;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::monitor::metrics::{self, Durations, Metrics};
 use crate::monitor::{scan, Monitor};

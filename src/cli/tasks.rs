@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::{print_json, print_lines};
-use crate::agency::Ctx;
 use crate::bus;
+use crate::context::Ctx;
 use crate::error::Result;
 use crate::store::{TaskFilter, TaskRow};
 use crate::tasks::{self, graph, plan, Action, Priority, State};

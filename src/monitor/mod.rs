@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::agency::Ctx;
+use crate::context::Ctx;
 use crate::error::Result;
 use crate::store::{EventRow, TaskFilter};
 use crate::workspace::invocation;

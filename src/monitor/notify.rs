@@ -19,7 +19,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::{one_line, parse_time, rfc3339, scan::unix, Kind, NeedsYou};
-use crate::agency::Ctx;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::store::EventRow;
 use crate::workspace::{quote, NotifyConfig, Workspace, CONFIG_FILE};

@@ -14,7 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::agency::spec::AgencySpec;
-use crate::agency::{Ctx, SHELLS};
+use crate::agency::SHELLS;
+use crate::context::Ctx;
 use crate::error::Result;
 use crate::os::tmux::PaneInfo;
 use crate::runtime::profile::{self, Profile, ScreenState};

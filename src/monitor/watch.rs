@@ -15,7 +15,7 @@ use tracing::warn;
 
 use super::notify::{self, Notifier};
 use super::scan::{unix, AgentLive, Scanner, BUDGET};
-use crate::agency::Ctx;
+use crate::context::Ctx;
 use crate::error::Result;
 
 /// How often the router looks at the panes.

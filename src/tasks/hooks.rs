@@ -10,7 +10,7 @@
 use serde_json::json;
 
 use super::{actor, after, state_of, transact, Action, Graph, Routing, State};
-use crate::agency::Ctx;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::store::{ApprovalRow, TaskRow};
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::{after, Graph, Routing, State};
-use crate::agency::Ctx;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 
 /// How often the panes are looked at, at most.

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::agency::Ctx;
+use crate::context::Ctx;
 use crate::error::Result;
 
 const EVERY: Duration = Duration::from_millis(200);

@@ -22,8 +22,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::agency::{self, spec::validate_name, spec::AgencySpec, Ctx};
+use crate::agency::{self, spec::validate_name, spec::AgencySpec};
 use crate::bus;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::store::{NewMessage, NewTask, TaskRow, TaskTx};
 pub use graph::{Action, Priority, State};

@@ -31,7 +31,7 @@ use super::{
     clean_body, clean_title, destination, graph, insert, rank_of, set_needs, settle, state_of,
     Graph, Priority, Routing, State,
 };
-use crate::agency::Ctx;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::store::{NewTask, TaskRow};
 

@@ -13,8 +13,8 @@ use futures_util::StreamExt;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::agency::Ctx;
 use crate::approval;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::os::git::Project;
 use app::{Action, App, Effect, Filter};

@@ -338,7 +338,7 @@ fn the_scanner_reads_again_only_screens_that_changed_and_at_most_its_budget() {
     // environment (tests run side by side in this process).
     t.set_config("socket = \"\"", &format!("socket = \"{}\"", t.socket));
     let ws = agency::workspace::Workspace::open(t.home.clone()).unwrap();
-    let ctx = agency::agency::Ctx::open(ws).unwrap();
+    let ctx = agency::context::Ctx::open(ws).unwrap();
     let now = std::time::SystemTime::now;
     let state = |live: &[agency::monitor::scan::AgencyLive], name: &str| {
         live[0]

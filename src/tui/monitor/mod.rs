@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::agency::Ctx;
 use crate::approval;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::monitor::scan::BUDGET;
 use crate::monitor::Monitor;
