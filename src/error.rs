@@ -3,9 +3,11 @@
 use std::fmt::Display;
 use std::io;
 
+use crate::model::Invalid;
 use crate::os::git::GitError;
 use crate::os::tmux::TmuxError;
 use crate::store::StoreError;
+use crate::workspace::WorkspaceError;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -49,6 +51,25 @@ impl Error {
             Error::Store(e) => e.hint(),
             Error::Git(e) => e.hint(),
             Error::Io { .. } => None,
+        }
+    }
+}
+
+/// A broken rule of the domain is the user's to fix.
+impl From<Invalid> for Error {
+    fn from(e: Invalid) -> Error {
+        Error::User {
+            message: e.message,
+            hint: Some(e.hint),
+        }
+    }
+}
+
+impl From<WorkspaceError> for Error {
+    fn from(e: WorkspaceError) -> Error {
+        match e {
+            WorkspaceError::Invalid(e) => e.into(),
+            WorkspaceError::Io { context, source } => Error::Io { context, source },
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod context;
 pub mod demo;
 pub mod error;
 pub mod logging;
+pub mod model;
 pub mod monitor;
 pub mod os;
 pub mod runtime;

@@ -1,12 +1,39 @@
-//! Finding the workspace, its paths, and `agency.toml`.
+//! The workspace's files: finding the workspace, its paths, `agency.toml`,
+//! each agency's `agency.json`, `init`, locks and atomic writes.
 
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
-use crate::runtime::permissions::Permissions;
+use crate::model::spec::AgencySpec;
+use crate::model::{Invalid, Permissions};
+
+/// What went wrong with the workspace's files.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// A mistake the user can fix (a missing workspace, a bad file).
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+}
+
+impl WorkspaceError {
+    fn user(message: impl Into<String>, hint: impl Into<String>) -> WorkspaceError {
+        WorkspaceError::Invalid(Invalid::new(message, hint))
+    }
+
+    fn io(context: impl std::fmt::Display, source: io::Error) -> WorkspaceError {
+        WorkspaceError::Io {
+            context: context.to_string(),
+            source,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, WorkspaceError>;
 
 pub const CONFIG_FILE: &str = "agency.toml";
 
@@ -193,7 +220,7 @@ impl Workspace {
         let root = match explicit {
             Some(dir) => {
                 if !dir.join(CONFIG_FILE).is_file() {
-                    return Err(Error::user(
+                    return Err(WorkspaceError::user(
                         format!("no workspace at {} (no {CONFIG_FILE})", dir.display()),
                         format!("run `agency init {}` first", dir.display()),
                     ));
@@ -201,25 +228,26 @@ impl Workspace {
                 dir
             }
             None => {
-                let cwd = std::env::current_dir().map_err(|e| Error::io("current folder", e))?;
+                let cwd =
+                    std::env::current_dir().map_err(|e| WorkspaceError::io("current folder", e))?;
                 find_upwards(&cwd).ok_or_else(|| {
-                    Error::user(
+                    WorkspaceError::user(
                         "not inside an agency workspace (no agency.toml here or above)",
                         "run `agency init DIR`, then work inside DIR or pass `--home DIR`",
                     )
                 })?
             }
         };
-        let root = fs::canonicalize(&root).map_err(|e| Error::io(root.display(), e))?;
+        let root = fs::canonicalize(&root).map_err(|e| WorkspaceError::io(root.display(), e))?;
         Self::open(root)
     }
 
     pub fn open(root: PathBuf) -> Result<Workspace> {
         check_root(&root)?;
         let path = root.join(CONFIG_FILE);
-        let text = fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
+        let text = fs::read_to_string(&path).map_err(|e| WorkspaceError::io(path.display(), e))?;
         let config: Config = toml::from_str(&text).map_err(|e| {
-            Error::user(
+            WorkspaceError::user(
                 format!("{} is not valid: {}", path.display(), e.message()),
                 "fix the file; `agency init` writes a commented example",
             )
@@ -241,7 +269,7 @@ impl Workspace {
             return Ok(DEFAULT_LEASE);
         };
         humantime::parse_duration(text.trim()).map_err(|e| {
-            Error::user(
+            WorkspaceError::user(
                 format!("[tasks] lease = {text:?} in {CONFIG_FILE}: {e}"),
                 "write a duration like \"10m\" or \"90s\"",
             )
@@ -264,15 +292,16 @@ impl Workspace {
     /// never end each other's session.
     pub fn lock_agency(&self, name: &str) -> Result<fs::File> {
         let dir = self.registry_dir().join("locks");
-        fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+        fs::create_dir_all(&dir).map_err(|e| WorkspaceError::io(dir.display(), e))?;
         let path = dir.join(format!("{name}.lock"));
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| Error::io(path.display(), e))?;
-        file.lock().map_err(|e| Error::io(path.display(), e))?;
+            .map_err(|e| WorkspaceError::io(path.display(), e))?;
+        file.lock()
+            .map_err(|e| WorkspaceError::io(path.display(), e))?;
         Ok(file)
     }
 
@@ -344,7 +373,7 @@ pub struct InitReport {
 fn check_root(root: &Path) -> Result<()> {
     match root.to_str() {
         Some(s) if !s.chars().any(char::is_control) => Ok(()),
-        _ => Err(Error::user(
+        _ => Err(WorkspaceError::user(
             format!(
                 "the workspace folder {:?} holds a control character or is not UTF-8",
                 root.display().to_string()
@@ -357,18 +386,18 @@ fn check_root(root: &Path) -> Result<()> {
 /// `agency init`: makes or completes a workspace at `dir`. Existing files are
 /// kept; only `project` is changed when `project` is given.
 pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
-    check_root(&std::path::absolute(dir).map_err(|e| Error::io(dir.display(), e))?)?;
+    check_root(&std::path::absolute(dir).map_err(|e| WorkspaceError::io(dir.display(), e))?)?;
     let mut created = Vec::new();
     if !dir.exists() {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+        fs::create_dir_all(dir).map_err(|e| WorkspaceError::io(dir.display(), e))?;
         created.push(".".to_string());
     }
-    let root = fs::canonicalize(dir).map_err(|e| Error::io(dir.display(), e))?;
+    let root = fs::canonicalize(dir).map_err(|e| WorkspaceError::io(dir.display(), e))?;
     let project_value = match project {
         None => None,
         Some(p) => {
             let abs = fs::canonicalize(p).map_err(|_| {
-                Error::user(
+                WorkspaceError::user(
                     format!("project folder {} does not exist", p.display()),
                     "pass the path of an existing git repository to --project",
                 )
@@ -391,7 +420,8 @@ pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
         created.push(CONFIG_FILE.to_string());
         test_command = Some(tests);
     } else if let Some(p) = &project_value {
-        let text = fs::read_to_string(&config).map_err(|e| Error::io(config.display(), e))?;
+        let text =
+            fs::read_to_string(&config).map_err(|e| WorkspaceError::io(config.display(), e))?;
         let line = format!("project = \"{}\"", toml_escape(p));
         let mut replaced = false;
         let mut lines: Vec<String> = text
@@ -421,15 +451,15 @@ pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
     ] {
         let path = root.join(sub);
         if !path.is_dir() {
-            fs::create_dir_all(&path).map_err(|e| Error::io(path.display(), e))?;
+            fs::create_dir_all(&path).map_err(|e| WorkspaceError::io(path.display(), e))?;
             created.push(sub.to_string());
         }
     }
     for file in SCRIPTS.files() {
         let path = root.join("scripts").join(file.path());
         if !path.exists() {
-            fs::write(&path, file.contents()).map_err(|e| Error::io(path.display(), e))?;
-            crate::agency::templates::set_executable(&path)?;
+            fs::write(&path, file.contents()).map_err(|e| WorkspaceError::io(path.display(), e))?;
+            set_executable(&path)?;
             created.push(format!("scripts/{}", file.path().display()));
         }
     }
@@ -509,6 +539,45 @@ fn find_upwards(start: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// `agency.json`, read and written here: the files are the workspace's.
+impl AgencySpec {
+    /// Reads `DIR/agency.json` and checks it.
+    pub fn load(dir: &Path) -> Result<AgencySpec> {
+        let path = dir.join("agency.json");
+        let text = fs::read_to_string(&path).map_err(|e| WorkspaceError::io(path.display(), e))?;
+        let spec: AgencySpec = serde_json::from_str(&text).map_err(|e| {
+            WorkspaceError::user(
+                format!("{} is not valid: {e}", path.display()),
+                "fix the JSON, or move the folder away and run `agency create` again",
+            )
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let mut text = serde_json::to_vec_pretty(self).expect("plain data serializes");
+        text.push(b'\n');
+        write_atomic(&dir.join("agency.json"), &text)
+    }
+}
+
+/// `base.join(rel)` if it really lies inside `base` once links are
+/// followed (`rel` already checked); `None` if it does not exist or leads
+/// out.
+pub fn inside(base: &Path, rel: &str) -> Option<std::path::PathBuf> {
+    let base = fs::canonicalize(base).ok()?;
+    let path = fs::canonicalize(base.join(rel)).ok()?;
+    path.starts_with(&base).then_some(path)
+}
+
+/// Makes a script runnable (`rwxr-xr-x`).
+pub fn set_executable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+        .map_err(|e| WorkspaceError::io(path.display(), e))
+}
+
 /// Writes `contents` to `path` through a temporary file and a rename, so a
 /// reader never sees a half-written file. No fsync: these files are mirrors
 /// or specs rewritten often, and the registry database is what must last.
@@ -518,7 +587,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+    fs::create_dir_all(dir).map_err(|e| WorkspaceError::io(dir.display(), e))?;
     let existing = fs::metadata(path)
         .ok()
         .map(|m| m.permissions().mode() & 0o7777);
@@ -526,16 +595,16 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         // The kernel applies the umask to the mode a file is created with.
         .permissions(fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
-        .map_err(|e| Error::io(dir.display(), e))?;
+        .map_err(|e| WorkspaceError::io(dir.display(), e))?;
     if let Some(mode) = existing {
         tmp.as_file()
             .set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io(path.display(), e))?;
+            .map_err(|e| WorkspaceError::io(path.display(), e))?;
     }
     tmp.write_all(contents)
-        .map_err(|e| Error::io(path.display(), e))?;
+        .map_err(|e| WorkspaceError::io(path.display(), e))?;
     tmp.persist(path)
-        .map_err(|e| Error::io(path.display(), e.error))?;
+        .map_err(|e| WorkspaceError::io(path.display(), e.error))?;
     Ok(())
 }
 
@@ -552,6 +621,16 @@ mod tests {
         assert_eq!(c.tmux.socket.as_deref(), Some(""));
         assert_eq!(c.agents.command.as_deref(), Some("bash"));
         assert_eq!(c.tasks.lease.as_deref(), Some("10m"));
+    }
+
+    #[test]
+    fn role_files_that_lead_out_are_not_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in.md"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("out.md")).unwrap();
+        assert!(inside(dir.path(), "in.md").is_some());
+        assert!(inside(dir.path(), "out.md").is_none());
+        assert!(inside(dir.path(), "missing.md").is_none());
     }
 
     #[test]

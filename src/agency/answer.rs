@@ -4,9 +4,10 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{agent_names, spec::AgencySpec};
+use super::agent_names;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::model::spec::AgencySpec;
 use crate::os::tmux::Op;
 use crate::runtime::profile::{self, Choice, Profile, ScreenState};
 

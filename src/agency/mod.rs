@@ -2,7 +2,7 @@
 //! (create and reconcile), listing, status and kill.
 
 pub mod answer;
-pub mod spec;
+
 pub mod templates;
 
 use crate::context::Ctx;
@@ -14,13 +14,16 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use crate::model::spec::{validate_name, AgencySpec, AgentSpec};
+use crate::model::Layout;
+use crate::model::Permissions;
 use crate::os::git::{Project, WorktreeState};
 use crate::os::tmux::{Op, PaneInfo, PaneSpec, Place};
-use crate::runtime::permissions::{self, Grant, Permissions};
+use crate::runtime::permissions::{self, Grant};
 use crate::runtime::profile::{self, Profile};
 use crate::store::{AgencyRow, AgentRow};
+use crate::workspace::inside;
 use crate::workspace::Workspace;
-use spec::{validate_name, AgencySpec, AgentSpec, Layout};
 use templates::Overrides;
 
 #[derive(Debug, Clone, Default)]
@@ -183,7 +186,7 @@ fn check_profiles(spec: &AgencySpec, profiles: &Profiles) -> Result<()> {
 fn check_role_files(spec: &AgencySpec, dir: &Path) -> Result<()> {
     for a in std::iter::once(&spec.coordinator).chain(&spec.agents) {
         let path = dir.join(&a.role_file);
-        if fs::symlink_metadata(&path).is_ok() && spec::inside(dir, &a.role_file).is_none() {
+        if fs::symlink_metadata(&path).is_ok() && inside(dir, &a.role_file).is_none() {
             return Err(Error::user(
                 format!(
                     "the role file of {:?} ({}) leads outside the agency folder",
@@ -269,7 +272,7 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
         let level = agent_permissions(ws, a);
         // A role file linked from outside the agency folder is never read
         // into a pane (create refuses it first; see `check_role_files`).
-        let role = spec::inside(&ws.agency_dir(&spec.name), &a.role_file);
+        let role = inside(&ws.agency_dir(&spec.name), &a.role_file);
         let briefing = match (profile, role) {
             (_, None) => Briefing::None,
             (_, Some(role)) if !role.is_file() => Briefing::None,

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use include_dir::{include_dir, Dir};
 use serde::Serialize;
 
-use crate::agency::spec::{validate_name, AgencySpec, AgentSpec};
 use crate::error::{Error, Result};
+use crate::model::spec::{validate_name, AgencySpec, AgentSpec};
 
 static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
@@ -246,7 +246,7 @@ pub fn write_agency(template: &Template, spec: &AgencySpec, dir: &Path) -> Resul
         }
         fs::write(&path, bytes).map_err(|e| Error::io(path.display(), e))?;
         if rel.starts_with("scripts") {
-            set_executable(&path)?;
+            crate::workspace::set_executable(&path)?;
         }
         Ok(())
     };
@@ -272,7 +272,7 @@ pub fn write_agency(template: &Template, spec: &AgencySpec, dir: &Path) -> Resul
         let text = template.file(&a.role_file).unwrap_or(&skeleton);
         write(Path::new(&a.role_file), &fill(text, &a.name, &a.title))?;
     }
-    spec.save(dir)
+    Ok(spec.save(dir)?)
 }
 
 fn generic_specialist() -> Vec<u8> {
@@ -280,18 +280,6 @@ fn generic_specialist() -> Vec<u8> {
         .get_file(SPECIALIST_SKELETON)
         .map(|f| f.contents().to_vec())
         .unwrap_or_else(|| b"# {{AGENT}} in {{AGENCY}}\n".to_vec())
-}
-
-#[cfg(unix)]
-pub fn set_executable(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
-        .map_err(|e| Error::io(path.display(), e))
-}
-
-#[cfg(not(unix))]
-pub fn set_executable(_path: &Path) -> Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]

@@ -16,10 +16,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::agency::{self, spec::validate_name, spec::AgencySpec};
+use crate::agency;
 use crate::bus;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::model::spec::{validate_name, AgencySpec};
 use crate::os::git::{DiffStats, MergeOutcome, Project};
 use crate::store::{ApprovalRow, Decision, HandoffRow, NewMessage};
 use crate::tasks;

@@ -12,9 +12,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::agency::{self, spec::validate_name};
+use crate::agency;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::model::spec::validate_name;
 use crate::store::NewMessage;
 
 /// Message types within an agency.

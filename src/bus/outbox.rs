@@ -30,10 +30,11 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::agency::{self, spec::validate_name};
+use crate::agency;
 use crate::bus;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::model::spec::validate_name;
 use crate::store::NewMessage;
 
 pub fn dir(registry: &Path) -> PathBuf {

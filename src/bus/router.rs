@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::agency::spec::AgencySpec;
 use crate::agency::SHELLS;
 use crate::bus::{header, outbox, sanitize, wake_socket};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::model::spec::AgencySpec;
 use crate::os::tmux::{Op, PaneInfo};
 use crate::runtime::profile::{self, Multiline, Profile, ScreenState};
 use crate::store::MessageRow;

@@ -8,7 +8,7 @@ use super::{print_json, print_lines, split_list};
 use crate::agency::{self, templates::Overrides, AgencyStatus, CreateOptions};
 use crate::context::Ctx;
 use crate::error::Result;
-use crate::runtime::permissions::Permissions;
+use crate::model::Permissions;
 use crate::runtime::profile::Choice;
 
 /// Make an agency from a template and bring its tmux session up (again: repair it)

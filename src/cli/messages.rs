@@ -352,7 +352,7 @@ pub struct LogArgs {
 
 pub fn log(ctx: &Ctx, args: &LogArgs) -> Result<()> {
     if let Some(a) = &args.agency {
-        crate::agency::spec::validate_name("agency", a)?;
+        crate::model::spec::validate_name("agency", a)?;
     }
     let events = ctx.store.events(args.agency.as_deref(), args.limit)?;
     let line = |e: &crate::store::EventRow| {

@@ -87,7 +87,7 @@ pub fn metrics(ctx: &Ctx, args: &MetricsArgs) -> Result<()> {
         }
     };
     if let Some(a) = &args.agency {
-        crate::agency::spec::validate_name("agency", a)?;
+        crate::model::spec::validate_name("agency", a)?;
     }
     let events = ctx
         .store

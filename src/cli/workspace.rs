@@ -6,8 +6,8 @@ use clap::Args;
 
 use super::{print_json, print_lines};
 use crate::agency::templates;
-use crate::error::{Error, Result};
-use crate::workspace::{self, Workspace};
+use crate::error::Result;
+use crate::workspace::{self, Workspace, WorkspaceError};
 
 /// Create (or complete, idempotently) a workspace
 #[derive(Debug, Args)]
@@ -91,7 +91,7 @@ pub fn templates(home: Option<&Path>, args: &TemplatesArgs) -> Result<()> {
     // Works outside a workspace too: then only the built-ins are listed.
     let dir = match Workspace::locate(home) {
         Ok(ws) => ws.templates_dir(),
-        Err(e @ Error::User { .. }) if home.is_some() => return Err(e),
+        Err(e @ WorkspaceError::Invalid(_)) if home.is_some() => return Err(e.into()),
         Err(_) => PathBuf::new(),
     };
     let list = templates::list(&dir)?;

@@ -13,10 +13,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::agency::spec::AgencySpec;
 use crate::agency::SHELLS;
 use crate::context::Ctx;
 use crate::error::Result;
+use crate::model::spec::AgencySpec;
 use crate::os::tmux::PaneInfo;
 use crate::runtime::profile::{self, Profile, ScreenState};
 

@@ -5,36 +5,10 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::profile::Profile;
-
-/// How much an agent's CLI does without asking.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Permissions {
-    /// Agency's own commands run without asking; everything else as the
-    /// CLI does by default.
-    #[default]
-    Bus,
-    /// Nothing pre-approved: the CLI asks.
-    Ask,
-    /// `bus`, and the CLI edits files in its working copy without asking.
-    Project,
-    /// The CLI's "approve everything" mode.
-    All,
-}
-
-impl Permissions {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permissions::Bus => "bus",
-            Permissions::Ask => "ask",
-            Permissions::Project => "project",
-            Permissions::All => "all",
-        }
-    }
-}
+use crate::model::Permissions;
 
 /// Agency's commands every agent runs without asking under `bus`: a
 /// command and every argument after it (`agency send` covers `agency send

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::permissions::PermissionArgs;
 
-use crate::agency::spec::AgentSpec;
 use crate::error::{Error, Result};
+use crate::model::spec::AgentSpec;
 
 const BUILTIN: &str = include_str!("profiles.toml");
 

@@ -22,10 +22,11 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::agency::{self, spec::validate_name, spec::AgencySpec};
+use crate::agency;
 use crate::bus;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::model::spec::{validate_name, AgencySpec};
 use crate::store::{NewMessage, NewTask, TaskRow, TaskTx};
 pub use graph::{Action, Priority, State};
 
@@ -88,7 +89,7 @@ pub fn clean_body(body: &str) -> Result<String> {
 }
 
 fn check_capability(c: &str) -> Result<()> {
-    validate_name("capability", c)
+    Ok(validate_name("capability", c)?)
 }
 
 fn not_found(id: i64) -> Error {

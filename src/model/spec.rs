@@ -1,12 +1,12 @@
 //! `agency.json`: what an agency is made of, and the rules for names.
 
-use std::fs;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::runtime::permissions::Permissions;
+use super::{Invalid, Layout, Permissions};
+
+type Result<T> = std::result::Result<T, Invalid>;
 
 /// Window names the tool uses itself; an agent may not take them.
 pub const RESERVED_NAMES: &[&str] = &["coordinator", "tools", "sandbox", "agents", "human"];
@@ -26,7 +26,7 @@ pub fn validate_name(kind: &str, name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::user(
+        Err(Invalid::new(
             format!("invalid {kind} name {name:?}"),
             "names start with a letter and hold only letters, digits, `_` and `-` (at most 64 characters)",
         ))
@@ -46,20 +46,11 @@ pub fn validate_relative(what: &str, path: &str) -> Result<()> {
     if plain {
         Ok(())
     } else {
-        Err(Error::user(
+        Err(Invalid::new(
             format!("{what} {path:?} leads outside the agency folder"),
             "give a path inside the agency folder, e.g. \"agents/dev.md\" (no `..`, not absolute)",
         ))
     }
-}
-
-/// `base.join(rel)` if it really lies inside `base` once links are
-/// followed (`rel` already checked); `None` if it does not exist or leads
-/// out.
-pub fn inside(base: &Path, rel: &str) -> Option<std::path::PathBuf> {
-    let base = fs::canonicalize(base).ok()?;
-    let path = fs::canonicalize(base.join(rel)).ok()?;
-    path.starts_with(&base).then_some(path)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -114,25 +105,6 @@ pub struct AgentSpec {
 }
 
 impl AgencySpec {
-    pub fn load(dir: &Path) -> Result<AgencySpec> {
-        let path = dir.join("agency.json");
-        let text = fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
-        let spec: AgencySpec = serde_json::from_str(&text).map_err(|e| {
-            Error::user(
-                format!("{} is not valid: {e}", path.display()),
-                "fix the JSON, or move the folder away and run `agency create` again",
-            )
-        })?;
-        spec.validate()?;
-        Ok(spec)
-    }
-
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        let mut text = serde_json::to_vec_pretty(self).expect("plain data serializes");
-        text.push(b'\n');
-        crate::workspace::write_atomic(&dir.join("agency.json"), &text)
-    }
-
     /// The agent addressed as `name`: the coordinator is `coordinator`
     /// whatever its display name.
     pub fn agent(&self, name: &str) -> Option<&AgentSpec> {
@@ -155,7 +127,7 @@ impl AgencySpec {
         for a in &self.agents {
             validate_name("agent", &a.name)?;
             if RESERVED_NAMES.contains(&a.name.as_str()) {
-                return Err(Error::user(
+                return Err(Invalid::new(
                     format!("agent name {:?} is reserved", a.name),
                     format!(
                         "choose another name; reserved: {}",
@@ -164,7 +136,7 @@ impl AgencySpec {
                 ));
             }
             if !seen.insert(a.name.as_str()) {
-                return Err(Error::user(
+                return Err(Invalid::new(
                     format!("agent {:?} is listed twice", a.name),
                     "give each agent a unique name",
                 ));
@@ -172,32 +144,6 @@ impl AgencySpec {
         }
         Layout::parse(self.layout.as_deref().unwrap_or("windows"))?;
         Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    Windows,
-    Panes,
-}
-
-impl Layout {
-    pub fn parse(s: &str) -> Result<Layout> {
-        match s {
-            "windows" => Ok(Layout::Windows),
-            "panes" => Ok(Layout::Panes),
-            other => Err(Error::user(
-                format!("unknown layout {other:?}"),
-                "use `--layout windows` or `--layout panes`",
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Layout::Windows => "windows",
-            Layout::Panes => "panes",
-        }
     }
 }
 
@@ -221,12 +167,6 @@ mod tests {
         ] {
             assert!(validate_relative("role_file", bad).is_err(), "{bad}");
         }
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("in.md"), "x").unwrap();
-        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("out.md")).unwrap();
-        assert!(inside(dir.path(), "in.md").is_some());
-        assert!(inside(dir.path(), "out.md").is_none());
-        assert!(inside(dir.path(), "missing.md").is_none());
     }
 
     #[test]
