@@ -222,7 +222,7 @@ fn brief(ctx: &mut Ctx, agency: &str, slots: &[Slot], created: &[String]) -> Res
             agency,
             &s.name,
             "BRIEFING".into(),
-            crate::bus::sanitize(&body),
+            crate::model::sanitize(&body),
         ));
     }
     if !msgs.is_empty() {

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::agency;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::model::sanitize;
 use crate::model::spec::validate_name;
 use crate::store::NewMessage;
 
@@ -23,16 +24,6 @@ pub const INTRA_TYPES: &[&str] = &["STATUS", "TASK", "QUESTION", "COMPLETE", "BL
 
 /// Bodies larger than this go nowhere useful in a terminal; refuse them.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// Removes every control character except newline and tab, so no escape
-/// sequence reaches the receiving program. `\r\n` and lone `\r` become `\n`.
-pub fn sanitize(body: &str) -> String {
-    body.replace("\r\n", "\n")
-        .replace('\r', "\n")
-        .chars()
-        .filter(|&c| c == '\n' || c == '\t' || !c.is_control())
-        .collect()
-}
 
 /// Checks an inter-agency message type: `^[A-Za-z][A-Za-z0-9_.-]{0,31}$`.
 /// It is typed into panes in the header, so nothing else is let in.
@@ -352,37 +343,6 @@ pub fn read_body(arg: &str) -> Result<String> {
     Ok(s.strip_suffix('\n').unwrap_or(&s).to_string())
 }
 
-/// The header line the receiving agent sees before the body. Types and
-/// senders are checked when queued; a row written before that check (or
-/// by hand) still cannot put a control character, a space or a bracket
-/// into the header: anything outside names' characters becomes `?`.
-pub fn header(id: i64, kind: &str, from: &str) -> String {
-    format!(
-        "[msg #{id} {} from {}]",
-        header_field(kind),
-        header_field(from)
-    )
-}
-
-fn header_field(s: &str) -> String {
-    let clean: String = s
-        .chars()
-        .take(130)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/') {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    if clean.is_empty() {
-        "?".into()
-    } else {
-        clean
-    }
-}
-
 /// Where the router listens for wake-ups.
 pub fn wake_socket(registry: &Path) -> std::path::PathBuf {
     registry.join("router.sock")
@@ -391,15 +351,6 @@ pub fn wake_socket(registry: &Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_are_removed() {
-        assert_eq!(
-            sanitize("a\x1b[31mred\x07\tb\r\nc\u{9b}d\x7f"),
-            "a[31mred\tb\ncd"
-        );
-        assert_eq!(sanitize("ünï ✓"), "ünï ✓");
-    }
 
     #[test]
     fn types_come_from_the_flag_or_the_leading_word() {

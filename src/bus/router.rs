@@ -20,10 +20,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::agency::SHELLS;
-use crate::bus::{header, outbox, sanitize, wake_socket};
+use crate::bus::{outbox, wake_socket};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::spec::AgencySpec;
+use crate::model::{sanitize, Header};
 use crate::os::tmux::{Op, PaneInfo};
 use crate::runtime::profile::{self, Multiline, Profile, ScreenState};
 use crate::store::MessageRow;
@@ -380,7 +381,7 @@ pub fn readiness(pane: Option<&PaneInfo>) -> Readiness {
 /// The tmux steps that put `m` into `pane` and submit it: one line is
 /// typed, several are pasted (or joined, if the profile says so).
 pub fn delivery_ops(m: &MessageRow, pane: &str, profile: Option<&Profile>) -> Vec<Op> {
-    let head = header(m.id, &m.kind, &m.from);
+    let head = Header::new(m.id, &m.kind, &m.from).to_string();
     let join = profile.is_some_and(|p| p.multiline == Multiline::Join);
     // Bodies are cleaned when queued; a row from before that (or written
     // by hand) is cleaned here too.
@@ -417,7 +418,7 @@ const SHOWN_LINES: usize = 20;
 /// What a shell's pane shows of a message: a header that says it was not
 /// run and where it waits, the body (cut to `SHOWN_LINES`), how to ack.
 pub fn shell_notice(m: &MessageRow) -> String {
-    let head = header(m.id, &m.kind, &m.from);
+    let head = Header::new(m.id, &m.kind, &m.from).to_string();
     let lines: Vec<&str> = m.body.lines().collect();
     let mut body = lines
         .iter()
@@ -640,7 +641,7 @@ impl Router {
                         id: m.id,
                         agency: m.agency.clone(),
                         to: m.to.clone(),
-                        head: header(m.id, &m.kind, &m.from),
+                        head: Header::new(m.id, &m.kind, &m.from).to_string(),
                         body: m.body.clone(),
                         profile: p.clone(),
                         before: self.typed_over.remove(pane),

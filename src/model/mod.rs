@@ -2,7 +2,10 @@
 //! `agency.json`'s shape and the rules for names, as plain types with
 //! their parsing. No I/O: every layer above uses these.
 
+pub mod message;
 pub mod spec;
+
+pub use message::{sanitize, Header};
 
 use serde::{Deserialize, Serialize};
 

@@ -33,6 +33,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::model::{sanitize, Header};
 use crate::store::{MessageRow, Store};
 use crate::workspace::Workspace;
 
@@ -93,21 +94,6 @@ pub fn load_rules(path: &Path) -> Result<Vec<Rule>> {
             })
         })
         .collect()
-}
-
-/// `[msg #12 TASK from CodeAgency/coordinator] body` → its parts; the body
-/// is empty when it follows on the next lines.
-pub fn parse_header(line: &str) -> Option<Received> {
-    let rest = line.trim_start().strip_prefix("[msg #")?;
-    let (id, rest) = rest.split_once(' ')?;
-    let (kind, rest) = rest.split_once(" from ")?;
-    let (from, body) = rest.split_once(']')?;
-    Some(Received {
-        id: id.parse().ok()?,
-        kind: kind.to_string(),
-        from: from.to_string(),
-        body: body.strip_prefix(' ').unwrap_or(body).to_string(),
-    })
 }
 
 /// The environment a matching rule runs with, or `None` if it does not match.
@@ -178,7 +164,7 @@ impl Registry {
         let store = Store::open(&self.dir).ok()?;
         let m = store.message(claimed.id).ok()??;
         let mine = m.agency == self.agency && m.agent == self.agent;
-        let head = crate::bus::header(m.id, &m.kind, &m.from);
+        let head = Header::new(m.id, &m.kind, &m.from).to_string();
         // Typed before it is recorded: a queued one must be the next.
         let next = match m.state.as_str() {
             "delivered" => true,
@@ -267,7 +253,12 @@ pub fn run(rules_path: &Path) -> Result<()> {
             }
             continue;
         }
-        let Some(claimed) = parse_header(&line) else {
+        let Some(claimed) = Header::split(&line).map(|(h, body)| Received {
+            id: h.id,
+            kind: h.kind,
+            from: h.from,
+            body: body.to_string(),
+        }) else {
             if !line.trim().is_empty() {
                 println!("(not a message; ignored)");
             }
@@ -281,7 +272,7 @@ pub fn run(rules_path: &Path) -> Result<()> {
         };
         if claimed.body.is_empty() {
             // Pasted: the header alone, then the body's lines.
-            let lines_left = crate::bus::sanitize(&row.body).split('\n').count();
+            let lines_left = sanitize(&row.body).split('\n').count();
             current = Some(Reading { row, lines_left });
         } else {
             handle(&rules, &registry, &row);
@@ -303,8 +294,7 @@ fn handle(rules: &[Rule], registry: &Registry, row: &MessageRow) {
         body: row.body.clone(),
     };
     // Its own pane is a terminal too: nothing from the registry goes raw.
-    let what =
-        crate::bus::sanitize(&format!("#{} {} from {}", m.id, m.kind, m.from)).replace('\n', " ");
+    let what = sanitize(&format!("#{} {} from {}", m.id, m.kind, m.from)).replace('\n', " ");
     let Some((rule, env)) = rules.iter().find_map(|r| matches(r, m).map(|e| (r, e))) else {
         println!("{what}: no rule matches; left unacknowledged");
         return;
@@ -348,18 +338,6 @@ fn handle(rules: &[Rule], registry: &Registry, row: &MessageRow) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn headers_parse() {
-        let m = parse_header("[msg #12 TASK from CodeAgency/coordinator] do it; now").unwrap();
-        assert_eq!(
-            (m.id, m.kind.as_str(), m.from.as_str(), m.body.as_str()),
-            (12, "TASK", "CodeAgency/coordinator", "do it; now")
-        );
-        let m = parse_header("[msg #3 handoff from CodeAgency]").unwrap();
-        assert_eq!(m.body, "");
-        assert!(parse_header("hello").is_none());
-    }
 
     #[test]
     fn rules_match_by_type_and_regex() {

@@ -53,7 +53,7 @@ pub fn actor() -> String {
 
 /// A one-line title without control characters.
 pub fn clean_title(title: &str) -> Result<String> {
-    let one_line: String = bus::sanitize(title)
+    let one_line: String = crate::model::sanitize(title)
         .chars()
         .map(|c| if c == '\n' || c == '\t' { ' ' } else { c })
         .collect();
@@ -78,7 +78,7 @@ pub fn clean_title(title: &str) -> Result<String> {
 
 /// A body without control characters (newlines and tabs stay).
 pub fn clean_body(body: &str) -> Result<String> {
-    let b = bus::sanitize(body).trim_end().to_string();
+    let b = crate::model::sanitize(body).trim_end().to_string();
     if b.len() > bus::MAX_BODY {
         return Err(Error::user(
             format!("the body is {} bytes; at most {}", b.len(), bus::MAX_BODY),

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use agency::bus::{self, router::delivery_ops};
+use agency::model::{sanitize, Header};
 use agency::os::tmux::Op;
 use agency::runtime::profile::{self, Profile};
 use agency::store::MessageRow;
@@ -73,19 +74,20 @@ proptest! {
     fn headers_are_one_clean_line_that_parses_back(
         id in 0i64..i64::MAX, kind in hostile(), from in hostile()
     ) {
-        let h = bus::header(id, &kind, &from);
+        let h = Header::new(id, &kind, &from).to_string();
         prop_assert!(!has_control(&h) && !h.contains('\n') && !h.contains('\t'), "{h:?}");
-        let back = agency::runtime::scripted::parse_header(&format!("{h} body")).unwrap();
+        let line = format!("{h} body");
+        let (back, body) = Header::split(&line).unwrap();
         prop_assert_eq!(back.id, id);
-        prop_assert_eq!(back.body, "body");
+        prop_assert_eq!(body, "body");
         prop_assert!(!back.kind.contains(' ') && !back.from.contains(']'));
     }
 
     #[test]
     fn sanitized_bodies_hold_no_control_character(body in hostile()) {
-        let clean = bus::sanitize(&body);
+        let clean = sanitize(&body);
         prop_assert!(!has_control(&clean), "{clean:?}");
-        prop_assert_eq!(bus::sanitize(&clean), clean.clone());
+        prop_assert_eq!(sanitize(&clean), clean.clone());
         if !has_control(&body) && !body.contains('\r') {
             prop_assert_eq!(&clean, &body);
         }
@@ -102,7 +104,7 @@ proptest! {
         let profiles = profiles();
         let p = [None, profiles.get("claude"), profiles.get("joined")][which];
         let ops = delivery_ops(&row(id, kind.clone(), from.clone(), body), "%1", p);
-        let head = bus::header(id, &kind, &from);
+        let head = Header::new(id, &kind, &from).to_string();
         for op in &ops {
             match op {
                 Op::TypeText { text, .. } => {
@@ -133,7 +135,7 @@ proptest! {
         if let Some(k) = &kind { obj["type"] = k.clone().into(); }
         if let Some(b) = &body { obj["body"] = b.clone().into(); }
         if let Ok(m) = bus::outbox::parse_drop(obj.to_string().as_bytes()) {
-            let h = bus::header(1, &m.kind, &m.from);
+            let h = Header::new(1, &m.kind, &m.from).to_string();
             // Checked fields reach the header unchanged: nothing was cleaned away.
             prop_assert_eq!(h, format!("[msg #1 {} from {}]", m.kind, m.from));
             prop_assert!(!has_control(&m.body));
