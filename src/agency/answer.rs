@@ -4,7 +4,6 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::agent_names;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::spec::AgencySpec;
@@ -28,13 +27,8 @@ pub struct Answered {
 
 /// The pane and profile of a running agent, checked.
 fn agent_pane(ctx: &Ctx, agency: &str, agent: &str) -> Result<(String, Profile)> {
-    let names = agent_names(ctx, agency)?;
-    if !names.iter().any(|n| n == agent) {
-        return Err(Error::user(
-            format!("agency {agency:?} has no agent {agent:?}"),
-            format!("agents: {}", names.join(", ")),
-        ));
-    }
+    let agent = ctx.resolve(agency, agent)?.agent;
+    let agent = agent.as_str();
     let root = ctx.ws.root.display().to_string();
     let pane = ctx
         .store

@@ -21,6 +21,7 @@ use crate::os::git::{Project, WorktreeState};
 use crate::os::tmux::{Op, PaneInfo, PaneSpec, Place};
 use crate::runtime::permissions::{self, Grant};
 use crate::runtime::profile::{self, Profile};
+use crate::runtime::SHELLS;
 use crate::store::{AgencyRow, AgentRow};
 use crate::workspace::inside;
 use crate::workspace::Workspace;
@@ -1111,9 +1112,6 @@ pub struct AgencyStatus {
     pub agents: Vec<AgentStatus>,
 }
 
-/// Interactive shells: nothing is ever typed into them as a command line.
-pub const SHELLS: &[&str] = &["bash", "zsh", "fish", "sh", "dash", "ksh", "tcsh"];
-
 /// A first approximation of an agent's state from what tmux shows; the
 /// runtime profiles refine it per agent CLI.
 fn pane_state(pane: Option<&PaneInfo>) -> &'static str {
@@ -1129,7 +1127,7 @@ fn pane_state(pane: Option<&PaneInfo>) -> &'static str {
 pub fn list(ctx: &Ctx) -> Result<Vec<AgencyStatus>> {
     let panes = ctx.tmux.list_panes()?;
     let root = ctx.ws.root.display().to_string();
-    let names = known_names(ctx)?;
+    let names = ctx.agency_names()?;
     names
         .iter()
         .map(|n| status_of(ctx, n, &panes, &root))
@@ -1269,99 +1267,9 @@ fn refine_states(ctx: &Ctx, agency: &str, agents: &mut [AgentStatus]) -> Result<
 
 /// One agency's status, or an error naming the known ones.
 pub fn status(ctx: &Ctx, name: &str) -> Result<AgencyStatus> {
-    require_known(ctx, name)?;
+    ctx.require_known(name)?;
     let panes = ctx.tmux.list_panes()?;
     status_of(ctx, name, &panes, &ctx.ws.root.display().to_string())
-}
-
-/// The agents of an agency: `coordinator`, then its specialists.
-pub fn agent_names(ctx: &Ctx, name: &str) -> Result<Vec<String>> {
-    require_known(ctx, name)?;
-    let dir = ctx.ws.agency_dir(name);
-    if dir.join("agency.json").is_file() {
-        let spec = AgencySpec::load(&dir)?;
-        let mut names = vec!["coordinator".to_string()];
-        names.extend(spec.agents.into_iter().map(|a| a.name));
-        return Ok(names);
-    }
-    // Purged folder, registry rows left: what the registry knows.
-    Ok(ctx
-        .store
-        .agents(name)?
-        .into_iter()
-        .filter(|a| a.role == "coordinator" || a.role == "specialist")
-        .map(|a| a.name)
-        .collect())
-}
-
-fn require_known(ctx: &Ctx, name: &str) -> Result<()> {
-    validate_name("agency", name)?;
-    let known =
-        ctx.store.agency(name)?.is_some() || ctx.ws.agency_dir(name).join("agency.json").is_file();
-    if known {
-        return Ok(());
-    }
-    let names = known_names(ctx)?;
-    let hint = match crate::error::did_you_mean(name, names.iter().map(String::as_str)) {
-        Some(n) => format!("did you mean {n:?}? (see `agency list`)"),
-        None if names.is_empty() => "make it with `agency create NAME`".to_string(),
-        None => format!(
-            "agencies here: {}; or make it with `agency create NAME`",
-            names.join(", ")
-        ),
-    };
-    Err(Error::user(
-        format!("no agency named {name:?} in this workspace"),
-        hint,
-    ))
-}
-
-/// Names of the agencies in the registry or with a folder.
-fn known_names(ctx: &Ctx) -> Result<Vec<String>> {
-    let mut names: Vec<String> = ctx.store.agencies()?.into_iter().map(|a| a.name).collect();
-    if let Ok(entries) = fs::read_dir(ctx.ws.agencies_dir()) {
-        for e in entries.flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if validate_name("agency", &n).is_ok() && e.path().join("agency.json").is_file() {
-                names.push(n);
-            }
-        }
-    }
-    names.sort();
-    names.dedup();
-    Ok(names)
-}
-
-/// The address of one of `agency`'s agents: `coordinator` is also known by
-/// its own name (`code-coordinator`); an unknown name is refused, with the
-/// closest real one suggested.
-pub fn resolve_agent(ctx: &Ctx, agency: &str, name: &str) -> Result<String> {
-    validate_name("agent", name)?;
-    let agents = agent_names(ctx, agency)?;
-    if agents.iter().any(|a| a == name) {
-        return Ok(name.to_string());
-    }
-    let own = coordinator_name(ctx, agency);
-    if own.as_deref() == Some(name) {
-        return Ok("coordinator".to_string());
-    }
-    let mut known: Vec<&str> = agents.iter().map(String::as_str).collect();
-    known.extend(own.as_deref());
-    let hint = match crate::error::did_you_mean(name, known.iter().copied()) {
-        Some(n) => format!("did you mean {n:?}? (agents: {})", agents.join(", ")),
-        None => format!("agents: {}", agents.join(", ")),
-    };
-    Err(Error::user(
-        format!("agency {agency:?} has no agent {name:?}"),
-        hint,
-    ))
-}
-
-/// The coordinator's own name in `agency.json` (e.g. `code-coordinator`).
-pub fn coordinator_name(ctx: &Ctx, agency: &str) -> Option<String> {
-    AgencySpec::load(&ctx.ws.agency_dir(agency))
-        .ok()
-        .map(|s| s.coordinator.name)
 }
 
 /// Whether the agency's tmux session (made by this workspace) is up.
@@ -1428,7 +1336,7 @@ mod tests {
 pub fn restore(ctx: &mut Ctx, name: Option<&str>) -> Result<Vec<CreateReport>> {
     let names: Vec<String> = match name {
         Some(n) => {
-            require_known(ctx, n)?;
+            ctx.require_known(n)?;
             vec![n.to_string()]
         }
         None => ctx
@@ -1504,7 +1412,7 @@ fn purge_losses(
 /// `agency kill`: ends the agency's session and marks it stopped; its files
 /// stay unless `purge`.
 pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillReport> {
-    require_known(ctx, name)?;
+    ctx.require_known(name)?;
     let _lock = ctx.ws.lock_agency(name)?;
     // Before anything ends: what would purging lose?
     let worktrees: Vec<AgentRow> = ctx
@@ -1605,7 +1513,7 @@ pub fn attach_target(ctx: &Ctx, name: &str, agent: Option<&str>) -> Result<Strin
     match agent {
         None => Ok(format!("={name}")),
         Some(a) => {
-            let a = resolve_agent(ctx, name, a)?;
+            let a = ctx.resolve(name, a)?.agent;
             let found = st.agents.iter().find(|s| s.name == a).ok_or_else(|| {
                 Error::user(
                     format!("agent {a:?} has no pane"),

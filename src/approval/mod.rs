@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::agency;
 use crate::bus;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
@@ -58,7 +57,7 @@ pub fn branch_or_env(branch: Option<&str>) -> Result<String> {
 }
 
 fn require_agency(ctx: &Ctx, name: &str) -> Result<()> {
-    agency::agent_names(ctx, name).map(|_| ())
+    ctx.agent_names(name).map(|_| ())
 }
 
 #[derive(Debug, Clone)]

@@ -12,7 +12,6 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::agency;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::sanitize;
@@ -124,19 +123,6 @@ pub fn check_body(body: &str) -> Result<String> {
     Ok(clean)
 }
 
-/// Checks that `agency` exists and has `agent`.
-fn check_recipient(ctx: &Ctx, agency_name: &str, agent: &str) -> Result<()> {
-    let agents = agency::agent_names(ctx, agency_name)?;
-    if agents.iter().any(|a| a == agent) {
-        Ok(())
-    } else {
-        Err(Error::user(
-            format!("agency {agency_name:?} has no agent {agent:?}"),
-            format!("agents: {}", agents.join(", ")),
-        ))
-    }
-}
-
 /// Queues messages, then makes sure a router will deliver them.
 pub fn queue(ctx: &mut Ctx, msgs: &[NewMessage]) -> Result<Vec<i64>> {
     let ids = ctx.store.queue_messages(msgs)?;
@@ -222,7 +208,7 @@ fn send_at(
     let body = check_body(body)?;
     let kind = intra_type(&body, kind)?;
     let from = sender(from)?;
-    let agent = agency::resolve_agent(ctx, agency_name, agent)?;
+    let agent = ctx.resolve(agency_name, agent)?.agent;
     let msg = NewMessage {
         deliver_at,
         ..intra_message(&from, agency_name, &agent, kind, body)
@@ -288,7 +274,7 @@ pub fn send_inter(ctx: &mut Ctx, from: &str, to: &str, json: &str) -> Result<i64
     let from = sender(Some(from))?;
     validate_name("agency", to)?;
     let payload = parse_payload(json)?;
-    check_recipient(ctx, to, "coordinator")?;
+    ctx.resolve(to, "coordinator")?;
     let ids = queue(ctx, &[inter_message(&from, to, payload)?])?;
     Ok(ids[0])
 }
@@ -307,13 +293,13 @@ pub fn broadcast(ctx: &mut Ctx, from: &str, message: &str, all_agents: bool) -> 
     };
     validate_type(&kind)?;
     let mut msgs = Vec::new();
-    for a in agency::list(ctx)?.into_iter().filter(|a| a.running) {
-        for agent in &a.agents {
-            if all_agents || agent.role == "coordinator" {
+    for agency in ctx.running_agencies()? {
+        for agent in ctx.agent_names(&agency)? {
+            if all_agents || agent == "coordinator" {
                 msgs.push(NewMessage {
                     from: from.clone(),
-                    agency: a.name.clone(),
-                    agent: agent.name.clone(),
+                    agency: agency.clone(),
+                    agent,
                     kind: kind.clone(),
                     body: body.clone(),
                     payload: payload.clone(),

@@ -30,7 +30,6 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::agency;
 use crate::bus;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
@@ -283,7 +282,7 @@ fn reject(outbox: &Path, path: &Path, name: &str, reason: &str) -> Result<()> {
 fn parse(ctx: &Ctx, bytes: &[u8]) -> Result<NewMessage> {
     let mut msg = parse_drop(bytes)?;
     // The coordinator answers to its own name too.
-    msg.agent = agency::resolve_agent(ctx, &msg.agency, &msg.agent)?;
+    msg.agent = ctx.resolve(&msg.agency, &msg.agent)?.agent;
     Ok(msg)
 }
 

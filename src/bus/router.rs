@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::agency::SHELLS;
 use crate::bus::{outbox, wake_socket};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
@@ -27,6 +26,7 @@ use crate::model::spec::AgencySpec;
 use crate::model::{sanitize, Header};
 use crate::os::tmux::{Op, PaneInfo};
 use crate::runtime::profile::{self, Multiline, Profile, ScreenState};
+use crate::runtime::SHELLS;
 use crate::store::MessageRow;
 use crate::workspace::{write_atomic, Workspace};
 use tracing::{debug, info, warn};

@@ -367,7 +367,7 @@ fn why_queued(a: &AgencyStatus, s: &agency::AgentStatus, me: &str) -> Option<Str
     let shell = s
         .current_command
         .as_deref()
-        .is_some_and(|c| agency::SHELLS.contains(&c));
+        .is_some_and(|c| crate::runtime::SHELLS.contains(&c));
     let why = if shell {
         format!(
             "{} message(s) wait: it runs a shell, and nothing is typed into a shell (each is shown in its pane); read them with `{inbox}`, then `{me} ack ID`",

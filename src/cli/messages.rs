@@ -128,7 +128,7 @@ fn warn_where_it_waits(ctx: &Ctx, agency: &str, agent: &str, id: i64, quiet: boo
 
 pub fn send(ctx: &mut Ctx, args: &SendArgs) -> Result<()> {
     let body = bus::read_body(&args.message)?;
-    let agent = crate::agency::resolve_agent(ctx, &args.agency, &args.agent)?;
+    let agent = ctx.resolve(&args.agency, &args.agent)?.agent;
     let id = bus::send(
         ctx,
         &args.agency,
@@ -251,7 +251,7 @@ pub struct InboxArgs {
 }
 
 pub fn inbox(ctx: &Ctx, args: &InboxArgs) -> Result<()> {
-    let agent = crate::agency::resolve_agent(ctx, &args.agency, &args.agent)?;
+    let agent = ctx.resolve(&args.agency, &args.agent)?.agent;
     let msgs = ctx.store.inbox(&args.agency, &agent, args.all)?;
     if args.json {
         return print_json(&msgs);
@@ -296,7 +296,7 @@ pub fn ack(ctx: &mut Ctx, args: &AckArgs) -> Result<()> {
     let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
     let agent = env("AGENCY_NAME")
         .zip(env("AGENCY_AGENT"))
-        .filter(|(a, b)| crate::agency::agent_names(ctx, a).is_ok_and(|names| names.contains(b)));
+        .filter(|(a, b)| ctx.agent_names(a).is_ok_and(|names| names.contains(b)));
     let by = agent.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
     let refused = ctx.store.ack(&args.ids, by)?;
     let Some(first) = refused.first() else {
@@ -577,7 +577,7 @@ pub fn schedule(ctx: &mut Ctx, a: &ScheduleArgs) -> Result<()> {
         }
     };
     let body = bus::read_body(message)?;
-    let agent = &crate::agency::resolve_agent(ctx, agency, agent)?;
+    let agent = &ctx.resolve(agency, agent)?.agent;
     let id = bus::schedule(ctx, agency, agent, &body, a.kind.map(MsgType::as_str), at)?;
     let when = humantime::format_rfc3339_seconds(at).to_string();
     if a.json {

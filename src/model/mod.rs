@@ -79,3 +79,98 @@ impl Layout {
         }
     }
 }
+
+/// What a pane of an agency is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Coordinator,
+    Specialist,
+    /// The agency's own shell (its `scripts/`).
+    Tools,
+    /// A shell in `sandbox/testing`.
+    Sandbox,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Coordinator => "coordinator",
+            Role::Specialist => "specialist",
+            Role::Tools => "tools",
+            Role::Sandbox => "sandbox",
+        }
+    }
+
+    /// An agent (messages reach it), not a utility window.
+    pub fn is_agent(self) -> bool {
+        matches!(self, Role::Coordinator | Role::Specialist)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = Invalid;
+
+    fn from_str(s: &str) -> Result<Role, Invalid> {
+        [
+            Role::Coordinator,
+            Role::Specialist,
+            Role::Tools,
+            Role::Sandbox,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| {
+            Invalid::new(
+                format!("unknown role {s:?}"),
+                "roles are coordinator, specialist, tools and sandbox",
+            )
+        })
+    }
+}
+
+/// An agent as the bus addresses it: `AGENCY/AGENT`. `Ctx::resolve` is
+/// the one check that it exists.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Address {
+    pub agency: String,
+    pub agent: String,
+}
+
+impl Address {
+    pub fn new(agency: &str, agent: &str) -> Address {
+        Address {
+            agency: agency.to_string(),
+            agent: agent.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.agency, self.agent)
+    }
+}
+
+/// `AGENCY/AGENT`, both valid names.
+impl std::str::FromStr for Address {
+    type Err = Invalid;
+
+    fn from_str(s: &str) -> Result<Address, Invalid> {
+        let (agency, agent) = s.split_once('/').ok_or_else(|| {
+            Invalid::new(
+                format!("{s:?} is not AGENCY/AGENT"),
+                "name the agent with its agency, e.g. CodeAgency/python-agent",
+            )
+        })?;
+        spec::validate_name("agency", agency)?;
+        spec::validate_name("agent", agent)?;
+        Ok(Address::new(agency, agent))
+    }
+}

@@ -13,12 +13,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::agency::SHELLS;
 use crate::context::Ctx;
 use crate::error::Result;
 use crate::model::spec::AgencySpec;
 use crate::os::tmux::PaneInfo;
 use crate::runtime::profile::{self, Profile, ScreenState};
+use crate::runtime::SHELLS;
 
 /// Screens captured per look at most, by default (see the module doc).
 pub const BUDGET: usize = 64;

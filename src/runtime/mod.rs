@@ -5,3 +5,6 @@
 pub mod permissions;
 pub mod profile;
 pub mod scripted;
+
+/// Interactive shells: nothing is ever typed into them as a command line.
+pub const SHELLS: &[&str] = &["bash", "zsh", "fish", "sh", "dash", "ksh", "tcsh"];

@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::agency;
 use crate::bus;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
@@ -473,7 +472,7 @@ fn destination(
             "drop --agency to let any running agency with the capability take it",
         )),
         (Some(a), None) => {
-            agency::agent_names(ctx, a)?;
+            ctx.agent_names(a)?;
             Ok((Some(a.to_string()), None))
         }
         (None, Some(c)) => {
@@ -482,7 +481,7 @@ fn destination(
         }
         (None, None) => match std::env::var("AGENCY_NAME").ok().filter(|a| !a.is_empty()) {
             Some(a) => {
-                agency::agent_names(ctx, &a)?;
+                ctx.agent_names(&a)?;
                 Ok((Some(a), None))
             }
             None => Err(Error::user(
@@ -708,22 +707,15 @@ pub fn claimer(ctx: &Ctx, given: Option<&str>) -> Result<(String, String)> {
             }
         }
     };
-    check_agent(ctx, &agency, &agent)?;
+    let agent = check_agent(ctx, &agency, &agent)?;
     Ok((agency, agent))
 }
 
-fn check_agent(ctx: &Ctx, agency: &str, agent: &str) -> Result<()> {
+/// The one recipient check, returning the agent's name (the coordinator
+/// may be named by its own name).
+fn check_agent(ctx: &Ctx, agency: &str, agent: &str) -> Result<String> {
     validate_name("agency", agency)?;
-    validate_name("agent", agent)?;
-    let names = agency::agent_names(ctx, agency)?;
-    if names.iter().any(|n| n == agent) {
-        Ok(())
-    } else {
-        Err(Error::user(
-            format!("agency {agency:?} has no agent {agent:?}"),
-            format!("agents: {}", names.join(", ")),
-        ))
-    }
+    Ok(ctx.resolve(agency, agent)?.agent)
 }
 
 /// Gives `t` to `agency/agent`; tells the agent when someone else assigned it.
@@ -801,7 +793,7 @@ pub struct Next {
 /// the best ready task its agency can do, claimed in the transaction that
 /// found it. `None`: nothing to do.
 pub fn next(ctx: &mut Ctx, agency: &str, agent: &str) -> Result<Option<Next>> {
-    check_agent(ctx, agency, agent)?;
+    let agent = &check_agent(ctx, agency, agent)?;
     let caps = capabilities(ctx, agency);
     let (found, _) = transact(ctx, |g| {
         if let Some(id) = g.tx.held_by(agency, agent)? {
