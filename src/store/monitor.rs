@@ -7,10 +7,9 @@ use std::collections::HashMap;
 
 use rusqlite::{params, params_from_iter, OptionalExtension};
 
-use super::{
-    event_from_row, insert_event, message_from_row, AgentRow, EventRow, MessageRow, Store,
-    StoreResult, MESSAGE_COLUMNS,
-};
+use super::events::{event_from_row, insert_event};
+use super::messages::{message_from_row, MESSAGE_COLUMNS};
+use super::{AgentRow, EventRow, MessageRow, Store, StoreResult};
 
 impl Store {
     /// Events of the given kinds after `after_id`, oldest first.

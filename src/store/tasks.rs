@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 use serde::Serialize;
 
-use super::{insert_event, insert_message, NewMessage, Store, StoreError, StoreResult, NOW};
+use super::events::insert_event;
+use super::messages::insert_message;
+use super::{sql_err, NewMessage, Store, StoreError, StoreResult, NOW};
 
 /// A task as stored, with what it needs.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -145,15 +147,12 @@ fn get_task(conn: &rusqlite::Connection, id: i64) -> rusqlite::Result<Option<Tas
 /// writes between a read here and the write that follows it.
 pub struct TaskTx<'a> {
     tx: Transaction<'a>,
-    path: String,
+    path: std::path::PathBuf,
 }
 
 impl TaskTx<'_> {
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |source| StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        sql_err(&self.path)
     }
 
     /// Inserts a task and its needs in `state`; returns its id.
@@ -494,22 +493,15 @@ impl Store {
         commit: bool,
         f: impl FnOnce(&TaskTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let path = self.path.display().to_string();
-        let sql_err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let path = self.path.clone();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql_err)?;
-        let ttx = TaskTx {
-            tx,
-            path: path.clone(),
-        };
+            .map_err(sql_err(&path))?;
+        let ttx = TaskTx { tx, path };
         let out = f(&ttx)?;
         if commit {
-            ttx.tx.commit().map_err(sql_err)?;
+            ttx.tx.commit().map_err(sql_err(&ttx.path))?;
         }
         Ok(out)
     }
