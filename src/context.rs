@@ -2,12 +2,10 @@
 //! tmux server, opened once; and the one path by which events are recorded.
 
 use std::fs;
-use std::io::Write;
-use std::path::Path;
 
 use crate::error::{did_you_mean, Error, Result};
 use crate::model::spec::{validate_name, AgencySpec};
-use crate::model::{Address, Role};
+use crate::model::{Address, Event, Role};
 use crate::os::tmux::Tmux;
 use crate::store::Store;
 use crate::workspace::Workspace;
@@ -21,48 +19,24 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn open(ws: Workspace) -> Result<Ctx> {
-        let store = Store::open(&ws.registry_dir())?;
+        let store = Ctx::open_store(&ws)?;
         let tmux = Tmux::new(ws.tmux_socket());
         Ok(Ctx { ws, store, tmux })
     }
 
-    /// Records an event in the registry and appends it to the agency's
-    /// `logs/activity.log`.
-    pub fn event(&mut self, agency: &str, kind: &str, detail: serde_json::Value) -> Result<()> {
-        let at = self.store.record_event(Some(agency), kind, &detail)?;
-        self.activity(agency, &at, kind, &detail)
+    /// The workspace's registry, its events mirrored in the agencies'
+    /// activity logs.
+    pub fn open_store(ws: &Workspace) -> Result<Store> {
+        Ok(Store::open(&ws.registry_dir())?.with_activity_logs(ws.agencies_dir()))
     }
 
-    /// Appends a line stamped now to the agency's `logs/activity.log`.
-    pub fn activity_line(
-        &self,
-        agency: &str,
-        kind: &str,
-        detail: &serde_json::Value,
-    ) -> Result<()> {
-        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-        self.activity(agency, &now, kind, detail)
-    }
-
-    pub(crate) fn activity(
-        &self,
-        agency: &str,
-        at: &str,
-        kind: &str,
-        detail: &serde_json::Value,
-    ) -> Result<()> {
-        let dir = self.ws.agency_dir(agency).join("logs");
-        if !dir.parent().is_some_and(Path::is_dir) {
-            return Ok(());
-        }
-        fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
-        let path = dir.join("activity.log");
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(path.display(), e))?;
-        writeln!(f, "{at} {kind} {detail}").map_err(|e| Error::io(path.display(), e))
+    /// The one event path: records `event` as a row of the registry's
+    /// `events` and, for an agency's event, a line of its
+    /// `logs/activity.log` in the same shape (see `store::events`). Changes
+    /// that record their events in their own transaction (a message
+    /// queued, a decision) go the same way. Returns the event's time.
+    pub fn record(&mut self, event: Event) -> Result<String> {
+        Ok(self.store.record_event(&event)?)
     }
 }
 

@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::spec::AgencySpec;
+use crate::model::Event;
 use crate::os::tmux::Op;
 use crate::runtime::profile::{self, Choice, Profile, ScreenState};
 
@@ -109,8 +110,7 @@ pub fn answer(
     let detail = json!({
         "agent": agent, "choice": choice, "question": question, "by": by, "keys": keys,
     });
-    let at = ctx.store.record_event(Some(agency), "answer", &detail)?;
-    ctx.activity(agency, &at, "answer", &detail)?;
+    let at = ctx.record(Event::new(agency, "answer", detail))?;
     Ok(Answered {
         agency: agency.to_string(),
         agent: agent.to_string(),

@@ -15,8 +15,8 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::model::spec::{validate_name, AgencySpec, AgentSpec};
-use crate::model::Layout;
 use crate::model::Permissions;
+use crate::model::{Event, Layout};
 use crate::os::git::{Project, WorktreeState};
 use crate::os::tmux::{Op, PaneInfo, PaneSpec, Place};
 use crate::runtime::permissions::{self, Grant};
@@ -385,7 +385,7 @@ fn grant_permissions(ws: &Workspace, spec: &AgencySpec, slots: &mut [Slot], prof
 /// Nothing happens when the project is no git repository or worktrees are
 /// turned off.
 fn prepare_worktrees(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     spec: &AgencySpec,
     slots: &mut [Slot],
     prior: &[AgentRow],
@@ -459,7 +459,7 @@ fn prepare_worktrees(
 /// Runs the setup command in a new worktree; output to
 /// `logs/setup-<agent>.log`. Returns why it failed, if it did.
 fn run_setup(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     agency: &str,
     agent: &str,
     dir: &Path,
@@ -482,11 +482,11 @@ fn run_setup(
             log.display()
         ))
     };
-    ctx.activity_line(
+    ctx.record(Event::new(
         agency,
         "setup",
-        &json!({"agent": agent, "command": cmd, "ok": error.is_none(), "log": log.display().to_string()}),
-    )?;
+        json!({"agent": agent, "command": cmd, "ok": error.is_none(), "log": log.display().to_string()}),
+    ))?;
     Ok(error)
 }
 
@@ -993,16 +993,13 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
         updated_at: String::new(),
     };
     let detail = json!({ "layout": layout.as_str(), "created": created, "restarted": restarted, "moved": moved });
-    let at = ctx
-        .store
-        .save_running(&row, &agents, action, &detail)
-        .map_err(|e| {
-            if !session_exists {
-                let _ = ctx.tmux.kill_session(&name);
-            }
-            Error::from(e)
-        })?;
-    ctx.activity(&name, &at, action, &detail)?;
+    let event = Event::new(&name, action, detail);
+    ctx.store.save_running(&row, &agents, &event).map_err(|e| {
+        if !session_exists {
+            let _ = ctx.tmux.kill_session(&name);
+        }
+        Error::from(e)
+    })?;
     ctx.store.write_agencies_mirror()?;
     // A restarted CLI remembers nothing: it is briefed again.
     let started: Vec<String> = created
@@ -1453,11 +1450,11 @@ pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillR
         None => false,
     };
     let detail = json!({ "ended_session": ended_session, "purge": purge });
+    let event = Event::new(name, "kill", detail);
     if ctx.store.agency(name)?.is_some() {
-        let at = ctx.store.set_state(name, "stopped", "kill", &detail)?;
-        ctx.activity(name, &at, "kill", &detail)?;
+        ctx.store.set_state(name, "stopped", &event)?;
     } else {
-        ctx.event(name, "kill", detail)?;
+        ctx.record(event)?;
     }
     let mut tips = Vec::new();
     if purge && !force {

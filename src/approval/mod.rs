@@ -390,11 +390,6 @@ pub fn submit_watched(
         decided_at: None,
     };
     let item = ctx.store.insert_approval(&item)?;
-    ctx.activity_line(
-        &item.agency,
-        "approval.submitted",
-        &json!({"id": item.id, "task": item.task, "branch": item.branch, "commit": item.commit}),
-    )?;
     ctx.store.write_approvals_mirror()?;
     if let Some(t) = task {
         tasks::hooks::submitted(ctx, t.id, &item)?;
@@ -696,8 +691,7 @@ fn conclude(
         return Ok(r);
     }
     r.message_id = id;
-    let ids: Vec<i64> = id.into_iter().collect();
-    if let Err(e) = bus::queued(ctx, std::slice::from_ref(&msg), &ids) {
+    if let Err(e) = bus::queued(ctx) {
         r.warnings.push(format!(
             "the coordinator's message #{} is queued, but: {e}",
             r.message_id.unwrap_or(0)
@@ -755,9 +749,8 @@ pub fn reject(ctx: &mut Ctx, id: i64, feedback: &str) -> Result<Option<i64>> {
         merge_commit: None,
     };
     let message_id = ctx.store.decide_and_queue(&decision, &msg)?;
-    let ids: Vec<i64> = message_id.into_iter().collect();
     // The decision and the message stand from here: say so if the rest fails.
-    bus::queued(ctx, std::slice::from_ref(&msg), &ids)
+    bus::queued(ctx)
         .and_then(|_| record_decision(ctx, &item, "rejected", &by, feedback, None))
         .and_then(|_| tasks::hooks::rejected(ctx, &item, feedback))
         .map_err(|e| {
@@ -772,7 +765,8 @@ pub fn reject(ctx: &mut Ctx, id: i64, feedback: &str) -> Result<Option<i64>> {
     Ok(message_id)
 }
 
-/// The activity log, the approval mirror, and `registry/decisions.md`.
+/// The approval mirror, and `registry/decisions.md` (the decision's event
+/// was recorded with it).
 fn record_decision(
     ctx: &mut Ctx,
     item: &ApprovalRow,
@@ -781,11 +775,6 @@ fn record_decision(
     text: &str,
     merge_commit: Option<&str>,
 ) -> Result<()> {
-    ctx.activity_line(
-        &item.agency,
-        &format!("approval.{status}"),
-        &json!({"id": item.id, "by": by, "text": text, "merge_commit": merge_commit}),
-    )?;
     ctx.store.write_approvals_mirror()?;
     let path: PathBuf = ctx.ws.registry_dir().join("decisions.md");
     let now = humantime::format_rfc3339_seconds(SystemTime::now());

@@ -126,20 +126,14 @@ pub fn check_body(body: &str) -> Result<String> {
 /// Queues messages, then makes sure a router will deliver them.
 pub fn queue(ctx: &mut Ctx, msgs: &[NewMessage]) -> Result<Vec<i64>> {
     let ids = ctx.store.queue_messages(msgs)?;
-    queued(ctx, msgs, &ids)?;
+    queued(ctx)?;
     Ok(ids)
 }
 
 /// What follows queueing (also for messages queued inside another
-/// transaction, like a task's): the activity logs, and a router to deliver.
-pub fn queued(ctx: &mut Ctx, msgs: &[NewMessage], ids: &[i64]) -> Result<()> {
-    for (m, id) in msgs.iter().zip(ids) {
-        ctx.activity_line(
-            &m.agency,
-            "message.queued",
-            &serde_json::json!({"id": id, "from": m.from, "to": format!("{}/{}", m.agency, m.agent), "type": m.kind}),
-        )?;
-    }
+/// transaction, like a task's): a router to deliver them. (Their events
+/// were recorded with them.)
+pub fn queued(ctx: &mut Ctx) -> Result<()> {
     router::ensure_running(&ctx.ws)?;
     router::wake(&ctx.ws.registry_dir());
     Ok(())

@@ -177,13 +177,6 @@ fn ingest_one(ctx: &mut Ctx, outbox: &Path, path: &Path) -> Result<usize> {
     let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     msg.origin = Some(format!("outbox:{key}:{hash}"));
     let ids = ctx.store.queue_messages(std::slice::from_ref(&msg))?;
-    for id in &ids {
-        ctx.activity_line(
-            &msg.agency,
-            "message.queued",
-            &serde_json::json!({"id": id, "from": msg.from, "to": format!("{}/{}", msg.agency, msg.agent), "type": msg.kind, "outbox": name}),
-        )?;
-    }
     let _ = fs::remove_file(path);
     Ok(ids.len())
 }

@@ -23,7 +23,7 @@ use crate::bus::{outbox, wake_socket};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::spec::AgencySpec;
-use crate::model::{sanitize, Header};
+use crate::model::{sanitize, Event, Header};
 use crate::os::tmux::{Op, PaneInfo};
 use crate::runtime::profile::{self, Multiline, Profile, ScreenState};
 use crate::runtime::SHELLS;
@@ -289,26 +289,6 @@ pub fn run_with(ws: Workspace, mut upkeep: impl FnMut(&mut Ctx)) -> Result<()> {
         if delivered == 0 {
             wait(sock.as_ref());
         }
-    }
-}
-
-/// A line in the agency's activity log; a full disk costs the line, not
-/// the delivery.
-fn activity(ctx: &Ctx, m: &MessageRow, kind: &str, detail: serde_json::Value) {
-    if let Err(e) = ctx.activity_line(&m.agency, kind, &detail) {
-        warn!("{e}");
-    }
-}
-
-/// The activity lines of recorded deliveries.
-fn recorded(ctx: &Ctx, msgs: &[&MessageRow]) {
-    for m in msgs {
-        activity(
-            ctx,
-            m,
-            "message.delivered",
-            serde_json::json!({"id": m.id, "to": m.to, "type": m.kind}),
-        );
     }
 }
 
@@ -621,15 +601,8 @@ impl Router {
         if let (Err(e), Some((m, _, _))) = (result, ready.get(n_typed)) {
             // The one it stopped at; those after it wait for the next cycle.
             // Not `?`: the messages typed before it must still be recorded.
-            match ctx.store.record_failure(m, &e.to_string(), MAX_ATTEMPTS) {
-                Ok(state) if state == "failed" => activity(
-                    ctx,
-                    m,
-                    "message.failed",
-                    serde_json::json!({"id": m.id, "to": m.to, "error": e.to_string()}),
-                ),
-                Ok(_) => {}
-                Err(err) => warn!("#{}: {e}; not recorded: {err}", m.id),
+            if let Err(err) = ctx.store.record_failure(m, &e.to_string(), MAX_ATTEMPTS) {
+                warn!("#{}: {e}; not recorded: {err}", m.id);
             }
             self.mirror_dirty = true;
         }
@@ -665,7 +638,6 @@ impl Router {
             self.typed.extend(delivered.iter().map(|m| (*m).clone()));
             return Err(e.into());
         }
-        recorded(ctx, &delivered);
         self.mirror_dirty = true;
         Ok(delivered.len())
     }
@@ -714,7 +686,6 @@ impl Router {
         let rows: Vec<&MessageRow> = self.typed.iter().collect();
         match ctx.store.mark_delivered(&rows) {
             Ok(_) => {
-                recorded(ctx, &rows);
                 info!("recorded the delivery of {} typed message(s)", rows.len());
                 self.typed.clear();
                 self.mirror_dirty = true;
@@ -737,7 +708,7 @@ impl Router {
     /// The registry database was deleted or replaced under us (its file
     /// is another one now): the next messages are in the new one.
     fn reopen(&mut self, ctx: &mut Ctx) {
-        match crate::store::Store::open(&ctx.ws.registry_dir()) {
+        match Ctx::open_store(&ctx.ws) {
             Ok(store) => {
                 // Not closed: closing the last connection to the old file
                 // checkpoints and removes `agency.db-wal` by name, which may
@@ -896,10 +867,6 @@ impl Router {
         for (u, why) in failed {
             warn!("{} failed: {why}", u.head);
             if ctx.store.fail_delivered(u.id, &u.to, &u.agency, &why)? {
-                let detail = serde_json::json!({"id": u.id, "to": u.to, "error": why});
-                if let Err(e) = ctx.activity_line(&u.agency, "message.failed", &detail) {
-                    warn!("{e}");
-                }
                 self.mirror_dirty = true;
             }
         }
@@ -907,7 +874,7 @@ impl Router {
             // What `agency metrics` counts as resubmitted.
             for (id, agency, to, press) in resubmitted {
                 let detail = serde_json::json!({"id": id, "to": to, "press": press});
-                if let Err(e) = ctx.event(&agency, "message.resubmitted", detail) {
+                if let Err(e) = ctx.record(Event::new(&agency, "message.resubmitted", detail)) {
                     warn!("#{id}: {e}");
                 }
             }

@@ -174,3 +174,25 @@ impl std::str::FromStr for Address {
         Ok(Address::new(agency, agent))
     }
 }
+
+/// Something that happened, to be recorded once: a row of the registry's
+/// `events` table and, for an agency's event, the same in a line of its
+/// `logs/activity.log` (see `store::events` for the shape).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub agency: Option<String>,
+    /// Dotted, subject first: `message.delivered`, `task.claimed`, `kill`.
+    pub kind: String,
+    /// A JSON object; ids first, then what a reader of the log needs.
+    pub detail: serde_json::Value,
+}
+
+impl Event {
+    pub fn new(agency: &str, kind: &str, detail: serde_json::Value) -> Event {
+        Event {
+            agency: Some(agency.to_string()),
+            kind: kind.to_string(),
+            detail,
+        }
+    }
+}

@@ -17,6 +17,7 @@ use super::notify::{self, Notifier};
 use super::scan::{unix, AgentLive, Scanner, BUDGET};
 use crate::context::Ctx;
 use crate::error::Result;
+use crate::model::Event;
 
 /// How often the router looks at the panes.
 const EVERY: Duration = Duration::from_secs(2);
@@ -158,34 +159,43 @@ impl Watch {
         let waited = now.saturating_sub(was.1);
         match (was.0, is) {
             (x, y) if x == y => {}
-            (Life::Waiting, Life::Running) => ctx.event(
-                agency,
-                "agent.resumed",
-                json!({"agent": a.name, "waited_s": waited}),
-            )?,
+            (Life::Waiting, Life::Running) => {
+                ctx.record(Event::new(
+                    agency,
+                    "agent.resumed",
+                    json!({"agent": a.name, "waited_s": waited}),
+                ))?;
+            }
             (Life::Exited, _) => {
-                ctx.event(agency, "agent.restarted", json!({"agent": a.name}))?;
+                ctx.record(Event::new(
+                    agency,
+                    "agent.restarted",
+                    json!({"agent": a.name}),
+                ))?;
                 if is == Life::Waiting {
                     self.waiting(ctx, agency, a)?;
                 }
             }
             (_, Life::Waiting) => self.waiting(ctx, agency, a)?,
-            (_, Life::Exited) => ctx.event(
-                agency,
-                "agent.exited",
-                json!({"agent": a.name, "pane": a.pane, "waited_s": (was.0 == Life::Waiting).then_some(waited)}),
-            )?,
+            (_, Life::Exited) => {
+                ctx.record(Event::new(
+                    agency,
+                    "agent.exited",
+                    json!({"agent": a.name, "pane": a.pane, "waited_s": (was.0 == Life::Waiting).then_some(waited)}),
+                ))?;
+            }
             _ => {}
         }
         Ok(())
     }
 
     fn waiting(&self, ctx: &mut Ctx, agency: &str, a: &AgentLive) -> Result<()> {
-        ctx.event(
+        ctx.record(Event::new(
             agency,
             "agent.waiting",
             json!({"agent": a.name, "pane": a.pane, "question": a.question}),
-        )
+        ))?;
+        Ok(())
     }
 
     /// Sets the server's `@agency-needs-you` to the count (unset at 0)

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::events::insert_event;
 use super::{Store, StoreResult, NOW};
+use crate::model::Event;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AgencyRow {
@@ -107,8 +108,7 @@ impl Store {
         &mut self,
         agency: &AgencyRow,
         agents: &[AgentRow],
-        event_kind: &str,
-        detail: &serde_json::Value,
+        event: &Event,
     ) -> StoreResult<String> {
         self.write_tx(|tx| {
             tx.execute(
@@ -140,24 +140,18 @@ impl Store {
                     ],
                 )?;
             }
-            insert_event(tx, Some(&agency.name), event_kind, detail)
+            insert_event(tx, event)
         })
     }
 
     /// Sets an agency's state and records an event, in one transaction.
-    pub fn set_state(
-        &mut self,
-        agency: &str,
-        state: &str,
-        event_kind: &str,
-        detail: &serde_json::Value,
-    ) -> StoreResult<String> {
+    pub fn set_state(&mut self, agency: &str, state: &str, event: &Event) -> StoreResult<String> {
         self.write_tx(|tx| {
             tx.execute(
                 &format!("UPDATE agencies SET state = ?2, updated_at = {NOW} WHERE name = ?1"),
                 params![agency, state],
             )?;
-            insert_event(tx, Some(agency), event_kind, detail)
+            insert_event(tx, event)
         })
     }
 }
@@ -196,10 +190,18 @@ pub(super) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         let (a, agents) = sample();
-        s.save_running(&a, &agents, "create", &serde_json::json!({}))
-            .unwrap();
-        s.set_state("A", "stopped", "kill", &serde_json::json!({}))
-            .unwrap();
+        s.save_running(
+            &a,
+            &agents,
+            &Event::new("A", "create", serde_json::json!({})),
+        )
+        .unwrap();
+        s.set_state(
+            "A",
+            "stopped",
+            &Event::new("A", "kill", serde_json::json!({})),
+        )
+        .unwrap();
         assert_eq!(s.agency("A").unwrap().unwrap().state, "stopped");
         let kinds: Vec<String> = s
             .events(Some("A"), 10)

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::events::insert_event;
 use super::messages::{insert_message, NewMessage};
 use super::{Store, StoreResult, NOW};
+use crate::model::Event;
 
 /// A decision on an approval item.
 #[derive(Debug, Clone)]
@@ -37,9 +38,7 @@ fn decide_in(tx: &Transaction<'_>, d: &Decision) -> rusqlite::Result<bool> {
         });
         insert_event(
             tx,
-            Some(&d.agency),
-            &format!("approval.{}", d.status),
-            &detail,
+            &Event::new(&d.agency, &format!("approval.{}", d.status), detail),
         )?;
     }
     Ok(n == 1)
@@ -156,7 +155,7 @@ impl Store {
                 "id": id, "task": h.task, "from": h.from, "to": h.to, "branch": h.branch,
                 "commit": h.commit, "message": h.message_id,
             });
-            insert_event(tx, Some(&h.to), "handoff", &detail)?;
+            insert_event(tx, &Event::new(&h.to, "handoff", detail))?;
             Ok((id, at))
         })?;
         h.id = id;
@@ -202,7 +201,7 @@ impl Store {
                 "id": id, "task": a.task, "branch": a.branch, "commit": a.commit,
                 "tests_passed": a.tests_passed, "tests_failed": a.tests_failed,
             });
-            insert_event(tx, Some(&a.agency), "approval.submitted", &detail)?;
+            insert_event(tx, &Event::new(&a.agency, "approval.submitted", detail))?;
             Ok(id)
         })?;
         Ok(self.approval(id)?.expect("just inserted"))

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::events::insert_event;
 use super::{Store, StoreResult, NOW};
+use crate::model::Event;
 
 /// A message as stored.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -73,10 +74,14 @@ pub(super) fn insert_message(
         )
         .optional()?;
     if let Some(id) = id {
-        let detail = serde_json::json!({
+        let mut detail = serde_json::json!({
             "id": id, "from": m.from, "to": format!("{}/{}", m.agency, m.agent), "type": m.kind,
         });
-        insert_event(tx, Some(&m.agency), "message.queued", &detail)?;
+        // Where it came from, when not a command (an outbox file).
+        if let Some(o) = &m.origin {
+            detail["origin"] = o.as_str().into();
+        }
+        insert_event(tx, &Event::new(&m.agency, "message.queued", detail))?;
     }
     Ok(id)
 }
@@ -181,7 +186,7 @@ impl Store {
                     params![m.id, at],
                 )?;
                 let detail = serde_json::json!({ "id": m.id, "to": m.to, "type": m.kind });
-                insert_event(tx, Some(&m.agency), "message.delivered", &detail)?;
+                insert_event(tx, &Event::new(&m.agency, "message.delivered", detail))?;
             }
             Ok(at)
         })
@@ -205,7 +210,7 @@ impl Store {
             )?;
             if state == "failed" {
                 let detail = serde_json::json!({ "id": msg.id, "to": msg.to, "error": error });
-                insert_event(tx, Some(&msg.agency), "message.failed", &detail)?;
+                insert_event(tx, &Event::new(&msg.agency, "message.failed", detail))?;
             }
             Ok(state)
         })
@@ -229,7 +234,7 @@ impl Store {
             )?;
             if changed == 1 {
                 let detail = serde_json::json!({ "id": id, "to": to, "error": error });
-                insert_event(tx, Some(agency), "message.failed", &detail)?;
+                insert_event(tx, &Event::new(agency, "message.failed", detail))?;
             }
             Ok(changed == 1)
         })
@@ -260,7 +265,10 @@ impl Store {
                 )
                 .optional()?;
             if let Some(a) = &agency {
-                insert_event(tx, Some(a), "schedule.cancelled", &serde_json::json!({ "id": id }))?;
+                insert_event(
+                    tx,
+                    &Event::new(a, "schedule.cancelled", serde_json::json!({ "id": id })),
+                )?;
             }
             Ok(agency.is_some())
         })
@@ -307,9 +315,7 @@ impl Store {
                 )?;
                 insert_event(
                     tx,
-                    Some(&agency),
-                    "message.acked",
-                    &serde_json::json!({ "id": id }),
+                    &Event::new(&agency, "message.acked", serde_json::json!({ "id": id })),
                 )?;
             }
             Ok(refused)

@@ -89,6 +89,19 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Where a write transaction's events will start, when they get lines.
+fn events_before(
+    logs: Option<&events::ActivityLogs>,
+    tx: &Transaction<'_>,
+) -> rusqlite::Result<Option<i64>> {
+    logs.map(|_| events::last_id(tx)).transpose()
+}
+
+/// The events a transaction wrote since `before` (see `events_before`).
+fn events_after(tx: &Transaction<'_>, before: Option<i64>) -> rusqlite::Result<Vec<EventRow>> {
+    before.map_or(Ok(Vec::new()), |id| events::since(tx, id))
+}
+
 /// What a SQLite error becomes: the error, with the database it came from.
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError::Sqlite {
@@ -103,6 +116,8 @@ pub struct Store {
     registry: PathBuf,
     /// Device and inode of the database file when opened.
     file_id: Option<(u64, u64)>,
+    /// Where events get their lines too (a workspace's store has them).
+    activity: Option<events::ActivityLogs>,
 }
 
 fn file_id(path: &Path) -> Option<(u64, u64)> {
@@ -128,11 +143,19 @@ impl Store {
             path,
             registry: registry.to_path_buf(),
             file_id: None,
+            activity: None,
         };
         store.configure()?;
         store.migrate()?;
         store.file_id = file_id(&store.path);
         Ok(store)
+    }
+
+    /// Gives each agency's event a line in `agencies/<NAME>/logs/activity.log`
+    /// too (see `events`).
+    pub fn with_activity_logs(mut self, agencies: PathBuf) -> Store {
+        self.activity = Some(events::ActivityLogs { agencies });
+        self
     }
 
     /// Whether `agency.db` was deleted or replaced since this store opened
@@ -202,9 +225,19 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(&sql_err)?;
+        let before = events_before(self.activity.as_ref(), &tx).map_err(&sql_err)?;
         let out = f(&tx).map_err(&sql_err)?;
+        let recorded = events_after(&tx, before).map_err(&sql_err)?;
         tx.commit().map_err(&sql_err)?;
+        self.log_activity(&recorded);
         Ok(out)
+    }
+
+    /// The lines of events just committed.
+    fn log_activity(&self, recorded: &[EventRow]) {
+        if let Some(logs) = &self.activity {
+            logs.append(recorded);
+        }
     }
 
     fn query<T>(
@@ -233,8 +266,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         let (a, agents) = sample();
-        s.save_running(&a, &agents, "create", &serde_json::json!({}))
-            .unwrap();
+        s.save_running(
+            &a,
+            &agents,
+            &crate::model::Event::new("A", "create", serde_json::json!({})),
+        )
+        .unwrap();
         drop(s);
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.agencies().unwrap().len(), 1);

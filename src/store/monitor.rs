@@ -10,6 +10,7 @@ use rusqlite::{params, params_from_iter, OptionalExtension};
 use super::events::{event_from_row, insert_event};
 use super::messages::{message_from_row, MESSAGE_COLUMNS};
 use super::{AgentRow, EventRow, MessageRow, Store, StoreResult};
+use crate::model::Event;
 
 impl Store {
     /// Events of the given kinds after `after_id`, oldest first.
@@ -178,7 +179,7 @@ impl Store {
                 message_from_row,
             )?;
             let detail = serde_json::json!({ "id": id, "to": m.to, "agent": m.agent, "by": by });
-            insert_event(tx, Some(&m.agency), "message.retried", &detail)?;
+            insert_event(tx, &Event::new(&m.agency, "message.retried", detail))?;
             Ok(Some(m))
         })
     }
@@ -260,9 +261,12 @@ mod tests {
         s.set_cursor("notify", 7).unwrap();
         assert_eq!(s.cursor("notify").unwrap(), Some(7));
         let d = |a: &str| serde_json::json!({ "agent": a });
-        s.record_event(Some("A"), "agent.waiting", &d("x")).unwrap();
-        s.record_event(Some("A"), "agent.waiting", &d("y")).unwrap();
-        s.record_event(Some("B"), "agent.resumed", &d("x")).unwrap();
+        s.record_event(&Event::new("A", "agent.waiting", d("x")))
+            .unwrap();
+        s.record_event(&Event::new("A", "agent.waiting", d("y")))
+            .unwrap();
+        s.record_event(&Event::new("B", "agent.resumed", d("x")))
+            .unwrap();
         let e = s
             .last_agent_event("A", "x", &["agent.waiting", "agent.resumed"])
             .unwrap()

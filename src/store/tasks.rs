@@ -10,7 +10,10 @@ use serde::Serialize;
 
 use super::events::insert_event;
 use super::messages::insert_message;
-use super::{sql_err, NewMessage, Store, StoreError, StoreResult, NOW};
+use super::{
+    events_after, events_before, sql_err, NewMessage, Store, StoreError, StoreResult, NOW,
+};
+use crate::model::Event;
 
 /// A task as stored, with what it needs.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -334,8 +337,12 @@ impl TaskTx<'_> {
         if let (Some(o), serde_json::Value::Object(d)) = (log.as_object_mut(), detail) {
             o.extend(d);
         }
-        insert_event(&self.tx, t.agency.as_deref(), &format!("task.{kind}"), &log)
-            .map_err(self.err())?;
+        let event = Event {
+            agency: t.agency.clone(),
+            kind: format!("task.{kind}"),
+            detail: log,
+        };
+        insert_event(&self.tx, &event).map_err(self.err())?;
         Ok(at)
     }
 
@@ -498,10 +505,16 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql_err(&path))?;
+        let before = events_before(self.activity.as_ref(), &tx).map_err(sql_err(&path))?;
         let ttx = TaskTx { tx, path };
         let out = f(&ttx)?;
         if commit {
-            ttx.tx.commit().map_err(sql_err(&ttx.path))?;
+            let TaskTx { tx, path } = ttx;
+            let recorded = events_after(&tx, before).map_err(sql_err(&path))?;
+            tx.commit().map_err(sql_err(&path))?;
+            if let Some(logs) = &self.activity {
+                logs.append(&recorded);
+            }
         }
         Ok(out)
     }

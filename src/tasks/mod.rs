@@ -136,8 +136,6 @@ pub fn capabilities(ctx: &Ctx, agency: &str) -> Vec<String> {
 #[derive(Debug, Default)]
 pub struct Effects {
     messages: Vec<(NewMessage, i64)>,
-    /// (agency, kind, detail) for the agencies' activity logs.
-    log: Vec<(String, String, serde_json::Value)>,
     /// Tasks that became ready.
     pub ready: Vec<i64>,
     /// Something was written.
@@ -211,13 +209,6 @@ impl<'t, 'c> Graph<'t, 'c> {
         self.tx.save(t, rank_of(t))?;
         self.tx.event(t, kind, self.actor, note, detail)?;
         self.fx.changed = true;
-        if let Some(a) = &t.agency {
-            let mut d = json!({"id": t.id, "state": t.state, "by": self.actor});
-            if let Some(n) = note {
-                d["note"] = n.into();
-            }
-            self.fx.log.push((a.clone(), format!("task.{kind}"), d));
-        }
         if to == State::Ready && from != State::Ready {
             let why = self.ready_why.take();
             self.dispatch(t, why.as_deref())?;
@@ -423,18 +414,9 @@ pub fn after(ctx: &mut Ctx, fx: &Effects) -> Result<()> {
     if !fx.changed && fx.messages.is_empty() {
         return Ok(());
     }
-    for (agency, kind, detail) in &fx.log {
-        ctx.activity_line(agency, kind, detail)?;
-    }
-    let (msgs, ids): (Vec<NewMessage>, Vec<i64>) = fx.messages.iter().cloned().unzip();
-    if !msgs.is_empty() {
-        bus::queued(ctx, &msgs, &ids)?;
-    } else {
-        // The router rewrites task_graph.json and watches claims.
-        bus::router::ensure_running(&ctx.ws)?;
-        bus::router::wake(&ctx.ws.registry_dir());
-    }
-    Ok(())
+    // The router delivers what was queued, rewrites task_graph.json and
+    // watches claims.
+    bus::queued(ctx)
 }
 
 /// `agency task add`.
@@ -553,10 +535,6 @@ pub fn insert(g: &mut Graph<'_, '_>, new: &NewTask) -> Result<TaskRow> {
     let mut t = g.get(id)?;
     g.tx.event(&t, "created", g.actor, None, json!({"needs": new.needs}))?;
     g.fx.changed = true;
-    if let Some(a) = &t.agency {
-        let d = json!({"id": id, "title": t.title, "by": g.actor});
-        g.fx.log.push((a.clone(), "task.created".into(), d));
-    }
     if !g.facts(&t)?.unresolved {
         g.move_to(&mut t, State::Ready, "ready", None)?;
     }

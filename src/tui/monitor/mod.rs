@@ -108,7 +108,7 @@ fn perform(ctx: &mut Ctx, monitor: &mut Monitor, effect: Effect) -> Option<Actio
     match effect {
         Effect::Reload => {
             if ctx.store.replaced() {
-                if let Ok(store) = crate::store::Store::open(&ctx.ws.registry_dir()) {
+                if let Ok(store) = Ctx::open_store(&ctx.ws) {
                     // Not closed: see the router's `reopen`.
                     std::mem::forget(std::mem::replace(&mut ctx.store, store));
                 }
