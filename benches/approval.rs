@@ -2,6 +2,9 @@
 //! commits and a 500-file diff, excluding the test command's own time.
 //! Run with `cargo bench --bench approval`.
 
+// Benchmarks start the programs they measure.
+#![allow(clippy::disallowed_methods)]
+
 #[path = "support/mod.rs"]
 mod support;
 

@@ -6,6 +6,9 @@
 //!     `tmux send-keys TEXT`, `sleep 0.5`, `tmux send-keys Enter`.
 //! Run with `cargo bench --bench bus`.
 
+// Benchmarks start the programs they measure.
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -2,6 +2,9 @@
 //! 5 specialists, tools, sandbox = 112 windows) on a private tmux server, and
 //! print windows per second. Run with `cargo bench --bench create`.
 
+// Benchmarks start the programs they measure.
+#![allow(clippy::disallowed_methods)]
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -10,6 +10,9 @@
 //!    and with 5% of the agents printing between looks; and the bare
 //!    `agency status --json` for comparison.
 
+// Benchmarks start the programs they measure.
+#![allow(clippy::disallowed_methods)]
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

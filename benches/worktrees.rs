@@ -1,6 +1,9 @@
 //! Benchmark: create an agency of 10 specialists, each with its own worktree,
 //! on a repository of 5,000 files. Run with `cargo bench --bench worktrees`.
 
+// Benchmarks start the programs they measure.
+#![allow(clippy::disallowed_methods)]
+
 #[path = "support/mod.rs"]
 mod support;
 

@@ -18,6 +18,10 @@
 //! - [`error`]: the error type, with a hint for what to do next.
 //! - [`logging`]: log files a person can read (`tracing`), that never fail their writer.
 
+// `unsafe` only where an outside library must be called directly, in
+// the doors to the system (`os`).
+#![deny(unsafe_code)]
+
 pub mod agency;
 pub mod approval;
 pub mod bus;

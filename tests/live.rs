@@ -14,6 +14,9 @@
 //! This binary has its own harness (libtest-mimic), because libtest can
 //! only ignore a test by an attribute fixed at compile time.
 
+// Tests start the programs they drive.
+#![allow(clippy::disallowed_methods)]
+
 #[path = "cli/common.rs"]
 #[allow(dead_code)]
 mod common;

@@ -18,6 +18,7 @@ use crate::model::spec::{validate_name, AgencySpec, AgentSpec};
 use crate::model::Permissions;
 use crate::model::{Event, Layout};
 use crate::os::git::{Project, WorktreeState};
+use crate::os::process::{self, Ended};
 use crate::os::tmux::{Op, PaneInfo, PaneSpec, Place};
 use crate::runtime::permissions::{self, Grant};
 use crate::runtime::profile::{self, Profile};
@@ -470,17 +471,31 @@ fn run_setup(
         .agency_dir(agency)
         .join("logs")
         .join(format!("setup-{agent}.log"));
-    let run = crate::approval::testrun::run(dir, cmd, SETUP_TIMEOUT, &log)?;
-    let error = if run.exit_code == Some(0) {
-        None
-    } else if run.timed_out {
-        Some(format!("setup command timed out; see {}", log.display()))
-    } else {
-        Some(format!(
+    let run = process::Shell {
+        command: cmd,
+        dir,
+        env: &[],
+        log: &log,
+        timeout: SETUP_TIMEOUT,
+    };
+    let ended = process::run_shell(&run, &mut |_, _| {})
+        .map_err(|e| Error::io(format!("running {cmd:?}"), e))?;
+    let error = match ended {
+        Ended::Finished {
+            exit_code: Some(0), ..
+        } => None,
+        Ended::Finished {
+            timed_out: true, ..
+        } => Some(format!("setup command timed out; see {}", log.display())),
+        Ended::Finished { exit_code, .. } => Some(format!(
             "setup command exited with {}; see {}",
-            run.exit_code.map_or("a signal".into(), |c| c.to_string()),
+            exit_code.map_or("a signal".into(), |c| c.to_string()),
             log.display()
-        ))
+        )),
+        Ended::Interrupted(_) => Some(format!(
+            "setup command was interrupted; see {}",
+            log.display()
+        )),
     };
     ctx.record(Event::new(
         agency,

@@ -4,7 +4,6 @@
 //! Only `approve` writes the base branch, and only after the branch is
 //! found still at the commit that was tested.
 
-mod interrupt;
 mod landing;
 pub mod testrun;
 
@@ -21,6 +20,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::spec::{validate_name, AgencySpec};
 use crate::os::git::{DiffStats, MergeOutcome, Project};
+use crate::os::{interrupt, process};
 use crate::store::{ApprovalRow, Decision, HandoffRow, NewMessage};
 use crate::tasks;
 use testrun::TestRun;
@@ -266,43 +266,17 @@ fn sweep_abandoned(project: &Project) {
 fn run_alive(name: &str) -> bool {
     let mut parts = name.rsplit('-');
     let (Some(Ok(pid)), Some(Ok(stamp))) = (
-        parts.next().map(str::parse::<i32>),
+        parts.next().map(str::parse::<u32>),
         parts.next().map(str::parse::<u128>),
     ) else {
         return true; // not a name we made: not ours to judge
     };
-    match process_start_millis(pid) {
+    match process::start_millis(pid) {
         Some(Some(started)) => started <= stamp + 2000,
         Some(None) => false,
         // No /proc to tell: alive if the pid is.
-        // SAFETY: signal 0 only checks that the process exists.
-        None => unsafe { libc::kill(pid, 0) == 0 },
+        None => process::exists(pid),
     }
-}
-
-/// When process `pid` started (ms since the epoch): `Some(None)` if there
-/// is no such live process, `None` if `/proc` cannot tell.
-fn process_start_millis(pid: i32) -> Option<Option<u128>> {
-    let boot = fs::read_to_string("/proc/stat").ok()?;
-    let btime: u128 = boot
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Some(None);
-    };
-    // "pid (comm) state ppid ... starttime(22nd)": comm may hold spaces.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
-        return Some(None);
-    }
-    let ticks: u128 = fields.get(19)?.parse().ok()?;
-    // SAFETY: sysconf only reads a system value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u128;
-    Some(Some(btime * 1000 + ticks * 1000 / hz))
 }
 
 #[derive(Debug, Clone)]

@@ -1,17 +1,17 @@
 //! Running a test command in a sandbox, with a timeout, and reading a
 //! summary from what it printed.
 
-use std::fs::File;
-use std::os::unix::process::CommandExt;
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use regex::Regex;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::os::interrupt;
+use crate::os::process::{self, Ended};
 
 /// What a test run reported.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
@@ -127,13 +127,8 @@ pub const RUN_VAR: &str = "AGENCY_SANDBOX_RUN";
 
 /// Runs `command` with `sh -c` in `dir`, output (both streams) to `log`,
 /// killed with its whole process group after `timeout`, or as soon as a
-/// signal is noted (see [`super::interrupt`]).
-pub fn run(dir: &Path, command: &str, timeout: Duration, log: &Path) -> Result<TestRun> {
-    run_watched(dir, command, timeout, log, &mut |_, _| {})
-}
-
-/// Like `run`, telling `watch` as it goes how long it has run and what the
-/// command printed since the last call (read back from the log).
+/// signal is noted (see [`crate::os::interrupt`]); tells `watch` as it goes
+/// how long it has run and what the command printed since the last call.
 pub fn run_watched(
     dir: &Path,
     command: &str,
@@ -141,67 +136,39 @@ pub fn run_watched(
     log: &Path,
     watch: &mut dyn FnMut(Duration, &[u8]),
 ) -> Result<TestRun> {
-    if let Some(parent) = log.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
-    }
-    let out = File::create(log).map_err(|e| Error::io(log.display(), e))?;
-    let err = out.try_clone().map_err(|e| Error::io(log.display(), e))?;
-    let start = Instant::now();
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .current_dir(dir)
-        .env("AGENCY_SANDBOX", "1")
-        .env(RUN_VAR, dir)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| Error::io(format!("running {command:?}"), e))?;
-    let pgid = child.id() as i32;
-    let mut timed_out = false;
-    let mut tail = File::open(log).map_err(|e| Error::io(log.display(), e))?;
-    let mut buf = Vec::new();
-    let mut follow = |tail: &mut File| {
-        buf.clear();
-        let _ = std::io::Read::read_to_end(tail, &mut buf);
-        watch(start.elapsed(), &buf);
+    let env = [
+        ("AGENCY_SANDBOX", OsStr::new("1")),
+        (RUN_VAR, dir.as_os_str()),
+    ];
+    let run = process::Shell {
+        command,
+        dir,
+        env: &env,
+        log,
+        timeout,
     };
-    let status = loop {
-        follow(&mut tail);
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if start.elapsed() >= timeout => {
-                timed_out = true;
-                // The group we started: the command and anything it spawned.
-                // SAFETY: killpg only sends a signal.
-                unsafe {
-                    libc::killpg(pgid, libc::SIGKILL);
-                }
-                break child.wait().ok();
-            }
-            Ok(None) if super::interrupt::pending().is_some() => {
-                stop_group(&mut child, pgid);
-                let sig = super::interrupt::pending().unwrap_or(libc::SIGTERM);
-                return Err(Error::user(
-                    format!(
-                        "interrupted by {}: the tests were stopped",
-                        super::interrupt::name(sig)
-                    ),
-                    "run it again when you are ready",
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(Error::io("waiting for the tests", e)),
+    let ended = process::run_shell(&run, watch)
+        .map_err(|e| Error::io(format!("running {command:?}"), e))?;
+    let (exit_code, timed_out, seconds) = match ended {
+        Ended::Finished {
+            exit_code,
+            timed_out,
+            seconds,
+        } => (exit_code, timed_out, seconds),
+        Ended::Interrupted(sig) => {
+            return Err(Error::user(
+                format!(
+                    "interrupted by {}: the tests were stopped",
+                    interrupt::name(sig)
+                ),
+                "run it again when you are ready",
+            ))
         }
     };
-    follow(&mut tail);
-    let seconds = start.elapsed().as_secs_f64();
     let text = std::fs::read(log).map_err(|e| Error::io(log.display(), e))?;
     Ok(TestRun {
         command: command.to_string(),
-        exit_code: status.and_then(|s| s.code()),
+        exit_code,
         timed_out,
         seconds,
         log: log.display().to_string(),
@@ -209,47 +176,11 @@ pub fn run_watched(
     })
 }
 
-/// Ends a test run's process group: SIGTERM, and SIGKILL for what is left
-/// after a moment.
-fn stop_group(child: &mut std::process::Child, pgid: i32) {
-    // SAFETY: killpg only sends signals, to the group this run started.
-    unsafe { libc::killpg(pgid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    unsafe { libc::killpg(pgid, libc::SIGKILL) };
-    let _ = child.wait();
-}
-
 /// Ends every process left from the test run named `run` (its folder's
-/// name, found in each process's [`RUN_VAR`]; Linux `/proc`). Returns how
-/// many were signalled.
+/// name, found in each process's [`RUN_VAR`]). Returns how many were
+/// signalled.
 pub fn end_leftovers(run: &str) -> usize {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    let prefix = format!("{RUN_VAR}=");
-    let ours = |v: &[u8]| {
-        let v = String::from_utf8_lossy(v);
-        v.strip_prefix(&prefix)
-            .is_some_and(|dir| Path::new(dir).file_name().and_then(|n| n.to_str()) == Some(run))
-    };
-    let mut n = 0;
-    for p in procs.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(env) = std::fs::read(p.path().join("environ")) else {
-            continue;
-        };
-        if env.split(|&b| b == 0).any(ours) {
-            // SAFETY: kill only sends a signal, to a process of that run.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            n += 1;
-        }
-    }
-    n
+    process::kill_tagged(RUN_VAR, run)
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use notify::{EventKind, RecursiveMode, Watcher};
+use rustix::fs::OFlags;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -194,7 +195,7 @@ fn read_drop(path: &Path) -> std::result::Result<Option<Vec<u8>>, String> {
     check_kind(&meta)?;
     let file = match fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .custom_flags((OFlags::NONBLOCK | OFlags::NOFOLLOW).bits() as i32)
         .open(path)
     {
         Ok(f) => f,

@@ -12,11 +12,10 @@
 //! tick covers everything else (a pane that became ready, a lost wake-up).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::os::unix::net::UnixDatagram;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::bus::{outbox, wake_socket};
@@ -24,6 +23,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::spec::AgencySpec;
 use crate::model::{sanitize, Event, Header};
+use crate::os::process::{self, Signal};
 use crate::os::tmux::{Op, PaneInfo};
 use crate::runtime::profile::{self, Multiline, Profile, ScreenState};
 use crate::runtime::SHELLS;
@@ -92,18 +92,14 @@ fn spawn(ws: &Workspace) -> Result<()> {
         .create(true)
         .append(true)
         .open(log_path(&ws.registry_dir()))
-        .map_or_else(|_| Stdio::null(), Stdio::from);
-    Command::new(exe)
-        .arg("--home")
-        .arg(&ws.root)
-        .args(["router", "--foreground"])
-        .current_dir(&ws.root)
-        .env(SPAWNED, "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .process_group(0)
-        .spawn()
+        .ok();
+    let args = [
+        OsStr::new("--home"),
+        ws.root.as_os_str(),
+        OsStr::new("router"),
+        OsStr::new("--foreground"),
+    ];
+    process::spawn_detached(&exe, &args, &ws.root, &[(SPAWNED, "1")], stderr)
         .map_err(|e| Error::io("starting the router", e))?;
     Ok(())
 }
@@ -135,11 +131,9 @@ pub fn stop(registry: &Path) -> Result<Option<u32>> {
         return Ok(None);
     };
     let lock = open_lock(&lock_path(registry))?;
-    for (signal, wait) in [(libc::SIGTERM, 3000), (libc::SIGKILL, 2000)] {
-        // SAFETY: kill only sends a signal, to the pid that holds our lock.
-        unsafe {
-            libc::kill(pid as i32, signal);
-        }
+    for (signal, wait) in [(Signal::TERM, 3000), (Signal::KILL, 2000)] {
+        // The pid that holds our lock.
+        process::signal(pid, signal);
         let deadline = Instant::now() + Duration::from_millis(wait);
         while Instant::now() < deadline {
             if lock.try_lock().is_ok() {

@@ -12,7 +12,7 @@
 //! router that stops and starts again neither repeats nor loses a call.
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -21,6 +21,8 @@ use tracing::{info, warn};
 use super::{one_line, parse_time, rfc3339, scan::unix, Kind, NeedsYou};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::os::clock::local_minute;
+use crate::os::process::{self, Signal};
 use crate::store::EventRow;
 use crate::workspace::{quote, NotifyConfig, Workspace, CONFIG_FILE};
 
@@ -105,19 +107,6 @@ impl Settings {
             Some((from, to)) if from < to => (from..to).contains(&minute_of_day),
             Some((from, to)) => minute_of_day >= from || minute_of_day < to,
         }
-    }
-}
-
-/// Minute of the day, in local time (the `TZ` of the router), of a Unix time.
-pub fn local_minute(unix_secs: u64) -> u32 {
-    let t = unix_secs as libc::time_t;
-    // SAFETY: localtime_r only writes the struct it is given.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
-    if ok {
-        (tm.tm_hour * 60 + tm.tm_min) as u32
-    } else {
-        ((unix_secs / 60) % 1440) as u32
     }
 }
 
@@ -433,22 +422,13 @@ impl Notifier {
     /// Starts the command with the document on its stdin, written by a
     /// thread of its own so a command that does not read never blocks us.
     fn spawn(&mut self, ws: &Workspace, s: &Settings, doc: &Document) -> std::io::Result<u32> {
-        use std::os::unix::process::CommandExt;
         let log = ws.registry_dir().join("notify.log");
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)?;
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(&s.command)
-            .current_dir(&ws.root)
-            .env("AGENCY_HOME", &ws.root)
-            .stdin(Stdio::piped())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .process_group(0)
-            .spawn()?;
+        let env = [("AGENCY_HOME", ws.root.as_os_str())];
+        let mut child = process::spawn_shell_piped(&s.command, &ws.root, &env, out)?;
         let pid = child.id();
         if let Some(mut stdin) = child.stdin.take() {
             let mut text = serde_json::to_vec_pretty(doc).expect("plain data serializes");
@@ -475,11 +455,9 @@ impl Notifier {
                 false
             }
             Ok(None) if Instant::now() >= r.deadline => {
-                let pid = r.child.id() as i32;
-                // SAFETY: signals the process group the command leads.
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                }
+                let pid = r.child.id();
+                // The process group the command leads.
+                process::signal_group(pid, Signal::KILL);
                 let _ = r.child.wait();
                 warn!("notify: the command (pid {pid}) ran past its timeout; ended");
                 false

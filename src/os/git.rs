@@ -773,6 +773,7 @@ fn require_clean(repo: &Repository, branch: &str, dir: &Path) -> GitResult<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

@@ -2,5 +2,8 @@
 //! processes. Nothing else runs tmux, opens a repository or spawns a
 //! process.
 
+pub mod clock;
 pub mod git;
+pub(crate) mod interrupt;
+pub mod process;
 pub mod tmux;

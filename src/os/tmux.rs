@@ -550,7 +550,7 @@ impl Tmux {
         let mut c = cmd("kill-session");
         c.push_option("-t", exact_session(session));
         self.run(vec![c])?;
-        end_process_groups(&pids);
+        super::process::end_groups(&pids);
         Ok(())
     }
 
@@ -932,55 +932,6 @@ fn op_commands(op: &Op) -> Vec<TmuxCommand<'static>> {
     vec![one]
 }
 
-/// Waits a moment for each process group to end, then signals what is left
-/// of it: SIGTERM, and SIGKILL if that is not enough.
-pub fn end_process_groups(pids: &[u32]) {
-    let alive = |pgid: u32| {
-        // SAFETY: signal 0 only checks that the group exists.
-        pgid > 1
-            && unsafe { libc::kill(-(pgid as libc::pid_t), 0) } == 0
-            && group_has_live_member(pgid)
-    };
-    let wait = |limit: std::time::Duration| {
-        let deadline = std::time::Instant::now() + limit;
-        while pids.iter().any(|&p| alive(p)) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    };
-    let signal = |sig: libc::c_int| {
-        for &p in pids.iter().filter(|&&p| alive(p)) {
-            // SAFETY: sends a signal to a process group this session ran.
-            unsafe { libc::kill(-(p as libc::pid_t), sig) };
-        }
-    };
-    wait(std::time::Duration::from_millis(1500));
-    signal(libc::SIGTERM);
-    wait(std::time::Duration::from_millis(1500));
-    signal(libc::SIGKILL);
-}
-
-/// Whether a process group has a member that is not a zombie (an exited
-/// process nobody has reaped still counts for `kill`). Where there is no
-/// `/proc` to tell, every member counts.
-fn group_has_live_member(pgid: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return true;
-    };
-    entries.flatten().any(|e| {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            return false;
-        };
-        // "pid (comm) state ppid pgrp ...": comm may hold spaces or parens.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            return false;
-        };
-        let mut f = rest.split_whitespace();
-        let state = f.next();
-        let pgrp = f.nth(1).and_then(|g| g.parse::<u32>().ok());
-        pgrp == Some(pgid) && state != Some("Z")
-    })
-}
-
 fn parse_pane_line(line: &str) -> Option<PaneInfo> {
     let f: Vec<&str> = line.split(FIELD_SEP).collect();
     if f.len() < 10 {
@@ -1007,6 +958,7 @@ fn parse_pane_line(line: &str) -> Option<PaneInfo> {
 /// never runs it. Control characters other than newline and tab are
 /// dropped; a pane whose output is stopped is skipped, not waited for.
 pub fn show_in_pane(tty: &str, text: &str) -> io::Result<()> {
+    use rustix::fs::OFlags;
     use std::io::Write;
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     // Only a terminal device, never a file a hostile value could name.
@@ -1016,7 +968,7 @@ pub fn show_in_pane(tty: &str, text: &str) -> io::Result<()> {
     }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .custom_flags((OFlags::NOCTTY | OFlags::NONBLOCK).bits() as i32)
         .open(tty)?;
     let clean: String = text
         .chars()

@@ -25,7 +25,6 @@
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -34,6 +33,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::model::{sanitize, Header};
+use crate::os::process;
 use crate::store::{MessageRow, Store};
 use crate::workspace::Workspace;
 
@@ -309,13 +309,9 @@ fn handle(rules: &[Rule], registry: &Registry, row: &MessageRow) {
     };
     for cmd in &rule.run {
         println!("$ {cmd}");
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("PATH", &path)
-            .stdin(Stdio::null())
-            .status();
+        let mut env = env.clone();
+        env.push(("PATH".to_string(), path.clone()));
+        let status = process::shell_status(cmd, &env);
         match status {
             Ok(s) if s.success() => {}
             Ok(s) => {
@@ -329,10 +325,7 @@ fn handle(rules: &[Rule], registry: &Registry, row: &MessageRow) {
         }
     }
     registry.wait_delivered(m.id);
-    let _ = Command::new(exe)
-        .args(["ack", &m.id.to_string()])
-        .stdin(Stdio::null())
-        .status();
+    let _ = process::status(&exe, &["ack", &m.id.to_string()]);
 }
 
 #[cfg(test)]

@@ -291,7 +291,7 @@ impl Drop for TestEnv {
             .filter_map(|l| std::str::from_utf8(l).ok()?.trim().parse().ok())
             .collect();
         let _ = self.tmux(&["kill-server"]);
-        agency::os::tmux::end_process_groups(&pids);
+        agency::os::process::end_groups(&pids);
         if let Some(pid) = self.signal_router("-TERM") {
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline && process_alive(pid) {

@@ -1,6 +1,9 @@
 //! One integration-test binary: the real `agency` binary against real tmux
 //! (a private `-L` server per test), git and SQLite, in temp workspaces.
 
+// Tests start the programs they drive.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 mod agencies;

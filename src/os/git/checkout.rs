@@ -266,6 +266,7 @@ fn stage_files<'a>(
 /// Checks `tree` out into `dir` (not the working folder), compared with
 /// `baseline` rather than HEAD: against HEAD, a path that is a file there
 /// and a folder here makes libgit2 fail.
+#[allow(unsafe_code)]
 fn checkout_into(
     repo: &Repository,
     tree: &git2::Tree<'_>,
@@ -432,7 +433,7 @@ fn place(staged: &Path, dest: &Path) -> GitResult<()> {
     }
     match fs::rename(staged, dest) {
         Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
             let tmp = dest.with_file_name(format!(
                 ".{}.agency-tmp",
                 dest.file_name().and_then(|n| n.to_str()).unwrap_or("file")

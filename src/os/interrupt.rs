@@ -5,7 +5,9 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Once};
 
-const SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+use rustix::process::Signal;
+
+const SIGNALS: [Signal; 3] = [Signal::INT, Signal::TERM, Signal::HUP];
 
 /// The last signal that arrived while guarded (0: none).
 static PENDING: LazyLock<Arc<AtomicUsize>> = LazyLock::new(|| Arc::new(AtomicUsize::new(0)));
@@ -19,7 +21,7 @@ pub struct Guard(());
 impl Guard {
     pub fn new() -> Guard {
         INSTALL.call_once(|| {
-            for sig in SIGNALS {
+            for sig in SIGNALS.map(Signal::as_raw) {
                 // Both run on each signal, in this order: note it, then end
                 // the process unless a guard is held.
                 let _ = signal_hook::flag::register_usize(sig, PENDING.clone(), sig as usize);
@@ -48,10 +50,10 @@ pub fn pending() -> Option<i32> {
 
 /// A signal's name, for messages.
 pub fn name(sig: i32) -> &'static str {
-    match sig {
-        libc::SIGINT => "SIGINT (Ctrl-C)",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGHUP => "SIGHUP",
+    match Signal::from_named_raw(sig) {
+        Some(Signal::INT) => "SIGINT (Ctrl-C)",
+        Some(Signal::TERM) => "SIGTERM",
+        Some(Signal::HUP) => "SIGHUP",
         _ => "a signal",
     }
 }
