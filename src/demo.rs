@@ -349,13 +349,17 @@ fn flow(
     progress(&format!("task {task} added for CodeAgency"));
 
     loop {
+        // The item is queued, then its task moves to review in a
+        // transaction of its own: both are waited for, then told.
+        let pending = ctx.store.approvals(Some("pending"))?.pop();
+        let in_review = ctx.store.task(task)?.is_some_and(|t| t.state == "review");
         for e in ctx.store.events_after(None, seen)? {
             seen = e.id;
             if let Some(line) = describe(&e) {
                 progress(&line);
             }
         }
-        if let Some(item) = ctx.store.approvals(Some("pending"))?.pop() {
+        if let Some(item) = pending.filter(|_| in_review) {
             let report = DemoReport {
                 home: ctx.ws.root.clone(),
                 socket,

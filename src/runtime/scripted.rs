@@ -165,14 +165,18 @@ impl Registry {
         let m = store.message(claimed.id).ok()??;
         let mine = m.agency == self.agency && m.agent == self.agent;
         let head = Header::new(m.id, &m.kind, &m.from).to_string();
-        // Typed before it is recorded: a queued one must be the next.
+        // Typed before it is recorded: a queued one must be the next, or
+        // have been recorded as delivered since it was read.
         let next = match m.state.as_str() {
             "delivered" => true,
-            "queued" => store
-                .next_per_recipient()
-                .ok()?
-                .iter()
-                .any(|n| n.id == m.id),
+            "queued" => {
+                store
+                    .next_per_recipient()
+                    .ok()?
+                    .iter()
+                    .any(|n| n.id == m.id)
+                    || store.message(m.id).ok()??.state == "delivered"
+            }
             _ => false,
         };
         if !(mine && next && line.trim_start().starts_with(&head)) {
