@@ -172,11 +172,11 @@ pub fn config_text(project: &str, test_command: &str) -> String {
     };
     format!(
         r#"# agency workspace settings
-project = "{project}"              # git repository the agencies work on, relative to this file
+project = {project}              # git repository the agencies work on, relative to this file
 base_branch = "main"       # where approved work is merged
 
 [sandbox]
-test_command = "{test_command}"   {test_comment}
+test_command = {test_command}   {test_comment}
 
 [tmux]
 socket = ""                # empty: the default tmux server (AGENCY_TMUX_SOCKET overrides)
@@ -193,13 +193,14 @@ lease = "10m"              # a task claimed by an agent whose pane is gone this 
 # batch = "1m"             # what comes within this long of the first goes in one call
 # quiet = "22:00-08:00"    # held in these hours, then sent as one call
 "#,
-        project = toml_escape(project),
-        test_command = toml_escape(test_command),
+        project = toml_string(project),
+        test_command = toml_string(test_command),
     )
 }
 
-fn toml_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+/// `s` as a TOML string, quoted and escaped as TOML wants.
+fn toml_string(s: &str) -> String {
+    toml_edit::Value::from(s).to_string()
 }
 
 /// A located workspace.
@@ -420,25 +421,7 @@ pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
         created.push(CONFIG_FILE.to_string());
         test_command = Some(tests);
     } else if let Some(p) = &project_value {
-        let text =
-            fs::read_to_string(&config).map_err(|e| WorkspaceError::io(config.display(), e))?;
-        let line = format!("project = \"{}\"", toml_escape(p));
-        let mut replaced = false;
-        let mut lines: Vec<String> = text
-            .lines()
-            .map(|l| {
-                if !replaced && l.trim_start().starts_with("project") && l.contains('=') {
-                    replaced = true;
-                    line.clone()
-                } else {
-                    l.to_string()
-                }
-            })
-            .collect();
-        if !replaced {
-            lines.insert(0, line);
-        }
-        write_atomic(&config, (lines.join("\n") + "\n").as_bytes())?;
+        set_project(&config, p)?;
     }
     for sub in [
         "agencies",
@@ -494,6 +477,24 @@ pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
     })
 }
 
+/// Sets `project` in an existing `agency.toml`, keeping the rest of the
+/// file (comments, order, the comment after the value) as it is.
+fn set_project(config: &Path, project: &str) -> Result<()> {
+    let text = fs::read_to_string(config).map_err(|e| WorkspaceError::io(config.display(), e))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        WorkspaceError::user(
+            format!("{} is not valid: {}", config.display(), e.message()),
+            "fix the file; `agency init` writes a commented example",
+        )
+    })?;
+    let mut value = toml_edit::Value::from(project);
+    if let Some(old) = doc.get("project").and_then(|i| i.as_value()) {
+        *value.decor_mut() = old.decor().clone();
+    }
+    doc["project"] = toml_edit::Item::Value(value);
+    write_atomic(config, doc.to_string().as_bytes())
+}
+
 /// How to call this very binary in a printed command: `agency` when that
 /// is what PATH finds, else its full path (after `cargo run`, or a build
 /// that was never installed).
@@ -527,9 +528,11 @@ pub fn invocation(ws: &Workspace) -> String {
     }
 }
 
-/// Quotes a word for a POSIX shell when it needs it.
+/// Quotes a word for a POSIX shell when it needs it. A word shlex cannot
+/// quote (it holds a NUL, which no path or name can) becomes `''`, never
+/// itself.
 pub fn quote(word: &str) -> String {
-    shlex::try_quote(word).map_or_else(|_| word.to_string(), |q| q.into_owned())
+    shlex::try_quote(word).map_or_else(|_| "''".to_string(), |q| q.into_owned())
 }
 
 fn find_upwards(start: &Path) -> Option<PathBuf> {
@@ -631,6 +634,39 @@ mod tests {
         assert!(inside(dir.path(), "in.md").is_some());
         assert!(inside(dir.path(), "out.md").is_none());
         assert!(inside(dir.path(), "missing.md").is_none());
+    }
+
+    #[test]
+    fn the_project_is_set_and_the_rest_of_the_file_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        fs::write(&path, default_config_text(".")).unwrap();
+        let odd = "/p/a \"b\" \\c";
+        set_project(&path, odd).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let c: Config = toml::from_str(&text).unwrap();
+        assert_eq!(c.project.as_deref(), Some(odd));
+        assert_eq!(c.sandbox.test_command.as_deref(), Some("cargo test"));
+        assert!(text.starts_with("# agency workspace settings\n"), "{text}");
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("# git repository the agencies work on, relative to this file"),
+            "{text}"
+        );
+        // A file without one gets one.
+        fs::write(&path, "[tmux]\nsocket = \"\"\n").unwrap();
+        set_project(&path, "app").unwrap();
+        let c: Config = toml::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(c.project.as_deref(), Some("app"));
+    }
+
+    #[test]
+    fn config_values_are_toml_strings() {
+        let c: Config = toml::from_str(&config_text("a\"b\\c", "echo \"x\"\n")).unwrap();
+        assert_eq!(c.project.as_deref(), Some("a\"b\\c"));
+        assert_eq!(c.sandbox.test_command.as_deref(), Some("echo \"x\"\n"));
     }
 
     #[test]

@@ -24,8 +24,8 @@ use crate::runtime::permissions::{self, Grant};
 use crate::runtime::profile::{self, Profile};
 use crate::runtime::SHELLS;
 use crate::store::{AgencyRow, AgentRow};
-use crate::workspace::inside;
 use crate::workspace::Workspace;
+use crate::workspace::{inside, quote};
 use templates::Overrides;
 
 #[derive(Debug, Clone, Default)]
@@ -523,7 +523,9 @@ fn grant_applies(cmd: &str, grant: &Grant) -> bool {
     grant.args.is_empty() || !is_compound(cmd)
 }
 
-/// More than one simple command (redirections keep it simple).
+/// More than one simple command (redirections keep it simple). Any
+/// operator character counts, quoted or not: shlex reads words, not
+/// operators, and a false "compound" only costs the `exec`.
 fn is_compound(cmd: &str) -> bool {
     cmd.contains([';', '&', '|', '\n', '(', ')', '`', '{', '}'])
 }
@@ -571,14 +573,6 @@ fn pane_command(
         }
     }
     line
-}
-
-/// A word for the pane's shell. Paths and names never hold a NUL (the
-/// operating system refuses them), so this cannot fail on them.
-pub(crate) fn quote(word: &str) -> String {
-    shlex::try_quote(word)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| "''".to_string())
 }
 
 /// Makes `registry/bin/agency` a link to this very binary (however it was

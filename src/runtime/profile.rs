@@ -420,11 +420,14 @@ pub fn for_agent<'a>(
     if let Some(n) = named {
         return profiles.get(n);
     }
-    let words: Vec<&str> = command.split_whitespace().collect();
+    // The command's words as its shell reads them (quotes removed); a
+    // line shlex cannot read (an open quote) is taken word by word.
+    let words = shlex::split(command)
+        .unwrap_or_else(|| command.split_whitespace().map(str::to_string).collect());
     if words.windows(2).any(|w| w == ["agent", "scripted"]) {
         return profiles.get("scripted");
     }
-    let mut words = words.iter().map(|w| w.trim_matches(['"', '\'']));
+    let mut words = words.iter().map(String::as_str);
     let program = loop {
         let w = words.next()?;
         // `env -u NAME` and `env -C DIR`: the next word is not the program.

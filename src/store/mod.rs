@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, Transaction};
 
+use crate::workspace::quote;
+
 mod agencies;
 mod approvals;
 mod events;
@@ -69,12 +71,8 @@ impl StoreError {
                     Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
                 ) =>
             {
-                let aside = shlex::try_quote(&format!("{path}.damaged"))
-                    .map(|q| q.into_owned())
-                    .unwrap_or_else(|_| format!("{path}.damaged"));
-                let path = shlex::try_quote(path)
-                    .map(|q| q.into_owned())
-                    .unwrap_or_else(|_| path.clone());
+                let aside = quote(&format!("{path}.damaged"));
+                let path = quote(path);
                 Some(format!(
                     "the registry database is damaged: move it aside (`mv {path} {aside}`, \
                      with its -wal and -shm files if any), then `agency create NAME` brings each \
