@@ -24,7 +24,7 @@ fn item(id: i64) -> ApprovalRow {
         branch: format!("feature/change-{id}"),
         commit: "0123456789abcdef0123456789abcdef01234567".into(),
         base_branch: "main".into(),
-        status: "pending".into(),
+        status: agency::model::ApprovalStatus::Pending,
         tests_passed: Some(100 + id % 7),
         tests_failed: Some(id % 3),
         coverage: Some(80.0),

@@ -97,7 +97,7 @@ impl Ctx {
             .store
             .agents(name)?
             .into_iter()
-            .filter(|a| a.role == "coordinator" || a.role == "specialist")
+            .filter(|a| a.role.is_agent())
             .map(|a| a.name)
             .collect())
     }

@@ -18,6 +18,7 @@ use crate::os::git;
 use crate::store::ApprovalRow;
 use crate::tasks;
 use crate::workspace::{self, write_atomic, Workspace};
+use crate::model::ApprovalStatus;
 
 /// How long the flow may take before the demo gives up.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -351,7 +352,7 @@ fn flow(
     loop {
         // The item is queued, then its task moves to review in a
         // transaction of its own: both are waited for, then told.
-        let pending = ctx.store.approvals(Some("pending"))?.pop();
+        let pending = ctx.store.approvals(Some(ApprovalStatus::Pending))?.pop();
         let in_review = ctx.store.task(task)?.is_some_and(|t| t.state == "review");
         for e in ctx.store.events_after(None, seen)? {
             seen = e.id;

@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::model::spec::{validate_name, AgencySpec, AgentSpec};
 use crate::model::Permissions;
-use crate::model::{Event, Layout};
+use crate::model::{AgencyState, Event, Layout, Role};
 use crate::os::git::{Project, WorktreeState};
 use crate::os::process::{self, Ended};
 use crate::os::tmux::{Op, PaneInfo, PaneSpec, Place};
@@ -38,6 +38,18 @@ pub struct CreateOptions {
     pub move_agents: bool,
 }
 
+crate::model::closed_set! {
+    /// What bringing an agency up was: `create` (a new agency), `start` (a
+    /// known agency without a session) or `reconcile` (its session was up).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Bringing ("action") {
+        Create = "create",
+        Start = "start",
+        Reconcile = "reconcile",
+    }
+}
+
 /// An agent left running where it no longer works (see `CreateReport`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Stale {
@@ -52,8 +64,7 @@ pub struct Stale {
 pub struct CreateReport {
     pub name: String,
     pub session: String,
-    /// `create` (new agency), `start` (known agency, no session) or `reconcile`.
-    pub action: &'static str,
+    pub action: Bringing,
     pub template: String,
     pub layout: String,
     /// Panes made by this call.
@@ -87,9 +98,6 @@ pub struct CreateReport {
 pub fn create(ctx: &mut Ctx, opts: &CreateOptions) -> Result<CreateReport> {
     validate_name("agency", &opts.name)?;
     let _lock = ctx.ws.lock_agency(&opts.name)?;
-    if let Some(l) = &opts.overrides.layout {
-        Layout::parse(l)?;
-    }
     let dir = ctx.ws.agency_dir(&opts.name);
     let exists = dir.join("agency.json").is_file();
     let fresh = if exists {
@@ -236,7 +244,7 @@ fn brief(ctx: &mut Ctx, agency: &str, slots: &[Slot], created: &[String]) -> Res
 /// A pane the tool keeps for an agency, in window order.
 struct Slot {
     name: String,
-    role: &'static str,
+    role: Role,
     window: String,
     command: Option<String>,
     dir: PathBuf,
@@ -293,7 +301,7 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
     };
     let mut out = vec![Slot {
         name: "coordinator".into(),
-        role: "coordinator",
+        role: Role::Coordinator,
         window: agent_window("coordinator"),
         command: Some(coordinator_command),
         dir: work_dir.clone(),
@@ -309,7 +317,7 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
         let (command, briefing, unset_env, permissions) = start(a);
         out.push(Slot {
             name: a.name.clone(),
-            role: "specialist",
+            role: Role::Specialist,
             window: agent_window(&a.name),
             command: Some(command),
             dir: work_dir.clone(),
@@ -324,7 +332,7 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
     }
     out.push(Slot {
         name: "tools".into(),
-        role: "tools",
+        role: Role::Tools,
         window: "tools".into(),
         command: None,
         dir: ws.agency_dir(&spec.name),
@@ -338,7 +346,7 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
     });
     out.push(Slot {
         name: "sandbox".into(),
-        role: "sandbox",
+        role: Role::Sandbox,
         window: "sandbox".into(),
         command: None,
         dir: ws.root.join("sandbox").join("testing"),
@@ -376,7 +384,7 @@ fn grant_permissions(ws: &Workspace, spec: &AgencySpec, slots: &mut [Slot], prof
             registry: ws.registry_dir(),
             home: std::env::var_os("HOME").unwrap_or_default().into(),
         };
-        s.grant = permissions::grant(p, s.permissions, s.role == "coordinator", &places);
+        s.grant = permissions::grant(p, s.permissions, s.role == Role::Coordinator, &places);
     }
 }
 
@@ -419,8 +427,8 @@ fn prepare_worktrees(
         .filter(|c| !c.trim().is_empty());
     for slot in slots.iter_mut() {
         let wants = match slot.role {
-            "coordinator" => spec.coordinator.worktree == Some(true),
-            "specialist" => spec
+            Role::Coordinator => spec.coordinator.worktree == Some(true),
+            Role::Specialist => spec
                 .agents
                 .iter()
                 .find(|a| a.name == slot.name)
@@ -694,7 +702,7 @@ pub fn all_warning(agent: &str) -> String {
 /// line (a tmux format) under the last screen.
 fn dead_note(agency: &str, s: &Slot) -> Option<String> {
     let status = "status #{pane_dead_status}#{?pane_dead_signal, signal #{pane_dead_signal},}";
-    matches!(s.role, "coordinator" | "specialist").then(|| {
+    s.role.is_agent().then(|| {
         format!(
             "{} exited ({status}): `agency status {} --restart` starts it again",
             crate::os::tmux::literal(&s.name),
@@ -735,7 +743,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
             "make `name` in agency.json match its folder name",
         ));
     }
-    let layout = Layout::parse(spec.layout.as_deref().unwrap_or("windows"))?;
+    let layout = spec.layout.unwrap_or_default();
     check_role_files(&spec, dir)?;
     let profiles = profile::load(&ctx.ws.root)?;
     check_profiles(&spec, &profiles)?;
@@ -977,7 +985,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
         .enumerate()
         .map(|(i, s)| AgentRow {
             name: s.name.clone(),
-            role: s.role.to_string(),
+            role: s.role,
             position: i as i64,
             command: s.command.clone().unwrap_or_default(),
             window: s.window.clone(),
@@ -988,21 +996,21 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
         })
         .collect();
     let action = match (&previous, session_exists) {
-        (_, true) => "reconcile",
-        (Some(_), false) => "start",
-        (None, false) => "create",
+        (_, true) => Bringing::Reconcile,
+        (Some(_), false) => Bringing::Start,
+        (None, false) => Bringing::Create,
     };
     let row = AgencyRow {
         name: name.clone(),
         template: spec.template.clone(),
-        layout: layout.as_str().into(),
+        layout,
         session: name.clone(),
-        state: "running".into(),
+        state: AgencyState::Running,
         created_at: String::new(),
         updated_at: String::new(),
     };
     let detail = json!({ "layout": layout.as_str(), "created": created, "restarted": restarted, "moved": moved });
-    let event = Event::new(&name, action, detail);
+    let event = Event::new(&name, action.as_str(), detail);
     ctx.store.save_running(&row, &agents, &event).map_err(|e| {
         if !session_exists {
             let _ = ctx.tmux.kill_session(&name);
@@ -1032,7 +1040,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
         ignored: Vec::new(),
         permissions: slots
             .iter()
-            .filter(|s| matches!(s.role, "coordinator" | "specialist"))
+            .filter(|s| s.role.is_agent())
             .map(|s| (s.name.clone(), s.permissions))
             .collect(),
         warnings,
@@ -1052,7 +1060,7 @@ fn misplaced(
     let mut moves = Vec::new();
     let mut stale = Vec::new();
     for (i, s) in slots.iter().enumerate() {
-        if !matches!(s.role, "coordinator" | "specialist") || s.setup_error.is_some() {
+        if !s.role.is_agent() || s.setup_error.is_some() {
             continue;
         }
         let Some(p) = pane_of[i]
@@ -1081,7 +1089,7 @@ fn misplaced(
 #[derive(Debug, Clone, Serialize)]
 pub struct AgentStatus {
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub pane: Option<String>,
     pub state: String,
     pub window: String,
@@ -1114,7 +1122,7 @@ pub struct AgencyStatus {
     pub running: bool,
     pub session: String,
     pub template: String,
-    pub layout: String,
+    pub layout: Layout,
     pub agents: Vec<AgentStatus>,
 }
 
@@ -1156,7 +1164,7 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
         .store
         .agents(name)?
         .into_iter()
-        .filter(|a| a.role == "coordinator" || a.role == "specialist")
+        .filter(|a| a.role.is_agent())
         .map(|a| {
             let pane = a
                 .pane_id
@@ -1184,27 +1192,27 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
         })
         .collect();
     let (template, layout) = match &row {
-        Some(r) => (r.template.clone(), r.layout.clone()),
+        Some(r) => (r.template.clone(), r.layout),
         None => {
             // Never started: describe it from its folder.
             let spec = AgencySpec::load(&ctx.ws.agency_dir(name))?;
             let default_cmd = ctx.ws.default_agent_command();
             let profiles = profile::load(&ctx.ws.root)?;
-            let layout = spec.layout.clone().unwrap_or_else(|| "windows".into());
-            agents = std::iter::once(("coordinator".to_string(), "coordinator", &spec.coordinator))
+            let layout = spec.layout.unwrap_or_default();
+            agents = std::iter::once(("coordinator".to_string(), Role::Coordinator, &spec.coordinator))
                 .chain(
                     spec.agents
                         .iter()
-                        .map(|a| (a.name.clone(), "specialist", a)),
+                        .map(|a| (a.name.clone(), Role::Specialist, a)),
                 )
                 .map(|(n, role, a)| AgentStatus {
-                    window: if layout == "panes" {
+                    window: if layout == Layout::Panes {
                         "agents".into()
                     } else {
                         n.clone()
                     },
                     name: n,
-                    role: role.into(),
+                    role,
                     pane: None,
                     state: "exited".into(),
                     command: profile::resolve(&profiles, a, &default_cmd).0,
@@ -1349,7 +1357,7 @@ pub fn restore(ctx: &mut Ctx, name: Option<&str>) -> Result<Vec<CreateReport>> {
             .store
             .agencies()?
             .into_iter()
-            .filter(|a| a.state == "running")
+            .filter(|a| a.state == AgencyState::Running)
             .map(|a| a.name)
             .collect(),
     };

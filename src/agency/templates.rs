@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::model::spec::{validate_name, AgencySpec, AgentSpec};
+use crate::model::Layout;
 
 static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
@@ -170,7 +171,7 @@ pub struct Overrides {
     pub coordinator: Option<String>,
     pub capabilities: Option<Vec<String>>,
     pub agent_command: Option<String>,
-    pub layout: Option<String>,
+    pub layout: Option<Layout>,
 }
 
 /// The spec an agency called `name` gets from `template` with `overrides`.
@@ -211,8 +212,8 @@ pub fn instantiate(template: &Template, name: &str, o: &Overrides) -> Result<Age
             a.command = Some(cmd.clone());
         }
     }
-    if let Some(l) = &o.layout {
-        spec.layout = Some(l.clone());
+    if let Some(l) = o.layout {
+        spec.layout = Some(l);
     }
     spec.validate()?;
     Ok(spec)

@@ -23,6 +23,7 @@ use crate::os::git::{DiffStats, MergeOutcome, Project};
 use crate::os::{interrupt, process};
 use crate::store::{ApprovalRow, Decision, HandoffRow, NewMessage};
 use crate::tasks;
+use crate::model::ApprovalStatus;
 use testrun::TestRun;
 
 /// How long a test command may run unless told otherwise.
@@ -343,7 +344,7 @@ pub fn submit_watched(
         branch,
         commit: report.commit.clone(),
         base_branch: base,
-        status: "pending".into(),
+        status: ApprovalStatus::Pending,
         tests_passed: report.run.summary.passed.map(|n| n as i64),
         tests_failed: report.run.summary.failed.map(|n| n as i64),
         coverage: report.run.summary.coverage,
@@ -383,7 +384,7 @@ fn refuse_resubmission(
     let me = crate::workspace::invocation(&ctx.ws);
     if let Some(item) = ctx
         .store
-        .approvals(Some("pending"))?
+        .approvals(Some(ApprovalStatus::Pending))?
         .into_iter()
         .find(|i| i.branch == branch && i.commit == commit)
     {
@@ -430,7 +431,7 @@ fn pending_item(ctx: &Ctx, id: i64) -> Result<ApprovalRow> {
             "see the queue with `agency approvals --json`",
         )
     })?;
-    if item.status != "pending" {
+    if item.status != ApprovalStatus::Pending {
         return Err(Error::user(
             format!(
                 "approval #{id} was already {} ({})",
@@ -507,8 +508,7 @@ pub fn approve(ctx: &mut Ctx, id: i64, note: Option<&str>, force: bool) -> Resul
         other => other.map(|r| r.id),
     };
     let item = pending_item(ctx, id)?;
-    let failed = item.tests_failed.unwrap_or(0) > 0 || item.test_exit_code != Some(0);
-    if failed && !force {
+    if !item.passed() && !force {
         return Err(Error::user(
             format!(
                 "approval #{id} did not pass its tests ({} failed, exit code {})",
@@ -627,7 +627,7 @@ fn conclude(
     let decision = Decision {
         id: item.id,
         agency: item.agency.clone(),
-        status: "approved",
+        status: ApprovalStatus::Approved,
         by: by.to_string(),
         note: note.map(str::to_string),
         feedback: None,
@@ -659,7 +659,7 @@ fn conclude(
             "the decision is recorded, but its task is not done: {e}"
         ));
     }
-    if item.status != "pending" {
+    if item.status != ApprovalStatus::Pending {
         // Decided by the run that was interrupted; only its plan was left.
         landing::clear(ctx);
         return Ok(r);
@@ -674,7 +674,7 @@ fn conclude(
     if let Err(e) = record_decision(
         ctx,
         item,
-        "approved",
+        ApprovalStatus::Approved,
         by,
         note.unwrap_or(""),
         Some(&r.merge_commit),
@@ -716,7 +716,7 @@ pub fn reject(ctx: &mut Ctx, id: i64, feedback: &str) -> Result<Option<i64>> {
     let decision = Decision {
         id,
         agency: item.agency.clone(),
-        status: "rejected",
+        status: ApprovalStatus::Rejected,
         by: by.clone(),
         note: None,
         feedback: Some(feedback.to_string()),
@@ -725,7 +725,7 @@ pub fn reject(ctx: &mut Ctx, id: i64, feedback: &str) -> Result<Option<i64>> {
     let message_id = ctx.store.decide_and_queue(&decision, &msg)?;
     // The decision and the message stand from here: say so if the rest fails.
     bus::queued(ctx)
-        .and_then(|_| record_decision(ctx, &item, "rejected", &by, feedback, None))
+        .and_then(|_| record_decision(ctx, &item, ApprovalStatus::Rejected, &by, feedback, None))
         .and_then(|_| tasks::hooks::rejected(ctx, &item, feedback))
         .map_err(|e| {
             Error::user(
@@ -744,7 +744,7 @@ pub fn reject(ctx: &mut Ctx, id: i64, feedback: &str) -> Result<Option<i64>> {
 fn record_decision(
     ctx: &mut Ctx,
     item: &ApprovalRow,
-    status: &str,
+    status: ApprovalStatus,
     by: &str,
     text: &str,
     merge_commit: Option<&str>,

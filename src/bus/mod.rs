@@ -14,58 +14,12 @@ use serde_json::Value;
 
 use crate::context::Ctx;
 use crate::error::{Error, Result};
-use crate::model::sanitize;
+use crate::model::{IntraType, sanitize, validate_type};
 use crate::model::spec::validate_name;
 use crate::store::NewMessage;
 
-/// Message types within an agency.
-pub const INTRA_TYPES: &[&str] = &["STATUS", "TASK", "QUESTION", "COMPLETE", "BLOCKED", "NOTE"];
-
 /// Bodies larger than this go nowhere useful in a terminal; refuse them.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// Checks an inter-agency message type: `^[A-Za-z][A-Za-z0-9_.-]{0,31}$`.
-/// It is typed into panes in the header, so nothing else is let in.
-pub fn validate_type(kind: &str) -> Result<()> {
-    let mut chars = kind.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && kind.len() <= 32
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::user(
-            format!("invalid message type {kind:?}"),
-            "a type starts with a letter and holds only letters, digits, `_`, `-` and `.` (at most 32 characters), e.g. \"results\"",
-        ))
-    }
-}
-
-/// The type of an intra-agency message: `--type`, else the body's leading
-/// word when it is a known type (`TASK-042: ...` is a TASK), else NOTE.
-pub fn intra_type(body: &str, explicit: Option<&str>) -> Result<String> {
-    if let Some(t) = explicit {
-        let up = t.to_ascii_uppercase();
-        return if INTRA_TYPES.contains(&up.as_str()) {
-            Ok(up)
-        } else {
-            Err(Error::user(
-                format!("unknown message type {t:?}"),
-                format!("use one of {}", INTRA_TYPES.join(", ")),
-            ))
-        };
-    }
-    let lead: String = body
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_uppercase())
-        .collect();
-    Ok(if INTRA_TYPES.contains(&lead.as_str()) {
-        lead
-    } else {
-        "NOTE".to_string()
-    })
-}
 
 /// The sender: `--from AGENCY/AGENT` (or a bare name), else
 /// `AGENCY_NAME`/`AGENCY_AGENT` from the environment, else `human`.
@@ -200,7 +154,7 @@ fn send_at(
     validate_name("agency", agency_name)?;
     validate_name("agent", agent)?;
     let body = check_body(body)?;
-    let kind = intra_type(&body, kind)?;
+    let kind = IntraType::of(&body, kind)?.as_str().to_string();
     let from = sender(from)?;
     let agent = ctx.resolve(agency_name, agent)?.agent;
     let msg = NewMessage {
@@ -283,7 +237,7 @@ pub fn broadcast(ctx: &mut Ctx, from: &str, message: &str, all_agents: bool) -> 
     let body = check_body(message)?;
     let kind = match &payload {
         Some(p) => p["type"].as_str().unwrap_or("alert").to_string(),
-        None => intra_type(&body, None)?,
+        None => IntraType::of(&body, None)?.as_str().to_string(),
     };
     validate_type(&kind)?;
     let mut msgs = Vec::new();
@@ -331,19 +285,6 @@ pub fn wake_socket(registry: &Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn types_come_from_the_flag_or_the_leading_word() {
-        assert_eq!(intra_type("TASK-042: do it", None).unwrap(), "TASK");
-        assert_eq!(
-            intra_type("STATUS python-agent: 60%", None).unwrap(),
-            "STATUS"
-        );
-        assert_eq!(intra_type("TASKS are many", None).unwrap(), "NOTE");
-        assert_eq!(intra_type("hello", None).unwrap(), "NOTE");
-        assert_eq!(intra_type("x", Some("blocked")).unwrap(), "BLOCKED");
-        assert!(intra_type("x", Some("shout")).is_err());
-    }
 
     #[test]
     fn payloads_need_a_string_type() {

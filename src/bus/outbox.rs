@@ -36,6 +36,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::spec::validate_name;
 use crate::store::NewMessage;
+use crate::model::IntraType;
 
 pub fn dir(registry: &Path) -> PathBuf {
     registry.join("outbox")
@@ -304,7 +305,9 @@ pub fn parse_drop(bytes: &[u8]) -> Result<NewMessage> {
             .as_str()
             .ok_or_else(|| Error::user("\"body\" must be a string", ""))?;
         let body = bus::check_body(body)?;
-        let kind = bus::intra_type(&body, obj.get("type").and_then(Value::as_str))?;
+        let kind = IntraType::of(&body, obj.get("type").and_then(Value::as_str))?
+            .as_str()
+            .to_string();
         return Ok(bus::intra_message(&from, agency_name, agent, kind, body));
     }
     let payload = match obj.get("payload") {

@@ -22,7 +22,7 @@ use crate::bus::{outbox, wake_socket};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::spec::AgencySpec;
-use crate::model::{sanitize, Event, Header};
+use crate::model::{AgencyState, Event, Header, sanitize};
 use crate::os::process::{self, Signal};
 use crate::os::tmux::{Op, PaneInfo};
 use crate::runtime::profile::{self, Multiline, Profile, ScreenState};
@@ -156,7 +156,7 @@ const LINGER: Duration = Duration::from_secs(60);
 fn any_running(ctx: &Ctx) -> bool {
     ctx.store
         .agencies()
-        .map(|a| a.iter().any(|a| a.state == "running"))
+        .map(|a| a.iter().any(|a| a.state == AgencyState::Running))
         .unwrap_or(true)
 }
 

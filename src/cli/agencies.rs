@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use clap::{Args, ValueEnum};
 
 use super::{print_json, print_lines, split_list};
-use crate::agency::{self, templates::Overrides, AgencyStatus, CreateOptions};
+use crate::agency::{self, templates::Overrides, AgencyStatus, Bringing, CreateOptions};
 use crate::context::Ctx;
 use crate::error::Result;
-use crate::model::Permissions;
+use crate::model::{Layout, Permissions};
 use crate::runtime::profile::Choice;
 
 /// Make an agency from a template and bring its tmux session up (again: repair it)
@@ -42,31 +42,13 @@ pub struct CreateArgs {
     pub agent_command: Option<String>,
     /// One window per agent, or the agents as panes of one window
     #[arg(long, value_enum)]
-    pub layout: Option<LayoutArg>,
+    pub layout: Option<Layout>,
     /// Restart agents still running in a folder they no longer work in, even busy ones
     #[arg(long = "move")]
     pub move_agents: bool,
     /// Print a JSON report
     #[arg(long)]
     pub json: bool,
-}
-
-/// How an agency's agents are laid out in tmux.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LayoutArg {
-    /// One window per agent
-    Windows,
-    /// The coordinator and specialists as panes of window 0
-    Panes,
-}
-
-impl LayoutArg {
-    fn as_str(self) -> &'static str {
-        match self {
-            LayoutArg::Windows => "windows",
-            LayoutArg::Panes => "panes",
-        }
-    }
 }
 
 pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
@@ -78,7 +60,7 @@ pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
             coordinator: args.coordinator.clone(),
             capabilities: args.capabilities.as_deref().map(split_list),
             agent_command: args.agent_command.clone(),
-            layout: args.layout.map(|l| l.as_str().to_string()),
+            layout: args.layout,
         },
         move_agents: args.move_agents,
     };
@@ -101,9 +83,9 @@ pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
         return print_json(&report);
     }
     let verb = match report.action {
-        "create" => "created",
-        "start" => "started",
-        _ => "reconciled",
+        Bringing::Create => "created",
+        Bringing::Start => "started",
+        Bringing::Reconcile => "reconciled",
     };
     let mut done = Vec::new();
     if !report.created.is_empty() {
@@ -179,7 +161,7 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> Result<()> {
                     .iter()
                     .map(|s| Agent {
                         name: &s.name,
-                        role: &s.role,
+                        role: s.role.as_str(),
                         pane: s.pane.as_deref(),
                         state: &s.state,
                     })

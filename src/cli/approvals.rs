@@ -284,7 +284,7 @@ fn last_line(path: &str) -> Option<String> {
 /// What `submit` says: the item, how its tests went, what comes next.
 fn submitted_lines(i: &crate::store::ApprovalRow, me: &str) -> Vec<String> {
     let n = |v: Option<i64>| v.map_or("?".to_string(), |n| n.to_string());
-    let passed = i.tests_failed.unwrap_or(0) == 0 && i.test_exit_code == Some(0);
+    let passed = i.passed();
     let exit = match i.test_exit_code {
         Some(0) => String::new(),
         Some(c) => format!(", exit {c}"),
@@ -332,29 +332,15 @@ Keys: ↑/↓ or k/j move, Enter details, d diff, t test log, f filter, a approv
 (y confirms; F approves an item whose tests failed), r reject with feedback, q quit.")]
 pub struct ApprovalsArgs {
     /// Which items
-    #[arg(long, value_enum, default_value_t = StatusArg::Pending)]
-    pub status: StatusArg,
+    #[arg(long, value_enum, default_value_t = Filter::Pending)]
+    pub status: Filter,
     /// Print JSON (also what a non-terminal gets)
     #[arg(long)]
     pub json: bool,
 }
 
-/// The approval queue's filters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StatusArg {
-    Pending,
-    Approved,
-    Rejected,
-    All,
-}
-
 pub fn approvals(ctx: &mut Ctx, a: &ApprovalsArgs) -> Result<()> {
-    let filter = match a.status {
-        StatusArg::Pending => Filter::Pending,
-        StatusArg::Approved => Filter::Approved,
-        StatusArg::Rejected => Filter::Rejected,
-        StatusArg::All => Filter::All,
-    };
+    let filter = a.status;
     if !a.json && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         return crate::tui::run(ctx, filter);
     }

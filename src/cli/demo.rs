@@ -8,6 +8,7 @@ use super::{print_lines, quote};
 use crate::error::Result;
 use crate::store::ApprovalRow;
 use crate::tui::app::Filter;
+use crate::model::ApprovalStatus;
 
 /// Run the whole system offline: scripted agencies take a task from
 /// implementation to the approval queue
@@ -83,7 +84,7 @@ fn summary(r: &crate::demo::DemoReport, i: &ApprovalRow) -> Vec<String> {
         format!("workspace: {}", r.home.display()),
         format!("watch the agents: {watch}"),
     ];
-    if i.status == "pending" {
+    if i.status == ApprovalStatus::Pending {
         lines.push(format!("decide: {ws} approvals"));
     } else {
         lines.push(format!("the record: {ws} approvals --status all --json"));

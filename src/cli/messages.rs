@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::{print_json, print_lines};
 use crate::agency::Presence;
@@ -10,6 +10,7 @@ use crate::bus;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::workspace::Workspace;
+use crate::model::IntraType;
 
 /// Send a message to an agent of an agency (`coordinator` or a specialist)
 #[derive(Debug, Args)]
@@ -34,43 +35,12 @@ pub struct SendArgs {
     pub message: String,
     /// The message type (default: the text's leading word if it is one, else NOTE)
     #[arg(long = "type", value_enum, ignore_case = true)]
-    pub kind: Option<MsgType>,
+    pub kind: Option<IntraType>,
     /// Sender as AGENCY/AGENT (default: AGENCY_NAME/AGENCY_AGENT, else human)
     #[arg(long, value_name = "AGENCY/AGENT")]
     pub from: Option<String>,
     #[command(flatten)]
     pub out: IdOutput,
-}
-
-/// The types of messages within an agency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "UPPERCASE")]
-pub enum MsgType {
-    /// A progress report
-    Status,
-    /// An assignment
-    Task,
-    /// A request for information
-    Question,
-    /// Work finished
-    Complete,
-    /// Stuck, needs help
-    Blocked,
-    /// Anything else
-    Note,
-}
-
-impl MsgType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MsgType::Status => "STATUS",
-            MsgType::Task => "TASK",
-            MsgType::Question => "QUESTION",
-            MsgType::Complete => "COMPLETE",
-            MsgType::Blocked => "BLOCKED",
-            MsgType::Note => "NOTE",
-        }
-    }
 }
 
 /// How a command that queues something reports it.
@@ -134,7 +104,7 @@ pub fn send(ctx: &mut Ctx, args: &SendArgs) -> Result<()> {
         &args.agency,
         &agent,
         &body,
-        args.kind.map(MsgType::as_str),
+        args.kind.map(IntraType::as_str),
         args.from.as_deref(),
     )?;
     if !args.out.json {
@@ -500,7 +470,7 @@ pub struct ScheduleArgs {
     pub at: Option<String>,
     /// The message type (default: the text's leading word if it is one, else NOTE)
     #[arg(long = "type", value_enum, ignore_case = true)]
-    pub kind: Option<MsgType>,
+    pub kind: Option<IntraType>,
     /// List the check-ins still waiting
     #[arg(long, conflicts_with_all = ["cancel", "agency"])]
     pub list: bool,
@@ -578,7 +548,7 @@ pub fn schedule(ctx: &mut Ctx, a: &ScheduleArgs) -> Result<()> {
     };
     let body = bus::read_body(message)?;
     let agent = &ctx.resolve(agency, agent)?.agent;
-    let id = bus::schedule(ctx, agency, agent, &body, a.kind.map(MsgType::as_str), at)?;
+    let id = bus::schedule(ctx, agency, agent, &body, a.kind.map(IntraType::as_str), at)?;
     let when = humantime::format_rfc3339_seconds(at).to_string();
     if a.json {
         return print_json(&serde_json::json!({

@@ -4,6 +4,68 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::Invalid;
+
+super::closed_set! {
+    /// The types of messages within an agency.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+    #[value(rename_all = "UPPERCASE")]
+    pub enum IntraType ("message type") {
+        /// A progress report
+        Status = "STATUS",
+        /// An assignment
+        Task = "TASK",
+        /// A request for information
+        Question = "QUESTION",
+        /// Work finished
+        Complete = "COMPLETE",
+        /// Stuck, needs help
+        Blocked = "BLOCKED",
+        /// Anything else
+        Note = "NOTE",
+    }
+}
+
+impl IntraType {
+    /// The type of an intra-agency message: `--type` (any case), else the
+    /// body's leading word when it is a type (`TASK-042: ...` is a TASK),
+    /// else NOTE.
+    pub fn of(body: &str, explicit: Option<&str>) -> Result<IntraType, Invalid> {
+        if let Some(t) = explicit {
+            return t.to_ascii_uppercase().parse().map_err(|_| {
+                let words: Vec<&str> = IntraType::ALL.iter().map(|k| k.as_str()).collect();
+                Invalid::new(
+                    format!("unknown message type {t:?}"),
+                    format!("use one of {}", words.join(", ")),
+                )
+            });
+        }
+        let lead: String = body
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase())
+            .collect();
+        Ok(lead.parse().unwrap_or(IntraType::Note))
+    }
+}
+
+/// Checks an inter-agency message type: `^[A-Za-z][A-Za-z0-9_.-]{0,31}$`.
+/// It is typed into panes in the header, so nothing else is let in.
+pub fn validate_type(kind: &str) -> Result<(), Invalid> {
+    let mut chars = kind.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && kind.len() <= 32
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            format!("invalid message type {kind:?}"),
+            "a type starts with a letter and holds only letters, digits, `_`, `-` and `.` (at most 32 characters), e.g. \"results\"",
+        ))
+    }
+}
+
 /// Removes every control character except newline and tab, so no escape
 /// sequence reaches the receiving program. `\r\n` and lone `\r` become `\n`.
 pub fn sanitize(body: &str) -> String {
@@ -114,6 +176,22 @@ mod tests {
             "a[31mred\tb\ncd"
         );
         assert_eq!(sanitize("ünï ✓"), "ünï ✓");
+    }
+
+    #[test]
+    fn types_come_from_the_flag_or_the_leading_word() {
+        let of = |body, flag| IntraType::of(body, flag).map(IntraType::as_str);
+        assert_eq!(of("TASK-042: do it", None).unwrap(), "TASK");
+        assert_eq!(of("STATUS python-agent: 60%", None).unwrap(), "STATUS");
+        assert_eq!(of("TASKS are many", None).unwrap(), "NOTE");
+        assert_eq!(of("hello", None).unwrap(), "NOTE");
+        assert_eq!(of("x", Some("blocked")).unwrap(), "BLOCKED");
+        let e = of("x", Some("shout")).unwrap_err();
+        assert_eq!(e.message, "unknown message type \"shout\"");
+        assert!(validate_type("results").is_ok());
+        for bad in ["", "1x", "a b", "a]", &"a".repeat(33)] {
+            assert!(validate_type(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

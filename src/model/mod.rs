@@ -5,7 +5,7 @@
 pub mod message;
 pub mod spec;
 
-pub use message::{sanitize, Header};
+pub use message::{sanitize, validate_type, Header, IntraType};
 
 use serde::{Deserialize, Serialize};
 
@@ -27,111 +27,142 @@ impl Invalid {
     }
 }
 
-/// How much an agent's CLI does without asking.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Permissions {
-    /// Agency's own commands run without asking; everything else as the
-    /// CLI does by default.
-    #[default]
-    Bus,
-    /// Nothing pre-approved: the CLI asks.
-    Ask,
-    /// `bus`, and the CLI edits files in its working copy without asking.
-    Project,
-    /// The CLI's "approve everything" mode.
-    All,
-}
-
-impl Permissions {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permissions::Bus => "bus",
-            Permissions::Ask => "ask",
-            Permissions::Project => "project",
-            Permissions::All => "all",
+/// A closed set of values written as lowercase words: the enum, its
+/// words (`as_str`, `Display`), and its parsing (`FromStr`, naming the
+/// words when one is unknown). Serde and clap derive the same words.
+macro_rules! closed_set {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal) {
+            $($(#[$vmeta:meta])* $variant:ident = $word:literal,)+
         }
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::model::Invalid;
+
+            fn from_str(s: &str) -> std::result::Result<$name, $crate::model::Invalid> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| {
+                        let words: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                        $crate::model::Invalid::new(
+                            format!("unknown {} {s:?}", $what),
+                            format!("use one of: {}", words.join(", ")),
+                        )
+                    })
+            }
+        }
+    };
+}
+pub(crate) use closed_set;
+
+closed_set! {
+    /// How much an agent's CLI does without asking.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Permissions ("permissions") {
+        /// Agency's own commands run without asking; everything else as the
+        /// CLI does by default.
+        #[default]
+        Bus = "bus",
+        /// Nothing pre-approved: the CLI asks.
+        Ask = "ask",
+        /// `bus`, and the CLI edits files in its working copy without asking.
+        Project = "project",
+        /// The CLI's "approve everything" mode.
+        All = "all",
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    Windows,
-    Panes,
-}
-
-impl Layout {
-    pub fn parse(s: &str) -> Result<Layout, Invalid> {
-        match s {
-            "windows" => Ok(Layout::Windows),
-            "panes" => Ok(Layout::Panes),
-            other => Err(Invalid::new(
-                format!("unknown layout {other:?}"),
-                "use `--layout windows` or `--layout panes`",
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Layout::Windows => "windows",
-            Layout::Panes => "panes",
-        }
+closed_set! {
+    /// How an agency's agents are laid out in tmux.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Layout ("layout") {
+        /// One window per agent
+        #[default]
+        Windows = "windows",
+        /// The coordinator and specialists as panes of window 0
+        Panes = "panes",
     }
 }
 
-/// What a pane of an agency is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Coordinator,
-    Specialist,
-    /// The agency's own shell (its `scripts/`).
-    Tools,
-    /// A shell in `sandbox/testing`.
-    Sandbox,
+closed_set! {
+    /// What a pane of an agency is for.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Role ("role") {
+        Coordinator = "coordinator",
+        Specialist = "specialist",
+        /// The agency's own shell (its `scripts/`).
+        Tools = "tools",
+        /// A shell in `sandbox/testing`.
+        Sandbox = "sandbox",
+    }
 }
 
 impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Coordinator => "coordinator",
-            Role::Specialist => "specialist",
-            Role::Tools => "tools",
-            Role::Sandbox => "sandbox",
-        }
-    }
-
     /// An agent (messages reach it), not a utility window.
     pub fn is_agent(self) -> bool {
         matches!(self, Role::Coordinator | Role::Specialist)
     }
 }
 
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+closed_set! {
+    /// Whether an agency should be up: `running` from `create` until
+    /// `kill` (`restore` brings back the running ones).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum AgencyState ("agency state") {
+        Running = "running",
+        Stopped = "stopped",
     }
 }
 
-impl std::str::FromStr for Role {
-    type Err = Invalid;
+closed_set! {
+    /// Where a message is: `queued` until typed into its pane, `failed`
+    /// when it could not be, `acked` once its agent says it has it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum MessageState ("message state") {
+        Queued = "queued",
+        Delivered = "delivered",
+        Failed = "failed",
+        Acked = "acked",
+    }
+}
 
-    fn from_str(s: &str) -> Result<Role, Invalid> {
-        [
-            Role::Coordinator,
-            Role::Specialist,
-            Role::Tools,
-            Role::Sandbox,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
-        .ok_or_else(|| {
-            Invalid::new(
-                format!("unknown role {s:?}"),
-                "roles are coordinator, specialist, tools and sandbox",
-            )
-        })
+closed_set! {
+    /// Where an item of the approval queue is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum ApprovalStatus ("approval status") {
+        Pending = "pending",
+        Approved = "approved",
+        Rejected = "rejected",
     }
 }
 

@@ -71,7 +71,7 @@ pub struct AgencySpec {
     pub test_command: Option<String>,
     /// `windows` (default) or `panes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layout: Option<String>,
+    pub layout: Option<Layout>,
     /// `false`: no git worktree per agent (overrides `agency.toml`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktrees: Option<bool>,
@@ -116,7 +116,7 @@ impl AgencySpec {
     }
 
     /// Names valid, unique and not reserved; role files inside the agency
-    /// folder; the layout known.
+    /// folder.
     pub fn validate(&self) -> Result<()> {
         validate_name("agency", &self.name)?;
         validate_name("coordinator", &self.coordinator.name)?;
@@ -142,7 +142,6 @@ impl AgencySpec {
                 ));
             }
         }
-        Layout::parse(self.layout.as_deref().unwrap_or("windows"))?;
         Ok(())
     }
 }

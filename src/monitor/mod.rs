@@ -24,6 +24,7 @@ use crate::context::Ctx;
 use crate::error::Result;
 use crate::store::{EventRow, TaskFilter};
 use crate::workspace::invocation;
+use crate::model::ApprovalStatus;
 use scan::{unix, AgencyLive, AgentLive, Scanner};
 
 /// Events the feed keeps.
@@ -285,9 +286,8 @@ fn agency_lines(
 pub fn needs_you(ctx: &Ctx, live: &[AgencyLive]) -> Result<Vec<NeedsYou>> {
     let me = invocation(&ctx.ws);
     let mut out = Vec::new();
-    for a in ctx.store.approvals(Some("pending"))? {
-        // As `approve` judges it.
-        let failed = a.tests_failed.unwrap_or(0) > 0 || a.test_exit_code != Some(0);
+    for a in ctx.store.approvals(Some(ApprovalStatus::Pending))? {
+        let failed = !a.passed();
         let tests = match (a.tests_passed, a.tests_failed) {
             (Some(p), Some(f)) => format!("{p}✓ {f}✗"),
             _ => format!(

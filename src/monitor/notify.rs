@@ -25,6 +25,7 @@ use crate::os::clock::local_minute;
 use crate::os::process::{self, Signal};
 use crate::store::EventRow;
 use crate::workspace::{quote, NotifyConfig, Workspace, CONFIG_FILE};
+use crate::model::{ApprovalStatus, MessageState};
 
 /// The events that need the human, by the kind of need they start.
 pub const KINDS: &[(&str, Kind)] = &[
@@ -198,7 +199,7 @@ pub fn item(ctx: &Ctx, e: &EventRow) -> Result<Option<Item>> {
                 .map(|i| ctx.store.approval(i))
                 .transpose()?
                 .flatten()
-                .filter(|a| a.status == "pending")
+                .filter(|a| a.status == ApprovalStatus::Pending)
             else {
                 return Ok(None);
             };
@@ -255,7 +256,7 @@ pub fn item(ctx: &Ctx, e: &EventRow) -> Result<Option<Item>> {
                 .map(|i| ctx.store.message(i))
                 .transpose()?
                 .flatten()
-                .filter(|m| m.state == "failed")
+                .filter(|m| m.state == MessageState::Failed)
             else {
                 return Ok(None);
             };

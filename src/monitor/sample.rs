@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use super::scan::{unix, AgentLive};
 use super::{rfc3339, AgencyLine, Feed, Kind, NeedsYou, Snapshot};
 use crate::store::EventRow;
+use crate::model::Role;
 
 /// The moment every sample is seen from.
 pub fn now() -> SystemTime {
@@ -83,10 +84,10 @@ pub fn every_kind() -> Vec<NeedsYou> {
     ]
 }
 
-fn agent(name: &str, role: &str, n: usize, state: &str) -> AgentLive {
+fn agent(name: &str, role: Role, n: usize, state: &str) -> AgentLive {
     AgentLive {
         name: name.into(),
-        role: role.into(),
+        role,
         pane: Some(format!("%{n}")),
         state: state.into(),
         question: (state == "waiting").then(|| "Bash(npm install)".to_string()),
@@ -109,9 +110,9 @@ pub fn fleet(agencies: usize, per: usize, events: usize) -> Snapshot {
         let mut agents = Vec::new();
         for g in 0..per {
             let (name, role) = if g == 0 {
-                ("coordinator".to_string(), "coordinator")
+                ("coordinator".to_string(), Role::Coordinator)
             } else {
-                (format!("agent-{g}"), "specialist")
+                (format!("agent-{g}"), Role::Specialist)
             };
             agents.push(agent(&name, role, n, STATES[(a + g) % STATES.len()]));
             n += 1;

@@ -19,6 +19,7 @@ use crate::model::spec::AgencySpec;
 use crate::os::tmux::PaneInfo;
 use crate::runtime::profile::{self, Profile, ScreenState};
 use crate::runtime::SHELLS;
+use crate::model::{AgencyState, Role};
 
 /// Screens captured per look at most, by default (see the module doc).
 pub const BUDGET: usize = 64;
@@ -27,7 +28,7 @@ pub const BUDGET: usize = 64;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentLive {
     pub name: String,
-    pub role: String,
+    pub role: Role,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pane: Option<String>,
     /// `starting`, `idle`, `busy`, `waiting`, `exited` or `unknown` (a
@@ -155,7 +156,7 @@ impl Scanner {
                 .any(|p| p.session == agency.name && p.agency_home == root);
             let mut live = AgencyLive {
                 name: agency.name.clone(),
-                running: agency.state == "running",
+                running: agency.state == AgencyState::Running,
                 session,
                 agents: Vec::new(),
                 activity: None,
@@ -170,7 +171,7 @@ impl Scanner {
                     let act = activity.get(&p.pane_id).copied();
                     live.activity = live.activity.max(act);
                 }
-                if a.role != "coordinator" && a.role != "specialist" {
+                if !a.role.is_agent() {
                     continue;
                 }
                 let state = match pane {

@@ -17,7 +17,7 @@ use super::notify::{self, Notifier};
 use super::scan::{unix, AgentLive, Scanner, BUDGET};
 use crate::context::Ctx;
 use crate::error::Result;
-use crate::model::Event;
+use crate::model::{AgencyState, Event};
 
 /// How often the router looks at the panes.
 const EVERY: Duration = Duration::from_secs(2);
@@ -82,7 +82,7 @@ fn still_running(ctx: &Ctx, agency: &str) -> bool {
         .agency(agency)
         .ok()
         .flatten()
-        .is_some_and(|a| a.state == "running")
+        .is_some_and(|a| a.state == AgencyState::Running)
 }
 
 impl Watch {

@@ -32,7 +32,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::model::{sanitize, Header};
+use crate::model::{Header, MessageState, sanitize};
 use crate::os::process;
 use crate::store::{MessageRow, Store};
 use crate::workspace::Workspace;
@@ -167,15 +167,15 @@ impl Registry {
         let head = Header::new(m.id, &m.kind, &m.from).to_string();
         // Typed before it is recorded: a queued one must be the next, or
         // have been recorded as delivered since it was read.
-        let next = match m.state.as_str() {
-            "delivered" => true,
-            "queued" => {
+        let next = match m.state {
+            MessageState::Delivered => true,
+            MessageState::Queued => {
                 store
                     .next_per_recipient()
                     .ok()?
                     .iter()
                     .any(|n| n.id == m.id)
-                    || store.message(m.id).ok()??.state == "delivered"
+                    || store.message(m.id).ok()??.state == MessageState::Delivered
             }
             _ => false,
         };
@@ -195,7 +195,7 @@ impl Registry {
                 .ok()
                 .and_then(|s| s.message(id).ok().flatten())
                 .map(|m| m.state);
-            if state.as_deref() != Some("queued") {
+            if state != Some(MessageState::Queued) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));

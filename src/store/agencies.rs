@@ -5,15 +5,15 @@ use serde::Serialize;
 
 use super::events::insert_event;
 use super::{Store, StoreResult, NOW};
-use crate::model::Event;
+use crate::model::{AgencyState, Event, Layout, Role};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AgencyRow {
     pub name: String,
     pub template: String,
-    pub layout: String,
+    pub layout: Layout,
     pub session: String,
-    pub state: String,
+    pub state: AgencyState,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -21,7 +21,7 @@ pub struct AgencyRow {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AgentRow {
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub position: i64,
     pub command: String,
     pub window: String,
@@ -165,15 +165,15 @@ pub(super) mod tests {
         let agency = AgencyRow {
             name: "A".into(),
             template: "Generic".into(),
-            layout: "windows".into(),
+            layout: Layout::Windows,
             session: "A".into(),
-            state: "running".into(),
+            state: AgencyState::Running,
             created_at: String::new(),
             updated_at: String::new(),
         };
         let agents = vec![AgentRow {
             name: "coordinator".into(),
-            role: "coordinator".into(),
+            role: Role::Coordinator,
             position: 0,
             command: "bash".into(),
             window: "coordinator".into(),
@@ -202,7 +202,10 @@ pub(super) mod tests {
             &Event::new("A", "kill", serde_json::json!({})),
         )
         .unwrap();
-        assert_eq!(s.agency("A").unwrap().unwrap().state, "stopped");
+        assert_eq!(
+            s.agency("A").unwrap().unwrap().state,
+            AgencyState::Stopped
+        );
         let kinds: Vec<String> = s
             .events(Some("A"), 10)
             .unwrap()

@@ -6,14 +6,14 @@ use serde::Serialize;
 use super::events::insert_event;
 use super::messages::{insert_message, NewMessage};
 use super::{Store, StoreResult, NOW};
-use crate::model::Event;
+use crate::model::{ApprovalStatus, Event};
 
 /// A decision on an approval item.
 #[derive(Debug, Clone)]
 pub struct Decision {
     pub id: i64,
     pub agency: String,
-    pub status: &'static str,
+    pub status: ApprovalStatus,
     pub by: String,
     pub note: Option<String>,
     pub feedback: Option<String>,
@@ -70,7 +70,7 @@ pub struct ApprovalRow {
     pub branch: String,
     pub commit: String,
     pub base_branch: String,
-    pub status: String,
+    pub status: ApprovalStatus,
     pub tests_passed: Option<i64>,
     pub tests_failed: Option<i64>,
     pub coverage: Option<f64>,
@@ -89,6 +89,14 @@ pub struct ApprovalRow {
     pub previous_id: Option<i64>,
     pub created_at: String,
     pub decided_at: Option<String>,
+}
+
+impl ApprovalRow {
+    /// Whether its tests passed: none failed and the command exited 0 (in
+    /// time). What `approve` asks `--force` for, and the screens show.
+    pub fn passed(&self) -> bool {
+        self.tests_failed.unwrap_or(0) == 0 && self.test_exit_code == Some(0)
+    }
 }
 
 const APPROVAL_COLUMNS: &str = "id, agency, task, title, branch, commit_id, base_branch, status,
@@ -218,7 +226,7 @@ impl Store {
     }
 
     /// Items with `status` (`None`: all), oldest first.
-    pub fn approvals(&self, status: Option<&str>) -> StoreResult<Vec<ApprovalRow>> {
+    pub fn approvals(&self, status: Option<ApprovalStatus>) -> StoreResult<Vec<ApprovalRow>> {
         self.query(
             &format!(
                 "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE ?1 IS NULL OR status = ?1 ORDER BY id"

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::events::insert_event;
 use super::{Store, StoreResult, NOW};
-use crate::model::Event;
+use crate::model::{Event, MessageState};
 
 /// A message as stored.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -22,7 +22,7 @@ pub struct MessageRow {
     pub body: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<serde_json::Value>,
-    pub state: String,
+    pub state: MessageState,
     pub attempts: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -116,7 +116,7 @@ pub(super) fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Messag
 pub enum AckRefused {
     Missing(i64),
     /// Its state (`queued`, `failed`): it never reached its agent.
-    NotDelivered(i64, String),
+    NotDelivered(i64, MessageState),
     /// Addressed to another agent (`AGENCY/AGENT`).
     NotYours(i64, String),
 }
@@ -199,16 +199,16 @@ impl Store {
         msg: &MessageRow,
         error: &str,
         max_attempts: i64,
-    ) -> StoreResult<String> {
+    ) -> StoreResult<MessageState> {
         self.write_tx(|tx| {
-            let state: String = tx.query_row(
+            let state: MessageState = tx.query_row(
                 "UPDATE messages SET attempts = attempts + 1, last_error = ?2,
                    state = CASE WHEN attempts + 1 >= ?3 THEN 'failed' ELSE state END
                  WHERE id = ?1 RETURNING state",
                 params![msg.id, error, max_attempts],
                 |r| r.get(0),
             )?;
-            if state == "failed" {
+            if state == MessageState::Failed {
                 let detail = serde_json::json!({ "id": msg.id, "to": msg.to, "error": error });
                 insert_event(tx, &Event::new(&msg.agency, "message.failed", detail))?;
             }
@@ -283,7 +283,7 @@ impl Store {
         self.write_tx(|tx| {
             let mut refused = Vec::new();
             for &id in ids {
-                let row: Option<(String, String, String)> = tx
+                let row: Option<(String, String, MessageState)> = tx
                     .query_row(
                         "SELECT agency, agent, state FROM messages WHERE id = ?1",
                         [id],
@@ -295,7 +295,9 @@ impl Store {
                     Some((agency, agent, _)) if by.is_some_and(|b| b != (&agency, &agent)) => {
                         refused.push(AckRefused::NotYours(id, format!("{agency}/{agent}")))
                     }
-                    Some((_, _, state)) if state != "delivered" && state != "acked" => {
+                    Some((_, _, state))
+                        if !matches!(state, MessageState::Delivered | MessageState::Acked) =>
+                    {
                         refused.push(AckRefused::NotDelivered(id, state))
                     }
                     Some(_) => {}
@@ -392,14 +394,21 @@ mod tests {
         let m = s.message(ids[0]).unwrap().unwrap();
         for attempt in 1..=3 {
             let state = s.record_failure(&m, "pane gone", 3).unwrap();
-            assert_eq!(state, if attempt < 3 { "queued" } else { "failed" });
+            assert_eq!(
+                state,
+                if attempt < 3 {
+                    MessageState::Queued
+                } else {
+                    MessageState::Failed
+                }
+            );
         }
         assert!(
             s.next_per_recipient().unwrap().is_empty(),
             "failed is not retried"
         );
         let inbox = s.inbox("A", "x", false).unwrap();
-        assert_eq!(inbox[0].state, "failed");
+        assert_eq!(inbox[0].state, MessageState::Failed);
         assert_eq!(inbox[0].last_error.as_deref(), Some("pane gone"));
         assert_eq!(s.undelivered().unwrap().len(), 1);
         assert_eq!(s.pending_counts("A").unwrap(), [("x".to_string(), 0, 1)]);

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::{AgencyRow, AgentRow, Store, StoreError, StoreResult};
 use crate::workspace::write_atomic;
+use crate::model::ApprovalStatus;
 
 impl Store {
     /// Rewrites `registry/message_queue.json`: the undelivered messages.
@@ -24,7 +25,7 @@ impl Store {
 
     /// Rewrites `registry/approval_queue.json`: the pending items.
     pub fn write_approvals_mirror(&self) -> StoreResult<()> {
-        self.write_mirror("approval_queue.json", &self.approvals(Some("pending"))?)
+        self.write_mirror("approval_queue.json", &self.approvals(Some(ApprovalStatus::Pending))?)
     }
 
     /// Rewrites `registry/active_agencies.json` from the database.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, Transaction};
 
+use crate::model::{AgencyState, ApprovalStatus, Invalid, Layout, MessageState, Role};
 use crate::workspace::quote;
 
 mod agencies;
@@ -99,6 +100,27 @@ fn events_before(
 fn events_after(tx: &Transaction<'_>, before: Option<i64>) -> rusqlite::Result<Vec<EventRow>> {
     before.map_or(Ok(Vec::new()), |id| events::since(tx, id))
 }
+
+/// The domain's closed sets are stored as their words.
+macro_rules! stored_as_words {
+    ($($t:ty),+) => {$(
+        impl rusqlite::types::ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $t {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                v.as_str()?
+                    .parse()
+                    .map_err(|e: Invalid| rusqlite::types::FromSqlError::Other(Box::new(e)))
+            }
+        }
+    )+};
+}
+
+stored_as_words!(AgencyState, Layout, Role, MessageState, ApprovalStatus);
 
 /// What a SQLite error becomes: the error, with the database it came from.
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {

@@ -27,6 +27,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::spec::{validate_name, AgencySpec};
 use crate::store::{NewMessage, NewTask, TaskRow, TaskTx};
+use crate::model::AgencyState;
 pub use graph::{Action, Priority, State};
 
 /// Titles are one line of at most this many characters.
@@ -116,7 +117,7 @@ impl Routing {
     pub fn load(ctx: &Ctx) -> Result<Routing> {
         let mut running = Vec::new();
         for a in ctx.store.agencies()? {
-            if a.state == "running" {
+            if a.state == AgencyState::Running {
                 let caps = capabilities(ctx, &a.name);
                 running.push((a.name, caps));
             }

@@ -7,8 +7,10 @@ use std::time::SystemTime;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::store::ApprovalRow;
+use crate::model::ApprovalStatus;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which items the screen shows (and `approvals --status` lists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Filter {
     Pending,
     Approved,
@@ -17,17 +19,17 @@ pub enum Filter {
 }
 
 impl Filter {
-    pub fn status(self) -> Option<&'static str> {
+    pub fn status(self) -> Option<ApprovalStatus> {
         match self {
-            Filter::Pending => Some("pending"),
-            Filter::Approved => Some("approved"),
-            Filter::Rejected => Some("rejected"),
+            Filter::Pending => Some(ApprovalStatus::Pending),
+            Filter::Approved => Some(ApprovalStatus::Approved),
+            Filter::Rejected => Some(ApprovalStatus::Rejected),
             Filter::All => None,
         }
     }
 
     pub fn label(self) -> &'static str {
-        self.status().unwrap_or("all")
+        self.status().map_or("all", ApprovalStatus::as_str)
     }
 
     fn next(self) -> Filter {
@@ -37,16 +39,6 @@ impl Filter {
             Filter::Rejected => Filter::All,
             Filter::All => Filter::Pending,
         }
-    }
-
-    pub fn parse(s: &str) -> Option<Filter> {
-        Some(match s {
-            "pending" => Filter::Pending,
-            "approved" => Filter::Approved,
-            "rejected" => Filter::Rejected,
-            "all" => Filter::All,
-            _ => return None,
-        })
     }
 }
 
@@ -234,8 +226,8 @@ impl App {
                 return vec![Effect::Reload];
             }
             Action::AskApprove => {
-                if let Some(i) = self.current().filter(|i| i.status == "pending") {
-                    self.mode = if tests_failed(i) {
+                if let Some(i) = self.current().filter(|i| i.status == ApprovalStatus::Pending) {
+                    self.mode = if !i.passed() {
                         Mode::ConfirmForce(i.id)
                     } else {
                         Mode::ConfirmApprove(i.id)
@@ -245,7 +237,7 @@ impl App {
                 }
             }
             Action::AskReject => {
-                if let Some(i) = self.current().filter(|i| i.status == "pending") {
+                if let Some(i) = self.current().filter(|i| i.status == ApprovalStatus::Pending) {
                     self.mode = Mode::Feedback {
                         id: i.id,
                         input: String::new(),
@@ -320,9 +312,4 @@ impl App {
         }
         Vec::new()
     }
-}
-
-/// As `approve` judges it: a test failed, or the run did not exit 0.
-pub fn tests_failed(i: &ApprovalRow) -> bool {
-    i.tests_failed.unwrap_or(0) > 0 || i.test_exit_code != Some(0)
 }

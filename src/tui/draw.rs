@@ -8,8 +8,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, Mode, View};
+use super::app::{App, Filter, Mode, View};
 use crate::store::ApprovalRow;
+use crate::model::ApprovalStatus;
 
 pub fn draw(app: &App, f: &mut Frame) {
     let [title, body, status, help] = Layout::vertical([
@@ -20,7 +21,7 @@ pub fn draw(app: &App, f: &mut Frame) {
     ])
     .areas(f.area());
     let heading = format!("PENDING APPROVALS ({})", app.pending);
-    let showing = if app.filter.label() == "pending" {
+    let showing = if app.filter == Filter::Pending {
         String::new()
     } else {
         format!("  — showing {}", app.filter.label())
@@ -128,7 +129,7 @@ pub fn age(created_at: &str, now: SystemTime) -> String {
 /// The tests cell: counts (or the exit code), and the coverage unless it
 /// has a column of its own.
 fn tests(i: &ApprovalRow, with_coverage: bool) -> (String, Style) {
-    let failed = i.tests_failed.unwrap_or(0) > 0 || i.test_exit_code != Some(0);
+    let failed = !i.passed();
     let mut text = match (i.tests_passed, i.tests_failed) {
         (Some(p), Some(f)) => format!("{p}✓ {f}✗"),
         _ => format!(
@@ -145,7 +146,7 @@ fn tests(i: &ApprovalRow, with_coverage: bool) -> (String, Style) {
 
 fn list(app: &App, f: &mut Frame, area: Rect) {
     if app.items.is_empty() {
-        let msg = if app.filter.label() == "pending" {
+        let msg = if app.filter == Filter::Pending {
             "Nothing waits for you. New submissions appear here by themselves.\n\nAgencies queue work with `agency submit`; press f to see decided items."
         } else {
             "No items with this status. Press f for the next filter."
@@ -194,7 +195,7 @@ fn list(app: &App, f: &mut Frame, area: Rect) {
             }
             // Decided items are dim; the selection shows on top of that.
             let mut style = Style::new();
-            if i.status != "pending" {
+            if i.status != ApprovalStatus::Pending {
                 style = style.add_modifier(Modifier::DIM);
             }
             if n == app.selected {
@@ -266,7 +267,7 @@ fn detail(app: &App, f: &mut Frame, area: Rect) {
         Line::from(""),
         field("agency", i.agency.clone()),
         field("task", i.task.clone()),
-        field("status", i.status.clone()),
+        field("status", i.status.to_string()),
         field(
             "branch",
             format!("{} @ {}", i.branch, &i.commit[..i.commit.len().min(10)]),

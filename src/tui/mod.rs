@@ -17,6 +17,7 @@ use crate::approval;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::os::git::Project;
+use crate::model::ApprovalStatus;
 use app::{Action, App, Effect, Filter};
 
 /// Opens the screen until `q`. The terminal is restored on quit, on error
@@ -100,7 +101,7 @@ fn perform(ctx: &mut Ctx, app: &App, effect: Effect) -> Option<Action> {
     match effect {
         Effect::Reload => {
             let items = ctx.store.approvals(app.filter.status()).ok()?;
-            let pending = ctx.store.approvals(Some("pending")).ok()?.len();
+            let pending = ctx.store.approvals(Some(ApprovalStatus::Pending)).ok()?.len();
             Some(Action::Loaded(items, pending))
         }
         Effect::LoadDiff(id) => {
@@ -154,7 +155,7 @@ mod tests {
             branch: format!("feature/{id}"),
             commit: "0123456789abcdef0123456789abcdef01234567".into(),
             base_branch: "main".into(),
-            status: "pending".into(),
+            status: crate::model::ApprovalStatus::Pending,
             tests_passed: Some(12),
             tests_failed: Some(failed),
             coverage: Some(87.5),
@@ -223,7 +224,7 @@ mod tests {
     /// An item decided `status` (approved items carry their merge).
     fn decided(id: i64, title: &str, status: &str) -> ApprovalRow {
         ApprovalRow {
-            status: status.into(),
+            status: status.parse().unwrap(),
             decided_by: Some("human".into()),
             decided_at: Some("2026-11-22T12:20:00.000Z".into()),
             ..item(id, title, 0)

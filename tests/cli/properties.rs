@@ -61,7 +61,7 @@ fn row(id: i64, kind: String, from: String, body: String) -> MessageRow {
         kind,
         body,
         payload: None,
-        state: "queued".into(),
+        state: agency::model::MessageState::Queued,
         attempts: 0,
         last_error: None,
         created_at: String::new(),

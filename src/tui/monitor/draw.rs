@@ -319,7 +319,7 @@ fn agency_list(app: &App, f: &mut Frame, area: Rect) {
                     };
                     vec![
                         Cell::from(format!("    {}", agent.name)),
-                        Cell::from(agent.role.clone()).dim(),
+                        Cell::from(agent.role.as_str()).dim(),
                         Cell::from(agent.state.clone()).fg(color),
                         Cell::from(note),
                         Cell::from(
