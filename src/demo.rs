@@ -14,11 +14,11 @@ use serde_json::json;
 use crate::agency::{self, CreateOptions};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::model::ApprovalStatus;
 use crate::os::git;
 use crate::store::ApprovalRow;
 use crate::tasks;
 use crate::workspace::{self, write_atomic, Workspace};
-use crate::model::ApprovalStatus;
 
 /// How long the flow may take before the demo gives up.
 const DEADLINE: Duration = Duration::from_secs(120);

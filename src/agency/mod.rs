@@ -1199,33 +1199,37 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
             let default_cmd = ctx.ws.default_agent_command();
             let profiles = profile::load(&ctx.ws.root)?;
             let layout = spec.layout.unwrap_or_default();
-            agents = std::iter::once(("coordinator".to_string(), Role::Coordinator, &spec.coordinator))
-                .chain(
-                    spec.agents
-                        .iter()
-                        .map(|a| (a.name.clone(), Role::Specialist, a)),
-                )
-                .map(|(n, role, a)| AgentStatus {
-                    window: if layout == Layout::Panes {
-                        "agents".into()
-                    } else {
-                        n.clone()
-                    },
-                    name: n,
-                    role,
-                    pane: None,
-                    state: "exited".into(),
-                    command: profile::resolve(&profiles, a, &default_cmd).0,
-                    current_command: None,
-                    queued: 0,
-                    failed: 0,
-                    worktree: None,
-                    git: None,
-                    setup_error: None,
-                    permissions: Permissions::default(),
-                    question: None,
-                })
-                .collect();
+            agents = std::iter::once((
+                "coordinator".to_string(),
+                Role::Coordinator,
+                &spec.coordinator,
+            ))
+            .chain(
+                spec.agents
+                    .iter()
+                    .map(|a| (a.name.clone(), Role::Specialist, a)),
+            )
+            .map(|(n, role, a)| AgentStatus {
+                window: if layout == Layout::Panes {
+                    "agents".into()
+                } else {
+                    n.clone()
+                },
+                name: n,
+                role,
+                pane: None,
+                state: "exited".into(),
+                command: profile::resolve(&profiles, a, &default_cmd).0,
+                current_command: None,
+                queued: 0,
+                failed: 0,
+                worktree: None,
+                git: None,
+                setup_error: None,
+                permissions: Permissions::default(),
+                question: None,
+            })
+            .collect();
             (spec.template, layout)
         }
     };

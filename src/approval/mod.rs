@@ -19,11 +19,11 @@ use crate::bus;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::spec::{validate_name, AgencySpec};
+use crate::model::ApprovalStatus;
 use crate::os::git::{DiffStats, MergeOutcome, Project};
 use crate::os::{interrupt, process};
 use crate::store::{ApprovalRow, Decision, HandoffRow, NewMessage};
 use crate::tasks;
-use crate::model::ApprovalStatus;
 use testrun::TestRun;
 
 /// How long a test command may run unless told otherwise.

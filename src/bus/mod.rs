@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::context::Ctx;
 use crate::error::{Error, Result};
-use crate::model::{IntraType, sanitize, validate_type};
 use crate::model::spec::validate_name;
+use crate::model::{sanitize, validate_type, IntraType};
 use crate::store::NewMessage;
 
 /// Bodies larger than this go nowhere useful in a terminal; refuse them.

@@ -35,8 +35,8 @@ use crate::bus;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::spec::validate_name;
-use crate::store::NewMessage;
 use crate::model::IntraType;
+use crate::store::NewMessage;
 
 pub fn dir(registry: &Path) -> PathBuf {
     registry.join("outbox")

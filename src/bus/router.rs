@@ -22,7 +22,7 @@ use crate::bus::{outbox, wake_socket};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::spec::AgencySpec;
-use crate::model::{AgencyState, Event, Header, sanitize};
+use crate::model::{sanitize, AgencyState, Event, Header};
 use crate::os::process::{self, Signal};
 use crate::os::tmux::{Op, PaneInfo};
 use crate::runtime::profile::{self, Multiline, Profile, ScreenState};

@@ -6,9 +6,9 @@ use clap::{Args, Subcommand};
 
 use super::{print_lines, quote};
 use crate::error::Result;
+use crate::model::ApprovalStatus;
 use crate::store::ApprovalRow;
 use crate::tui::app::Filter;
-use crate::model::ApprovalStatus;
 
 /// Run the whole system offline: scripted agencies take a task from
 /// implementation to the approval queue

@@ -9,8 +9,8 @@ use crate::agency::Presence;
 use crate::bus;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
-use crate::workspace::Workspace;
 use crate::model::IntraType;
+use crate::workspace::Workspace;
 
 /// Send a message to an agent of an agency (`coordinator` or a specialist)
 #[derive(Debug, Args)]

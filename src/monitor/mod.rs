@@ -22,9 +22,9 @@ use serde::Serialize;
 
 use crate::context::Ctx;
 use crate::error::Result;
+use crate::model::ApprovalStatus;
 use crate::store::{EventRow, TaskFilter};
 use crate::workspace::invocation;
-use crate::model::ApprovalStatus;
 use scan::{unix, AgencyLive, AgentLive, Scanner};
 
 /// Events the feed keeps.

@@ -21,11 +21,11 @@ use tracing::{info, warn};
 use super::{one_line, parse_time, rfc3339, scan::unix, Kind, NeedsYou};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::model::{ApprovalStatus, MessageState};
 use crate::os::clock::local_minute;
 use crate::os::process::{self, Signal};
 use crate::store::EventRow;
 use crate::workspace::{quote, NotifyConfig, Workspace, CONFIG_FILE};
-use crate::model::{ApprovalStatus, MessageState};
 
 /// The events that need the human, by the kind of need they start.
 pub const KINDS: &[(&str, Kind)] = &[

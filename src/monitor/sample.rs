@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use super::scan::{unix, AgentLive};
 use super::{rfc3339, AgencyLine, Feed, Kind, NeedsYou, Snapshot};
-use crate::store::EventRow;
 use crate::model::Role;
+use crate::store::EventRow;
 
 /// The moment every sample is seen from.
 pub fn now() -> SystemTime {

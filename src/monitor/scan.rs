@@ -16,10 +16,10 @@ use serde::Serialize;
 use crate::context::Ctx;
 use crate::error::Result;
 use crate::model::spec::AgencySpec;
+use crate::model::{AgencyState, Role};
 use crate::os::tmux::PaneInfo;
 use crate::runtime::profile::{self, Profile, ScreenState};
 use crate::runtime::SHELLS;
-use crate::model::{AgencyState, Role};
 
 /// Screens captured per look at most, by default (see the module doc).
 pub const BUDGET: usize = 64;

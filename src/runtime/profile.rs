@@ -420,13 +420,18 @@ pub fn for_agent<'a>(
     if let Some(n) = named {
         return profiles.get(n);
     }
-    // The command's words as its shell reads them (quotes removed); a
-    // line shlex cannot read (an open quote) is taken word by word.
-    let words = shlex::split(command)
-        .unwrap_or_else(|| command.split_whitespace().map(str::to_string).collect());
-    if words.windows(2).any(|w| w == ["agent", "scripted"]) {
+    // `agent scripted` anywhere, even inside a quoted `sh -c '...'`.
+    let raw: Vec<&str> = command
+        .split_whitespace()
+        .map(|w| w.trim_matches(['"', '\'']))
+        .collect();
+    if raw.windows(2).any(|w| w == ["agent", "scripted"]) {
         return profiles.get("scripted");
     }
+    // The program: the first word as its shell reads it (quotes removed;
+    // a line shlex cannot read, an open quote, is taken word by word).
+    let words = shlex::split(command)
+        .unwrap_or_else(|| command.split_whitespace().map(str::to_string).collect());
     let mut words = words.iter().map(String::as_str);
     let program = loop {
         let w = words.next()?;
@@ -531,6 +536,22 @@ mod tests {
             s.screen_state("scripted> \n#1 TASK from human: running 1 command(s)\n$ make\n"),
             ScreenState::Busy
         );
+    }
+
+    #[test]
+    fn the_program_is_read_as_the_shell_reads_it() {
+        let p = builtins();
+        let name = |cmd| for_agent(&p, None, cmd).map(|p| p.name.as_str());
+        // Quoted as a shell quotes it: a folder with a space.
+        assert_eq!(name("'/opt/my tools/claude' --verbose"), Some("claude"));
+        assert_eq!(name("env 'A=x y' codex"), Some("codex"));
+        // The scripted agent even inside another program's `sh -c '...'`.
+        assert_eq!(
+            name("exec timeout 600 sh -c 'sleep 1; exec \"$AGENCY_BIN\" agent scripted --rules r'"),
+            Some("scripted")
+        );
+        // An open quote: word by word.
+        assert_eq!(name("claude \"unfinished"), Some("claude"));
     }
 
     #[test]

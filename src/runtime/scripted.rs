@@ -32,7 +32,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::model::{Header, MessageState, sanitize};
+use crate::model::{sanitize, Header, MessageState};
 use crate::os::process;
 use crate::store::{MessageRow, Store};
 use crate::workspace::Workspace;

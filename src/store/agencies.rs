@@ -202,10 +202,7 @@ pub(super) mod tests {
             &Event::new("A", "kill", serde_json::json!({})),
         )
         .unwrap();
-        assert_eq!(
-            s.agency("A").unwrap().unwrap().state,
-            AgencyState::Stopped
-        );
+        assert_eq!(s.agency("A").unwrap().unwrap().state, AgencyState::Stopped);
         let kinds: Vec<String> = s
             .events(Some("A"), 10)
             .unwrap()

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::{AgencyRow, AgentRow, Store, StoreError, StoreResult};
-use crate::workspace::write_atomic;
 use crate::model::ApprovalStatus;
+use crate::workspace::write_atomic;
 
 impl Store {
     /// Rewrites `registry/message_queue.json`: the undelivered messages.
@@ -25,7 +25,10 @@ impl Store {
 
     /// Rewrites `registry/approval_queue.json`: the pending items.
     pub fn write_approvals_mirror(&self) -> StoreResult<()> {
-        self.write_mirror("approval_queue.json", &self.approvals(Some(ApprovalStatus::Pending))?)
+        self.write_mirror(
+            "approval_queue.json",
+            &self.approvals(Some(ApprovalStatus::Pending))?,
+        )
     }
 
     /// Rewrites `registry/active_agencies.json` from the database.

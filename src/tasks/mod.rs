@@ -26,8 +26,8 @@ use crate::bus;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::spec::{validate_name, AgencySpec};
-use crate::store::{NewMessage, NewTask, TaskRow, TaskTx};
 use crate::model::AgencyState;
+use crate::store::{NewMessage, NewTask, TaskRow, TaskTx};
 pub use graph::{Action, Priority, State};
 
 /// Titles are one line of at most this many characters.

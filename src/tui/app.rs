@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::store::ApprovalRow;
 use crate::model::ApprovalStatus;
+use crate::store::ApprovalRow;
 
 /// Which items the screen shows (and `approvals --status` lists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -226,7 +226,10 @@ impl App {
                 return vec![Effect::Reload];
             }
             Action::AskApprove => {
-                if let Some(i) = self.current().filter(|i| i.status == ApprovalStatus::Pending) {
+                if let Some(i) = self
+                    .current()
+                    .filter(|i| i.status == ApprovalStatus::Pending)
+                {
                     self.mode = if !i.passed() {
                         Mode::ConfirmForce(i.id)
                     } else {
@@ -237,7 +240,10 @@ impl App {
                 }
             }
             Action::AskReject => {
-                if let Some(i) = self.current().filter(|i| i.status == ApprovalStatus::Pending) {
+                if let Some(i) = self
+                    .current()
+                    .filter(|i| i.status == ApprovalStatus::Pending)
+                {
                     self.mode = Mode::Feedback {
                         id: i.id,
                         input: String::new(),

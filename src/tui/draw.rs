@@ -9,8 +9,8 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap}
 use ratatui::Frame;
 
 use super::app::{App, Filter, Mode, View};
-use crate::store::ApprovalRow;
 use crate::model::ApprovalStatus;
+use crate::store::ApprovalRow;
 
 pub fn draw(app: &App, f: &mut Frame) {
     let [title, body, status, help] = Layout::vertical([

@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use crate::approval;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
-use crate::os::git::Project;
 use crate::model::ApprovalStatus;
+use crate::os::git::Project;
 use app::{Action, App, Effect, Filter};
 
 /// Opens the screen until `q`. The terminal is restored on quit, on error
@@ -101,7 +101,11 @@ fn perform(ctx: &mut Ctx, app: &App, effect: Effect) -> Option<Action> {
     match effect {
         Effect::Reload => {
             let items = ctx.store.approvals(app.filter.status()).ok()?;
-            let pending = ctx.store.approvals(Some(ApprovalStatus::Pending)).ok()?.len();
+            let pending = ctx
+                .store
+                .approvals(Some(ApprovalStatus::Pending))
+                .ok()?
+                .len();
             Some(Action::Loaded(items, pending))
         }
         Effect::LoadDiff(id) => {
