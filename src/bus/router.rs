@@ -99,10 +99,24 @@ fn spawn(ws: &Workspace) -> Result<()> {
         OsStr::new("router"),
         OsStr::new("--foreground"),
     ];
-    process::spawn_detached(&exe, &args, &ws.root, &[(SPAWNED, "1")], stderr)
+    let mut child = process::spawn_detached(&exe, &args, &ws.root, &[(SPAWNED, "1")], stderr)
         .map_err(|e| Error::io("starting the router", e))?;
+    // Back only once it serves (or lost the race to another router), so
+    // what the caller does next (`router --status`, a test stopping it)
+    // sees it. A router slow to open the registry costs at most the wait.
+    let pid = child.id();
+    let deadline = Instant::now() + START_WAIT;
+    while Instant::now() < deadline {
+        if running_pid(&ws.registry_dir()) == Some(pid) || !matches!(child.try_wait(), Ok(None)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     Ok(())
 }
+
+/// How long `ensure_running` waits for the router it started.
+const START_WAIT: Duration = Duration::from_secs(3);
 
 /// Nudges the router; harmless when none listens.
 pub fn wake(registry: &Path) {

@@ -232,15 +232,15 @@ fn stop_group(child: &mut Child, pgid: u32) {
 
 /// Starts `program args` detached: its own process group, no terminal,
 /// stdout closed, stderr to `stderr` (an inherited pipe would keep
-/// whoever reads ours waiting for it). Returns its pid.
+/// whoever reads ours waiting for it).
 pub fn spawn_detached(
     program: &Path,
     args: &[&OsStr],
     dir: &Path,
     env: &[(&str, &str)],
     stderr: Option<File>,
-) -> io::Result<u32> {
-    let child = Command::new(program)
+) -> io::Result<Child> {
+    Command::new(program)
         .args(args)
         .current_dir(dir)
         .envs(env.iter().copied())
@@ -248,8 +248,7 @@ pub fn spawn_detached(
         .stdout(Stdio::null())
         .stderr(stderr.map_or_else(Stdio::null, Stdio::from))
         .process_group(0)
-        .spawn()?;
-    Ok(child.id())
+        .spawn()
 }
 
 /// Starts `sh -c command` in `dir` in a group of its own, its stdin a pipe

@@ -307,7 +307,7 @@ impl Drop for TestEnv {
 }
 
 /// Alive and not a zombie.
-fn process_alive(pid: u32) -> bool {
+pub fn process_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 

@@ -5,7 +5,7 @@
 use std::fs;
 use std::time::Duration;
 
-use crate::common::{commit, git, lines_of, wait_for, wait_until, TestEnv};
+use crate::common::{commit, git, lines_of, process_alive, wait_for, wait_until, TestEnv};
 
 /// Control characters other than newline (what must never reach a pane or
 /// a terminal).
@@ -551,8 +551,10 @@ fn a_damaged_database_says_what_to_do() {
     let t = TestEnv::new();
     let out = t.receivers("Bus", "rx");
     let db = t.home.join("registry/agency.db");
-    t.signal_router("-TERM");
-    wait_until("the router to stop", || t.router_pid().is_none());
+    // The router `create` started, not none: one coming up later would
+    // work on the damaged file.
+    let pid = t.signal_router("-TERM").expect("the router create started");
+    wait_until("the router to stop", || !process_alive(pid));
     for f in ["agency.db-wal", "agency.db-shm"] {
         let _ = fs::remove_file(t.home.join("registry").join(f));
     }
