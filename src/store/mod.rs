@@ -140,6 +140,45 @@ pub struct Store {
     activity: Option<events::ActivityLogs>,
 }
 
+/// `agency.db` is gone but its `-wal` and `-shm` stay: they belong to the
+/// deleted database (a router may still hold it open), and a new file
+/// started on them reads the old pages or fails with "disk I/O error".
+/// They are moved aside, never removed. Returns the lock every process
+/// creating the file holds, so none moves another's live files.
+fn set_orphans_aside(registry: &Path, db: &Path) -> StoreResult<std::fs::File> {
+    let io_err = |path: &Path, e: std::io::Error| StoreError::Mirror {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let lock_path = registry.join("agency.db.creating");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| io_err(&lock_path, e))?;
+    lock.lock().map_err(|e| io_err(&lock_path, e))?;
+    if db.exists() {
+        return Ok(lock); // another process made it meanwhile
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    for suffix in ["-wal", "-shm"] {
+        let file = registry.join(format!("agency.db{suffix}"));
+        if file.exists() {
+            let aside = registry.join(format!("agency.db{suffix}.orphaned-{stamp}"));
+            std::fs::rename(&file, &aside).map_err(|e| io_err(&file, e))?;
+            tracing::warn!(
+                "{} had no database; moved aside to {}",
+                file.display(),
+                aside.display()
+            );
+        }
+    }
+    Ok(lock)
+}
+
 fn file_id(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
@@ -154,6 +193,12 @@ impl Store {
             path: registry.display().to_string(),
             message: e.to_string(),
         })?;
+        // Held until the new file is set up (see `set_orphans_aside`).
+        let _creating = if path.exists() {
+            None
+        } else {
+            Some(set_orphans_aside(registry, &path)?)
+        };
         let conn = Connection::open(&path).map_err(|source| StoreError::Sqlite {
             path: label.clone(),
             source,
@@ -301,5 +346,39 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    // A process (the router) still holds a deleted database: a new one
+    // must start empty and usable, not on the old one's -wal and -shm.
+    #[test]
+    fn a_new_database_never_starts_on_a_deleted_ones_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = Store::open(dir.path()).unwrap();
+        let (a, agents) = sample();
+        let created = crate::model::Event::new("A", "create", serde_json::json!({}));
+        old.save_running(&a, &agents, &created).unwrap();
+        std::fs::remove_file(dir.path().join("agency.db")).unwrap();
+        let mut new = Store::open(dir.path()).unwrap();
+        assert!(new.agencies().unwrap().is_empty(), "the old rows came back");
+        new.save_running(&a, &agents, &created).unwrap();
+        // The old holder writes on; the new file is untouched by it.
+        old.save_running(&a, &agents, &created).unwrap();
+        assert_eq!(new.agencies().unwrap().len(), 1);
+        drop(new);
+        assert_eq!(
+            Store::open(dir.path()).unwrap().agencies().unwrap().len(),
+            1
+        );
+        let aside = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".orphaned-")
+            })
+            .count();
+        assert_eq!(aside, 2, "the -wal and -shm kept aside");
     }
 }
