@@ -77,7 +77,7 @@ impl GitError {
                 "look at its new commits (`git log BRANCH`), then purge again".into(),
             ),
             GitError::InTheWay { .. } => Some(
-                "move those untracked or ignored files away (or commit them), then decide again".into(),
+                "move those untracked or ignored files (or a symlinked folder above them) away, or commit them, then decide again".into(),
             ),
             GitError::Git(_) => None,
         }
@@ -913,5 +913,73 @@ mod tests {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&status.stdout), "");
         assert!(!dir.join("d").exists(), "an emptied folder stays");
+    }
+
+    /// The branch adds `data/pwn.txt` and `data/deep/x`; `data` is set up
+    /// by `link` before the merge is staged.
+    fn staged_through(link: &str) -> (tempfile::TempDir, PathBuf, PathBuf, Project, Landing) {
+        let (tmp, dir) = repo();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        sh(
+            &dir,
+            "git checkout -qb evil && mkdir -p data/deep && echo pwn > data/pwn.txt \
+             && echo x > data/deep/x && git add -A && git commit -qm evil && git checkout -q main",
+        );
+        sh(&dir, link);
+        let p = Project::open(&dir).unwrap();
+        let (_, landing) = p
+            .prepare_merge("main", "evil", &rev(&dir, "evil"), "m")
+            .unwrap();
+        (tmp, dir, outside, p, landing.unwrap())
+    }
+
+    #[test]
+    fn the_checkout_never_writes_through_a_symlinked_folder() {
+        // An untracked link to a folder outside (git refuses the same merge).
+        let (_tmp, _dir, outside, p, landing) = staged_through("ln -s ../outside data");
+        let staged = p.stage_checkouts(&landing).unwrap();
+        assert_eq!(
+            staged[0].in_the_way(),
+            vec!["data/deep/x".to_string(), "data/pwn.txt".to_string()]
+        );
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        // The link appears after the files were looked at (a resumed or
+        // raced approve): apply keeps the paths and writes nothing there.
+        let (_tmp, dir, outside, p, landing) = staged_through("true");
+        let staged = p.stage_checkouts(&landing).unwrap();
+        assert!(staged[0].in_the_way().is_empty());
+        std::os::unix::fs::symlink("../outside", dir.join("data")).unwrap();
+        p.land(&landing, "approve").unwrap();
+        let applied = staged.into_iter().next().unwrap().apply().unwrap();
+        assert_eq!(applied.kept.len(), 2, "{applied:?}");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_tracked_link_can_become_a_folder() {
+        let (_tmp, dir) = repo();
+        sh(
+            &dir,
+            "mkdir real && ln -s real data && git add -A && git commit -qm link \
+             && git checkout -qb unlink && rm data && mkdir data && echo in > data/in \
+             && git add -A && git commit -qm folder && git checkout -q main",
+        );
+        let p = Project::open(&dir).unwrap();
+        let (_, landing) = p
+            .prepare_merge("main", "unlink", &rev(&dir, "unlink"), "m")
+            .unwrap();
+        let landing = landing.unwrap();
+        let staged = p.stage_checkouts(&landing).unwrap();
+        assert!(staged[0].in_the_way().is_empty());
+        p.land(&landing, "approve").unwrap();
+        let applied = staged.into_iter().next().unwrap().apply().unwrap();
+        assert!(applied.kept.is_empty(), "{:?}", applied.kept);
+        assert!(dir.join("data").is_dir() && !dir.join("data").is_symlink());
+        assert!(!dir.join("real/in").exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("data/in")).unwrap(),
+            "in\n"
+        );
     }
 }

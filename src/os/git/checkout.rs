@@ -173,7 +173,52 @@ pub fn prepare(repo: &Repository, old: Oid, new: Oid) -> GitResult<Prepared> {
             p.changes.get_mut(&path).expect("listed").standing = Standing::Old;
         }
     }
+    p.stand_behind_links();
     Ok(p)
+}
+
+/// The first folder between `workdir` and its file `path` that is a
+/// symbolic link (relative to `workdir`): writing there would write where
+/// the link points, outside the checkout (git's `has_symlink_leading_path`).
+fn leading_link(workdir: &Path, path: &str) -> Option<String> {
+    let rel = Path::new(path);
+    let mut dir = workdir.to_path_buf();
+    let mut at = PathBuf::new();
+    for part in rel.parent()?.components() {
+        dir.push(part);
+        at.push(part);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() => return Some(at.to_string_lossy().into_owned()),
+            Ok(m) if m.is_dir() => {}
+            _ => return None,
+        }
+    }
+    None
+}
+
+impl Prepared {
+    /// A path behind a symlinked folder is in the way, unless that link is
+    /// the old version of a path this change removes (a link becoming a
+    /// folder): removals go first, and `apply` looks again.
+    fn stand_behind_links(&mut self) {
+        let behind: Vec<(String, String)> = self
+            .changes
+            .keys()
+            .filter_map(|p| leading_link(&self.workdir, p).map(|l| (p.clone(), l)))
+            .collect();
+        for (path, link) in behind {
+            let goes = self
+                .changes
+                .get(&link)
+                .is_some_and(|l| l.new.is_none() && l.standing == Standing::Old);
+            let c = self.changes.get_mut(&path).expect("listed");
+            if goes && c.old.is_none() {
+                (c.standing, c.stamp) = (Standing::Old, None);
+            } else {
+                c.standing = Standing::Other;
+            }
+        }
+    }
 }
 
 /// Whether the index vouches that the working file is the old version: its
@@ -332,7 +377,12 @@ impl Prepared {
         let rest = self.changes.iter().filter(|(_, c)| c.new.is_some());
         for (path, c) in removals.chain(rest) {
             let wd = self.workdir.join(path);
-            match self.standing_now(path, c) {
+            // Looked at again: a folder may have become a link since.
+            let standing = match leading_link(&self.workdir, path) {
+                Some(_) => Standing::Other,
+                None => self.standing_now(path, c),
+            };
+            match standing {
                 Standing::New => {}
                 Standing::Old if is_gitlink(c.new) || is_gitlink(c.old) => {}
                 Standing::Old => match c.new {
