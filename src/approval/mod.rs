@@ -15,11 +15,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::agency::agent_permissions;
 use crate::bus;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::spec::{validate_name, AgencySpec};
-use crate::model::ApprovalStatus;
+use crate::model::{ApprovalStatus, Permissions};
 use crate::os::git::{DiffStats, MergeOutcome, Project};
 use crate::os::{interrupt, process};
 use crate::store::{ApprovalRow, Decision, HandoffRow, NewMessage};
@@ -121,6 +122,9 @@ pub fn handoff(ctx: &mut Ctx, r: &HandoffRequest) -> Result<HandoffRow> {
 /// Which test command applies: `--test-command` when given (an explicit
 /// request wins), else the agency's `test_command`, else `agency.toml`'s.
 fn test_command(ctx: &Ctx, agency_name: &str, flag: Option<&str>) -> Result<String> {
+    if flag.is_some() {
+        may_choose_test_command(ctx)?;
+    }
     let from_agency = AgencySpec::load(&ctx.ws.agency_dir(agency_name))
         .ok()
         .and_then(|s| s.test_command);
@@ -134,6 +138,28 @@ fn test_command(ctx: &Ctx, agency_name: &str, flag: Option<&str>) -> Result<Stri
                 "pass --test-command CMD, or set test_command in agency.json or [sandbox] in agency.toml",
             )
         })
+}
+
+/// `--test-command` runs any shell command, and `submit`/`sandbox deploy`
+/// are pre-approved for coordinators: in an agent's pane (AGENCY_AGENT
+/// set) only an agent whose CLI approves everything anyway (`all`) may
+/// choose it. The environment is the agent's: a guard, not a boundary.
+fn may_choose_test_command(ctx: &Ctx) -> Result<()> {
+    let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+    let Some(agent) = env("AGENCY_AGENT") else {
+        return Ok(());
+    };
+    let level = env("AGENCY_NAME")
+        .filter(|a| validate_name("agency", a).is_ok())
+        .and_then(|a| AgencySpec::load(&ctx.ws.agency_dir(&a)).ok())
+        .and_then(|s| s.agent(&agent).map(|a| agent_permissions(&ctx.ws, a)));
+    if level == Some(Permissions::All) {
+        return Ok(());
+    }
+    Err(Error::user(
+        "--test-command is refused in an agent's pane (AGENCY_AGENT is set) unless that agent's permissions are `all`: it would run any command without asking",
+        "leave --test-command out: the agency's test_command (agency.json, else [sandbox] in agency.toml) is run; the human sets it",
+    ))
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -126,7 +126,8 @@ pub struct DeployArgs {
     /// The task, for the record
     #[arg(long)]
     pub task: Option<String>,
-    /// Test command (default: agency.json's test_command, else agency.toml's)
+    /// Test command (default: agency.json's test_command, else agency.toml's);
+    /// refused in an agent's pane unless its permissions are `all`
     #[arg(long, value_name = "CMD")]
     pub test_command: Option<String>,
     /// Seconds before the tests are stopped
@@ -227,7 +228,8 @@ pub struct SubmitArgs {
     /// A link to a demo
     #[arg(long, value_name = "URL")]
     pub demo: Option<String>,
-    /// Test command (default: agency.json's test_command, else agency.toml's)
+    /// Test command (default: agency.json's test_command, else agency.toml's);
+    /// refused in an agent's pane unless its permissions are `all`
     #[arg(long, value_name = "CMD")]
     pub test_command: Option<String>,
     /// Seconds before the tests are stopped

@@ -166,6 +166,73 @@ fn handoff_and_submit_default_to_the_agents_branch() {
 }
 
 #[test]
+fn an_agent_chooses_no_test_command_unless_its_permissions_are_all() {
+    let s = setup();
+    branch(&s.repo, "feature/x", &[("x.txt", "x\n")]);
+    let spec_path = s.t.home.join("agencies/CodeAgency/agency.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&spec_path).unwrap()).unwrap();
+    spec["test_command"] = "echo '3 passed, 0 failed'".into();
+    fs::write(&spec_path, spec.to_string()).unwrap();
+    let pwned = s.t.root().join("pwned");
+    let hostile = format!("id > {}", pwned.display());
+    let as_agent = |agent: &str, args: &[&str]| {
+        s.t.cmd(args)
+            .env("AGENCY_NAME", "CodeAgency")
+            .env("AGENCY_AGENT", agent)
+            .output()
+            .unwrap()
+    };
+    let submit = [
+        "submit",
+        "CodeAgency",
+        "--task",
+        "t",
+        "--branch",
+        "feature/x",
+    ];
+    let deploy = ["sandbox", "deploy", "CodeAgency", "feature/x"];
+    for agent in ["coordinator", "python-agent", "nobody", "../CodeAgency"] {
+        for args in [&submit[..], &deploy[..]] {
+            let args = [args, &["--test-command", &hostile]].concat();
+            let err = crate::common::expect_user_error(&as_agent(agent, &args), &args);
+            assert!(err.contains("--test-command is refused"), "{err}");
+            assert!(err.contains("hint: leave --test-command out"), "{err}");
+        }
+    }
+    assert!(!pwned.exists(), "the hostile test command ran");
+    assert!(s
+        .t
+        .json(&["approvals", "--json"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    // Left out, the agency's own test command runs.
+    let out = as_agent("coordinator", &[&submit[..], &["--json"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let item: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(item["test_command"], spec["test_command"], "{item}");
+    assert_eq!(item["tests_passed"], 3, "{item}");
+    // An agent whose CLI approves everything anyway may choose it.
+    spec["agents"][0]["permissions"] = "all".into();
+    fs::write(&spec_path, spec.to_string()).unwrap();
+    let out = as_agent(
+        "python-agent",
+        &[&deploy[..], &["--test-command", &hostile]].concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(pwned.exists());
+}
+
+#[test]
 fn test_summaries_are_parsed() {
     let s = setup();
     branch(&s.repo, "feature/t", &[("t.txt", "t\n")]);
