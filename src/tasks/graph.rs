@@ -200,7 +200,13 @@ pub fn transition(id: i64, f: Facts, action: Action) -> Result<State, Refusal> {
             format!("task {id} is blocked"),
             format!("see why with `agency task show {id}`; `agency task reopen {id}` makes it ready again"),
         ),
-        (Action::Done, Ready | Claimed | Review | Blocked) => Ok(Done),
+        // In review only the human's decision moves it: `approve` makes it
+        // done (its dependents start on work the base branch has).
+        (Action::Done | Action::Cancel | Action::Reopen, Review) => refuse(
+            format!("task {id} waits for the human's decision on its approval item"),
+            "approve or reject the item (agency approvals) first".into(),
+        ),
+        (Action::Done, Ready | Claimed | Blocked) => Ok(Done),
         (Action::Done, Waiting) => refuse(
             format!("task {id} still waits for tasks it needs"),
             format!("finish or cancel those first (agency task show {id}), or change its needs with `agency task edit {id} --needs ...`"),
@@ -218,10 +224,6 @@ pub fn transition(id: i64, f: Facts, action: Action) -> Result<State, Refusal> {
         (Action::Cancel, _) => Ok(Cancelled),
         (Action::Reopen, Done | Cancelled | Blocked | Claimed) => Ok(waiting_or_ready),
         (Action::Reopen, Waiting | Ready) => Ok(f.state),
-        (Action::Reopen, Review) => refuse(
-            format!("task {id} waits for the human's decision on its approval item"),
-            "approve or reject the item (agency approvals) first".into(),
-        ),
         (Action::Submit, Ready | Claimed | Blocked | Review) => Ok(Review),
         (Action::Submit, Waiting) => refuse(
             format!("task {id} still waits for tasks it needs"),
@@ -484,6 +486,11 @@ mod tests {
         assert_eq!(transition(1, pending, A::Reopen), Ok(Waiting));
         assert_eq!(transition(1, facts(Blocked), A::Reopen), Ok(Ready));
         assert!(transition(1, facts(Review), A::Reopen).is_err());
+        // Only the human's decision finishes work under review.
+        for a in [A::Done, A::Cancel] {
+            let e = transition(5, facts(Review), a).unwrap_err();
+            assert!(e.message.contains("the human's decision"), "{e:?}");
+        }
         let e = transition(7, facts(Waiting), A::Done).unwrap_err();
         assert!(e.hint.contains("agency task show 7"), "{e:?}");
     }

@@ -491,6 +491,22 @@ fn submit_approve_and_reject_move_the_task_and_approval_unblocks_the_next() {
     );
     assert_eq!(state(&t, a), "review");
     assert_eq!(task(&t, a)["branch"], "feature/parser");
+    // Only the human's decision finishes it: neither its agent nor anyone
+    // else marks it done or cancelled (what needs it would start).
+    let done = ["task", "done", &a_s, "--note", "done, trust me"];
+    let as_dev = t
+        .cmd(&done)
+        .env("AGENCY_NAME", "CodeAgency")
+        .env("AGENCY_AGENT", "dev")
+        .output()
+        .unwrap();
+    let err = crate::common::expect_user_error(&as_dev, &done);
+    assert!(err.contains("waits for the human's decision"), "{err}");
+    t.fails(&["task", "cancel", &a_s]);
+    assert_eq!(
+        (state(&t, a), state(&t, b)),
+        ("review".into(), "waiting".into())
+    );
     // A task in review cannot be submitted under a waiting task's id.
     t.fails(&[
         "submit",
