@@ -611,9 +611,149 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The folder holding `rel` under `root`, opened one step at a time
+/// without following a symbolic link (made where missing when `make`), and
+/// the file's name: a link, `..` or an absolute part on the way is refused,
+/// so nothing is written or removed outside `root` (a repository can
+/// commit `.codex -> ~/.codex`).
+fn folder_inside(
+    root: &Path,
+    rel: &Path,
+    make: bool,
+) -> Result<(std::os::fd::OwnedFd, std::ffi::OsString)> {
+    use rustix::fs::{mkdirat, openat, Mode, OFlags, CWD};
+    use rustix::io::Errno;
+    let path = root.join(rel);
+    let refused = |why: &str| {
+        WorkspaceError::user(
+            format!(
+                "{}: {why}: refused, it could lead outside {}",
+                path.display(),
+                root.display()
+            ),
+            format!(
+                "replace it with a real folder (or remove it) in {}",
+                root.display()
+            ),
+        )
+    };
+    let parts: Vec<&std::ffi::OsStr> = rel
+        .components()
+        .map(|c| match c {
+            std::path::Component::Normal(p) => Ok(p),
+            _ => Err(refused("not a plain relative path")),
+        })
+        .collect::<Result<_>>()?;
+    let Some((name, folders)) = parts.split_last() else {
+        return Err(refused("no file name"));
+    };
+    let at = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+    let mut dir = openat(CWD, root, at, Mode::empty())
+        .map_err(|e| WorkspaceError::io(root.display(), e.into()))?;
+    for (i, f) in folders.iter().enumerate() {
+        let open = |d: &std::os::fd::OwnedFd| openat(d, *f, at | OFlags::NOFOLLOW, Mode::empty());
+        let next = match open(&dir) {
+            Err(Errno::NOENT) if make => match mkdirat(&dir, *f, Mode::from_raw_mode(0o777)) {
+                Ok(()) | Err(Errno::EXIST) => open(&dir),
+                Err(e) => Err(e),
+            },
+            other => other,
+        };
+        dir = next.map_err(|e| match e {
+            Errno::LOOP | Errno::NOTDIR => {
+                let at: PathBuf = folders[..=i].iter().collect();
+                refused(&format!("{} is a symbolic link or no folder", at.display()))
+            }
+            e => WorkspaceError::io(path.display(), e.into()),
+        })?;
+    }
+    Ok((dir, name.to_os_string()))
+}
+
+/// Writes `root/rel` whole (a new file renamed over it), never through a
+/// symbolic link: see `folder_inside`. A link at `rel` itself is replaced.
+pub fn write_inside(root: &Path, rel: &Path, contents: &[u8]) -> Result<()> {
+    use rustix::fs::{openat, renameat, unlinkat, AtFlags, Mode, OFlags};
+    use std::io::Write;
+    let path = root.join(rel);
+    let (dir, name) = folder_inside(root, rel, true)?;
+    let tmp = format!(".{}.agency-{}", name.to_string_lossy(), std::process::id());
+    let _ = unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+    let write = || -> io::Result<()> {
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = openat(&dir, tmp.as_str(), flags, Mode::from_raw_mode(0o666))?;
+        fs::File::from(fd).write_all(contents)?;
+        Ok(renameat(&dir, tmp.as_str(), &dir, name.as_os_str())?)
+    };
+    write().map_err(|e| {
+        let _ = unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+        WorkspaceError::io(path.display(), e)
+    })
+}
+
+/// Removes the file `root/rel` (a link there: the link), never through a
+/// symbolic link on the way; a missing file is no error.
+pub fn remove_inside(root: &Path, rel: &Path) -> Result<()> {
+    use rustix::fs::{unlinkat, AtFlags};
+    let (dir, name) = match folder_inside(root, rel, false) {
+        Err(WorkspaceError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(())
+        }
+        other => other?,
+    };
+    match unlinkat(&dir, name.as_os_str(), AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(WorkspaceError::io(root.join(rel).display(), e.into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_and_removals_inside_a_folder_never_follow_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, outside) = (tmp.path().join("root"), tmp.path().join("outside"));
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(outside.join("rules")).unwrap();
+        fs::write(outside.join("rules/x"), "theirs").unwrap();
+        // Made where missing, then replaced whole.
+        write_inside(&root, Path::new("a/b/x"), b"one").unwrap();
+        write_inside(&root, Path::new("a/b/x"), b"two").unwrap();
+        assert_eq!(fs::read_to_string(root.join("a/b/x")).unwrap(), "two");
+        // A linked folder, `..` or an absolute path on the way: refused.
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        for rel in ["link/rules/x", "link/new/x", "../outside/rules/x", "/abs/x"] {
+            let e = write_inside(&root, Path::new(rel), b"mine").unwrap_err();
+            assert!(matches!(e, WorkspaceError::Invalid(_)), "{rel}: {e}");
+            let e = remove_inside(&root, Path::new(rel)).unwrap_err();
+            assert!(matches!(e, WorkspaceError::Invalid(_)), "{rel}: {e}");
+        }
+        assert!(!outside.join("new").exists());
+        assert_eq!(
+            fs::read_to_string(outside.join("rules/x")).unwrap(),
+            "theirs"
+        );
+        // A link at the name itself is replaced (its target untouched),
+        // and removed as a link.
+        std::os::unix::fs::symlink(outside.join("rules/x"), root.join("a/b/y")).unwrap();
+        write_inside(&root, Path::new("a/b/y"), b"mine").unwrap();
+        assert!(!root.join("a/b/y").is_symlink());
+        std::os::unix::fs::symlink(outside.join("rules/x"), root.join("a/b/z")).unwrap();
+        remove_inside(&root, Path::new("a/b/z")).unwrap();
+        remove_inside(&root, Path::new("a/gone/z")).unwrap();
+        assert_eq!(
+            fs::read_to_string(outside.join("rules/x")).unwrap(),
+            "theirs"
+        );
+        assert_eq!(
+            fs::read_dir(root.join("a/b")).unwrap().count(),
+            2,
+            "a temp file left"
+        );
+    }
 
     #[test]
     fn default_config_parses() {

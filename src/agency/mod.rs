@@ -24,8 +24,8 @@ use crate::runtime::permissions::{self, Grant};
 use crate::runtime::profile::{self, Profile};
 use crate::runtime::SHELLS;
 use crate::store::{AgencyRow, AgentRow};
-use crate::workspace::Workspace;
 use crate::workspace::{inside, quote};
+use crate::workspace::{Workspace, WorkspaceError};
 use templates::Overrides;
 
 #[derive(Debug, Clone, Default)]
@@ -608,14 +608,26 @@ fn grant_files(slots: &[Slot]) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     for s in slots {
         match (&s.grant.file, &s.grant.own_rules) {
-            (Some((path, text)), _) => {
-                if let Some(dir) = path.parent() {
-                    fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+            // In the working folder (the repository's): never through a link.
+            (Some((path, text)), _) => match path.strip_prefix(&s.dir) {
+                Ok(rel) => match crate::workspace::write_inside(&s.dir, rel, text.as_bytes()) {
+                    Err(WorkspaceError::Invalid(e)) => warnings.push(format!(
+                        "{}: its rules file was not written ({}), so its CLI asks for agency's commands as it always does",
+                        s.name, e.message
+                    )),
+                    other => other?,
+                },
+                Err(_) => {
+                    if let Some(dir) = path.parent() {
+                        fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+                    }
+                    crate::workspace::write_atomic(path, text.as_bytes())?;
                 }
-                crate::workspace::write_atomic(path, text.as_bytes())?;
-            }
+            },
             (None, Some(stale)) => {
-                let _ = fs::remove_file(stale);
+                if let Ok(rel) = stale.strip_prefix(&s.dir) {
+                    let _ = crate::workspace::remove_inside(&s.dir, rel);
+                }
             }
             (None, None) => {}
         }
@@ -684,8 +696,8 @@ fn forget_grants(ws: &Workspace, agency: &str, agents: &[AgentRow]) -> Result<()
         for dir in dirs {
             for p in profiles.values() {
                 if let Some(t) = &p.permissions.rules_file {
-                    let _ =
-                        fs::remove_file(dir.join(permissions::own_rules_file(t, agency, &a.name)));
+                    let rel = permissions::own_rules_file(t, agency, &a.name);
+                    let _ = crate::workspace::remove_inside(&dir, Path::new(&rel));
                 }
             }
         }

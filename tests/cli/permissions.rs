@@ -395,6 +395,71 @@ fn rules_a_cli_reads_in_its_working_folder_stay_out_of_git_and_go_when_unused() 
 }
 
 #[test]
+fn rules_are_never_written_or_removed_through_a_symlinked_folder() {
+    let (t, project) = TestEnv::with_project();
+    let bin = fake_cli(&t);
+    let profiles = t.home.join("profiles.toml");
+    let text = fs::read_to_string(&profiles).unwrap();
+    fs::write(
+        &profiles,
+        text.replace(
+            "rule = \"allow {command}\"",
+            "rule = \"allow {command}\"\nrules_file = \".fake/rules/agency-{agency}-{agent}.rules\"",
+        ),
+    )
+    .unwrap();
+    // The repository commits its rules folder as a link to somebody's own.
+    let outside = t.root().join("users-own");
+    fs::create_dir_all(outside.join("rules")).unwrap();
+    std::os::unix::fs::symlink(&outside, project.join(".fake")).unwrap();
+    crate::common::commit(&project, &[], "a linked rules folder");
+    let theirs = ["agency-Perm-dev.rules", "agency-Perm-qa.rules"];
+    for f in theirs {
+        fs::write(outside.join("rules").join(f), "their own\n").unwrap();
+    }
+    t.ok(&["create", "Perm", "--agents", "dev,qa"]);
+    t.ok(&["kill", "Perm"]);
+    let spec_path = t.home.join("agencies/Perm/agency.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&spec_path).unwrap()).unwrap();
+    spec["coordinator"]["command"] = bin.to_str().unwrap().into();
+    for i in 0..2 {
+        spec["agents"][i]["command"] = bin.to_str().unwrap().into();
+    }
+    spec["agents"][1]["permissions"] = "ask".into();
+    fs::write(&spec_path, spec.to_string()).unwrap();
+    let report = t.json(&["create", "Perm", "--json"]);
+    let warnings = report["warnings"].to_string();
+    for agent in ["coordinator", "dev"] {
+        assert!(
+            warnings.contains(&format!("{agent}: its rules file was not written"))
+                && warnings.contains(".fake is a symbolic link"),
+            "{report}"
+        );
+    }
+    for agent in ["coordinator", "dev", "qa"] {
+        args_of(&t, agent);
+    }
+    let left = || {
+        let mut l: Vec<String> = fs::read_dir(outside.join("rules"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        l.sort();
+        l
+    };
+    assert_eq!(left(), theirs, "written or removed through the link");
+    t.ok(&["kill", "Perm", "--purge", "--force"]);
+    assert_eq!(left(), theirs, "purge removed through the link");
+    for f in theirs {
+        assert_eq!(
+            fs::read_to_string(outside.join("rules").join(f)).unwrap(),
+            "their own\n"
+        );
+    }
+}
+
+#[test]
 fn a_compound_command_gets_no_permissions_and_create_says_so() {
     let t = TestEnv::new();
     let bin = fake_cli(&t);
