@@ -271,9 +271,29 @@ pub fn read_body(arg: &str) -> Result<String> {
     if arg != "-" {
         return Ok(arg.to_string());
     }
-    let mut s = String::new();
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+    read_bounded(std::io::stdin())
+}
+
+/// At most `MAX_BODY` bytes (and a final newline, dropped) from `input`:
+/// more is refused after reading one byte past it, whatever is still coming
+/// (`cat /dev/zero | agency send ... -`).
+fn read_bounded(input: impl std::io::Read) -> Result<String> {
+    let limit = MAX_BODY + 1;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut input.take(limit as u64 + 1), &mut bytes)
         .map_err(|e| Error::io("stdin", e))?;
+    if bytes.len() > limit {
+        return Err(Error::user(
+            format!("stdin holds more than {MAX_BODY} bytes; at most {MAX_BODY} are sent"),
+            "put long content in a file and send its path",
+        ));
+    }
+    let s = String::from_utf8(bytes).map_err(|e| {
+        Error::io(
+            "stdin",
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        )
+    })?;
     Ok(s.strip_suffix('\n').unwrap_or(&s).to_string())
 }
 
@@ -285,6 +305,17 @@ pub fn wake_socket(registry: &Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stdin_bodies_are_read_only_to_the_limit() {
+        // Endless input: refused after MAX_BODY + 2 bytes, not read to the end.
+        let endless = std::io::repeat(b'x');
+        let e = read_bounded(endless).unwrap_err().to_string();
+        assert!(e.contains("more than 65536 bytes"), "{e}");
+        let full = "y".repeat(MAX_BODY);
+        assert_eq!(read_bounded(format!("{full}\n").as_bytes()).unwrap(), full);
+        assert!(read_bounded(format!("{full}yy").as_bytes()).is_err());
+    }
 
     #[test]
     fn payloads_need_a_string_type() {

@@ -24,6 +24,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// A plan larger than this is no plan (`/dev/zero`, a log given by mistake).
+pub const MAX_PLAN: u64 = 1024 * 1024;
+
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -105,7 +108,7 @@ fn line_of(text: &str, at: usize) -> usize {
 impl Plan {
     /// Reads and checks `path`.
     pub fn load(ctx: &Ctx, path: &Path) -> Result<Plan> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
+        let text = read_plan(path)?;
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -378,4 +381,51 @@ fn update(g: &mut Graph<'_, '_>, id: i64, p: &Planned, needs: Vec<i64>) -> Resul
     )?;
     settle(g, &mut t, from, !same_place)?;
     Ok(Outcome::Updated)
+}
+
+/// The plan file's text: a regular file of at most `MAX_PLAN` bytes,
+/// checked before reading (a FIFO or device is never opened for long, and
+/// never read to its end).
+fn read_plan(path: &Path) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e| Error::io(path.display(), e);
+    let refuse = |why: String| {
+        Error::user(
+            format!("{} {why}", path.display()),
+            format!(
+                "a plan is a TOML file of at most {} KiB; see `agency plan apply --help`",
+                MAX_PLAN / 1024
+            ),
+        )
+    };
+    let check = |m: std::fs::Metadata| {
+        if !m.is_file() {
+            Err(refuse("is not a regular file".into()))
+        } else if m.len() > MAX_PLAN {
+            Err(refuse(format!(
+                "is {} bytes: too large for a plan",
+                m.len()
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    check(std::fs::metadata(path).map_err(io)?)?;
+    // Non-blocking: a FIFO swapped in since does not hang the open.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io)?;
+    check(file.metadata().map_err(io)?)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PLAN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_PLAN {
+        return Err(refuse("grew past the limit while it was read".into()));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }

@@ -1034,3 +1034,67 @@ fn log_follow_moves_to_a_new_database() {
     drop(child);
     assert!(seen, "log --follow showed the new database's events");
 }
+
+/// Runs `args` with 1 MiB on stdin and the pipe held open: the command
+/// must refuse (exit 1, error and hint) within a deadline, without waiting
+/// for an end that never comes; returns stderr.
+fn refuses_in_time(t: &TestEnv, args: &[&str]) -> String {
+    let mut child = t
+        .cmd(args)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        // Ends with EPIPE once the command exits.
+        let _ = std::io::Write::write_all(&mut stdin, &vec![b'x'; 1 << 20]);
+        stdin
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut ended = false;
+    while !ended && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        ended = child.try_wait().unwrap().is_some();
+    }
+    if !ended {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    drop(writer.join().unwrap());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(ended, "{args:?} still reads after 30 s");
+    assert_eq!(status.code(), Some(1), "{args:?}: {err}");
+    assert!(err.contains("error: ") && err.contains("hint: "), "{err}");
+    err
+}
+
+#[test]
+fn endless_input_and_huge_plans_are_refused_before_they_are_read() {
+    let t = TestEnv::new();
+    for args in [
+        &["send", "Nobody", "dev", "-"][..],
+        &["task", "add", "x", "--agency", "Nobody", "--body", "-"],
+    ] {
+        let err = refuses_in_time(&t, args);
+        assert!(err.contains("more than 65536 bytes"), "{err}");
+    }
+    // A device, a FIFO nobody writes to, and a file over 1 MiB.
+    let fifo = t.root().join("plan.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let big = t.root().join("big.toml");
+    fs::write(&big, format!("# {}\n", "x".repeat(1 << 20))).unwrap();
+    for (file, why) in [
+        ("/dev/zero", "is not a regular file"),
+        (fifo.to_str().unwrap(), "is not a regular file"),
+        (big.to_str().unwrap(), "too large for a plan"),
+    ] {
+        let err = refuses_in_time(&t, &["plan", "apply", file]);
+        assert!(err.contains(why), "{file}: {err}");
+    }
+}
