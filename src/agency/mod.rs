@@ -586,19 +586,37 @@ fn pane_command(
 /// Makes `registry/bin/agency` a link to this very binary (however it was
 /// started: `cargo run`, a path, installed, through a link), replaced in one
 /// step, so every agent's `agency` is the one that brought it up.
-fn link_agency_bin(ws: &Workspace) -> Result<PathBuf> {
+/// A binary replaced or removed while it runs (an upgrade under a
+/// long-lived monitor) is no target: the link stays, with a warning.
+fn link_agency_bin(ws: &Workspace) -> Result<(PathBuf, Option<String>)> {
     let dir = ws.bin_dir();
     fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
     let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
     let link = dir.join("agency");
-    if fs::read_link(&link).is_ok_and(|t| t == exe) {
-        return Ok(dir);
+    let now = fs::read_link(&link).ok();
+    if now.as_ref() == Some(&exe) {
+        return Ok((dir, None));
+    }
+    // /proc/self/exe names a replaced binary `PATH (deleted)`.
+    let gone = exe.to_string_lossy().ends_with(" (deleted)") || !exe.is_file();
+    if gone {
+        let keeps = now.map_or("no agency for the agents".to_string(), |t| {
+            format!("it keeps pointing at {}", t.display())
+        });
+        return Ok((
+            dir,
+            Some(format!(
+                "this agency binary is gone from {} (replaced or removed while it ran), so {} was not changed: {keeps}; the next create, restart or restore run by the installed binary links it",
+                exe.display(),
+                link.display()
+            )),
+        ));
     }
     let tmp = dir.join(format!(".agency.{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(&exe, &tmp).map_err(|e| Error::io(tmp.display(), e))?;
     fs::rename(&tmp, &link).map_err(|e| Error::io(link.display(), e))?;
-    Ok(dir)
+    Ok((dir, None))
 }
 
 /// Writes the rules files the agents' permissions need; returns warnings
@@ -759,7 +777,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
     check_role_files(&spec, dir)?;
     let profiles = profile::load(&ctx.ws.root)?;
     check_profiles(&spec, &profiles)?;
-    let bin_dir = link_agency_bin(&ctx.ws)?;
+    let (bin_dir, bin_warning) = link_agency_bin(&ctx.ws)?;
     let mut slots = slots(&ctx.ws, &spec, layout, &profiles);
     let root = ctx.ws.root.display().to_string();
     let _ = fs::create_dir_all(ctx.ws.root.join("sandbox").join("testing"));
@@ -780,7 +798,8 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
     prepare_worktrees(ctx, &spec, &mut slots, &prior_rows)?;
     grant_permissions(&ctx.ws, &spec, &mut slots, &profiles);
     let slots = slots;
-    let warnings = grant_files(&slots)?;
+    let mut warnings = grant_files(&slots)?;
+    warnings.extend(bin_warning);
     exclude_grant_files(&ctx.ws, &slots)?;
     let prior: HashMap<String, Option<String>> = prior_rows
         .into_iter()

@@ -77,6 +77,39 @@ fn every_agent_finds_this_agency_on_its_path_after_restart_reconcile_and_restore
 }
 
 #[test]
+fn a_binary_replaced_while_it_ran_never_becomes_the_agents_agency() {
+    let t = TestEnv::new();
+    t.ok(&["create", "Up", "--agents", "dev"]);
+    let link = t.home.join("registry/bin/agency");
+    let before = fs::read_link(&link).unwrap();
+    // A copy is run, then replaced under it (an upgrade under a long-lived
+    // monitor): its /proc/self/exe reads `... (deleted)`.
+    let bin = t.root().join("old bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::copy(env!("CARGO_BIN_EXE_agency"), bin.join("agency")).unwrap();
+    let script = "exec 3< \"$1/agency\" && rm \"$1/agency\" && exec /proc/self/fd/3 create Up2 --agents dev --json";
+    let out = t
+        .cmd_of(
+            Path::new("sh"),
+            &["-c", script, "sh", bin.to_str().unwrap()],
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("this agency binary is gone from")
+            && warnings.contains("(deleted)")
+            && warnings.contains(&format!("it keeps pointing at {}", before.display())),
+        "{report}"
+    );
+    assert_eq!(fs::read_link(&link).unwrap(), before, "the link moved");
+    assert!(link.is_file(), "the agents' agency is gone");
+}
+
+#[test]
 fn the_path_holds_in_a_workspace_folder_with_shell_characters_and_in_the_panes_layout() {
     let t = TestEnv::bare_named("w s$(touch pwned)`x`;'q\"");
     t.ok(&["init", t.home.to_str().unwrap()]);
