@@ -287,6 +287,22 @@ impl Workspace {
         self.registry_dir().join("bin")
     }
 
+    /// Agents find `agency` through `bin_dir` first on their PATH, which
+    /// cannot hold a `:`: it would split the entry, and its second part
+    /// would be a folder relative to the agent's own (where it can write).
+    pub fn check_path_entry(&self) -> Result<()> {
+        if !self.bin_dir().to_string_lossy().contains(':') {
+            return Ok(());
+        }
+        Err(WorkspaceError::user(
+            format!(
+                "the workspace folder {:?} holds a ':', which PATH cannot hold: its agents would not find agency",
+                self.root.display().to_string()
+            ),
+            "move the workspace (the folder with agency.toml) to a path without ':', or rename that folder",
+        ))
+    }
+
     /// Waits for, then holds until dropped, the lock of one agency
     /// (`registry/locks/NAME.lock`, `name` already checked): create,
     /// restore and kill of one agency run one at a time, so two of them

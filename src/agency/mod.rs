@@ -97,6 +97,7 @@ pub struct CreateReport {
 /// call is left behind.
 pub fn create(ctx: &mut Ctx, opts: &CreateOptions) -> Result<CreateReport> {
     validate_name("agency", &opts.name)?;
+    ctx.ws.check_path_entry()?;
     let _lock = ctx.ws.lock_agency(&opts.name)?;
     let dir = ctx.ws.agency_dir(&opts.name);
     let exists = dir.join("agency.json").is_file();
@@ -589,6 +590,7 @@ fn pane_command(
 /// A binary replaced or removed while it runs (an upgrade under a
 /// long-lived monitor) is no target: the link stays, with a warning.
 fn link_agency_bin(ws: &Workspace) -> Result<(PathBuf, Option<String>)> {
+    ws.check_path_entry()?;
     let dir = ws.bin_dir();
     fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
     let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;

@@ -142,6 +142,21 @@ fn the_path_holds_in_a_workspace_folder_with_shell_characters_and_in_the_panes_l
     assert!(!t.home.join("pwned").exists());
 }
 
+#[test]
+fn a_workspace_folder_with_a_colon_is_refused_where_agents_need_path() {
+    // PATH would hold `.../c` and `olon/ws/registry/bin`: a folder relative
+    // to the agent's own, where the agent can write an `agency` of its own.
+    let t = TestEnv::bare_named("c:olon/ws");
+    t.ok(&["init", t.home.to_str().unwrap()]);
+    t.set_config("command = \"bash\"", "command = \"sh\"");
+    let err = t.fails(&["create", "Colon", "--agents", "dev"]);
+    assert!(err.contains("holds a ':', which PATH cannot hold"), "{err}");
+    assert!(err.contains("hint: move the workspace"), "{err}");
+    assert!(!t.home.join("agencies/Colon").exists(), "half made");
+    assert!(!t.home.join("registry/bin").exists(), "half made");
+    assert!(!t.has_server(), "a session was started");
+}
+
 /// A stand-in agent CLI, `fake-cli`, that writes the arguments it was
 /// started with (one per line) to `<name>.args` beside the workspace, and
 /// a workspace profile for it whose permissions name every placeholder.
