@@ -75,6 +75,9 @@ pub struct TasksConfig {
 
 /// A claim's lease when `agency.toml` names none.
 pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
+/// The longest `[tasks] lease`: any longer is no lease (and stays far from
+/// overflowing a clock it is added to).
+pub const MAX_LEASE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default)]
@@ -269,12 +272,17 @@ impl Workspace {
         let Some(text) = self.config.tasks.lease.as_deref() else {
             return Ok(DEFAULT_LEASE);
         };
-        humantime::parse_duration(text.trim()).map_err(|e| {
+        let bad = |e: &dyn std::fmt::Display| {
             WorkspaceError::user(
                 format!("[tasks] lease = {text:?} in {CONFIG_FILE}: {e}"),
-                "write a duration like \"10m\" or \"90s\"",
+                "write a duration like \"10m\" or \"90s\", at most \"30days\"",
             )
-        })
+        };
+        let lease = humantime::parse_duration(text.trim()).map_err(|e| bad(&e))?;
+        if lease > MAX_LEASE {
+            return Err(bad(&"longer than 30 days"));
+        }
+        Ok(lease)
     }
 
     pub fn registry_dir(&self) -> PathBuf {
@@ -780,6 +788,22 @@ mod tests {
         assert_eq!(c.tmux.socket.as_deref(), Some(""));
         assert_eq!(c.agents.command.as_deref(), Some("bash"));
         assert_eq!(c.tasks.lease.as_deref(), Some("10m"));
+    }
+
+    #[test]
+    fn a_lease_too_long_is_refused_with_what_to_write() {
+        let ws = |lease: &str| Workspace {
+            root: PathBuf::from("/w"),
+            config: toml::from_str(&format!("[tasks]\nlease = {lease:?}")).unwrap(),
+        };
+        assert_eq!(ws("30days").task_lease().unwrap(), MAX_LEASE);
+        for long in ["31days", "500000000000y"] {
+            let WorkspaceError::Invalid(e) = ws(long).task_lease().unwrap_err() else {
+                panic!("{long}: not a user error");
+            };
+            assert!(e.message.contains("longer than 30 days"), "{long}: {e:?}");
+            assert!(e.hint.contains("at most"), "{long}: {e:?}");
+        }
     }
 
     #[test]

@@ -62,12 +62,20 @@ fn bad(key: &str, value: &str, e: impl std::fmt::Display, hint: &str) -> Error {
     )
 }
 
+/// The longest `batch` or `timeout`: held a day at most, a command that
+/// runs longer is hung (and sums with clock times stay far from overflow).
+pub const MAX_SETTING: Duration = Duration::from_secs(24 * 3600);
+
 fn duration(key: &str, value: Option<&str>, default: Duration) -> Result<Duration> {
-    match value {
-        None => Ok(default),
-        Some(v) => humantime::parse_duration(v.trim())
-            .map_err(|e| bad(key, v, e, "write a duration like \"2m\" or \"30s\"")),
+    let hint = "write a duration like \"2m\" or \"30s\", at most \"1day\"";
+    let Some(v) = value else {
+        return Ok(default);
+    };
+    let d = humantime::parse_duration(v.trim()).map_err(|e| bad(key, v, e, hint))?;
+    if d > MAX_SETTING {
+        return Err(bad(key, v, "longer than a day", hint));
     }
+    Ok(d)
 }
 
 /// `"22:00-08:00"` as minutes of the day.
@@ -130,7 +138,7 @@ pub fn now() -> SystemTime {
 /// Whether held items go out now: outside quiet hours, once `batch` has
 /// passed since the first of them was seen.
 pub fn due(s: &Settings, first_seen: u64, now: u64) -> bool {
-    !s.in_quiet(local_minute(now)) && now >= first_seen + s.batch.as_secs()
+    !s.in_quiet(local_minute(now)) && now >= first_seen.saturating_add(s.batch.as_secs())
 }
 
 /// One call's document.
@@ -390,7 +398,10 @@ impl Notifier {
                 let why = if s.in_quiet(local_minute(now)) {
                     "quiet hours".to_string()
                 } else {
-                    format!("batch until {}", rfc3339(first + s.batch.as_secs()))
+                    format!(
+                        "batch until {}",
+                        rfc3339(first.saturating_add(s.batch.as_secs()))
+                    )
                 };
                 info!("notify: {} item(s) held ({why})", held.len());
             }
@@ -441,7 +452,9 @@ impl Notifier {
         }
         self.running.push(Running {
             child,
-            deadline: Instant::now() + s.timeout,
+            deadline: Instant::now()
+                .checked_add(s.timeout.min(MAX_SETTING))
+                .unwrap_or_else(Instant::now),
         });
         Ok(pid)
     }
@@ -537,6 +550,20 @@ mod tests {
         .unwrap();
         assert_eq!(ok.batch, Duration::from_secs(120));
         assert_eq!(ok.quiet, Some((1320, 480)));
+        // Too long to add to a clock (it crashed the router), or just long.
+        for (batch, timeout) in [(None, "500000000000y"), (Some("2days"), "1m")] {
+            let c = NotifyConfig {
+                command: Some("cat".into()),
+                batch: batch.map(str::to_string),
+                quiet: None,
+                timeout: Some(timeout.into()),
+            };
+            let e = Settings::from_config(&c).unwrap_err();
+            assert!(e.to_string().contains("longer than a day"), "{e}");
+            assert!(e.hint().unwrap().contains("at most"), "{e}");
+        }
+        // Even unchecked settings never overflow.
+        assert!(!due(&settings(u64::MAX, None), 10, 20));
     }
 
     #[test]

@@ -910,3 +910,29 @@ fn a_failing_notify_command_is_logged_and_delivery_goes_on() {
             .contains("still delivered")
     });
 }
+
+#[test]
+fn a_notify_timeout_too_long_for_the_clock_is_refused_and_the_router_lives_on() {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipped: the test clock is read by debug builds only");
+        return;
+    }
+    let n = Notified::new("batch = \"0s\"\ntimeout = \"500000000000y\"");
+    n.set_clock("2030-01-01T12:00:00Z");
+    n.start();
+    n.block("one");
+    wait_until("the setting refused in the log", || {
+        n.log_has("[notify] timeout = \"500000000000y\" in agency.toml: longer than a day")
+    });
+    assert!(n.log_has("at most"), "the hint");
+    n.t.ok(&["send", "CodeAgency", "a", "still delivered"]);
+    let pane = pane_of(&n.t, "CodeAgency", "a");
+    wait_until("the message typed", || {
+        n.t.tmux_ok(&["capture-pane", "-p", "-t", &pane])
+            .contains("still delivered")
+    });
+    assert!(!n.log_has("panicked"));
+    let pid = n.t.router_pid().expect("a router");
+    assert!(crate::common::process_alive(pid), "the router died");
+    assert!(n.calls().is_empty(), "notified with a broken setting");
+}
