@@ -412,6 +412,11 @@ fn monitor_json_ranks_what_needs_you() {
         .unwrap();
     t.tmux_ok(&["send-keys", "-t", &pane_of(&t, "CodeAgency", "b"), "C-d"]);
     wait_until("b exited", || state_of(&t, "b") == "exited");
+    // Recorded by the router: its time, not each run's first look, is when
+    // it exited (the two runs below could fall in different seconds).
+    wait_until("the router to record the exit", || {
+        kinds(&t).contains(&"agent.exited".into())
+    });
     // Not a terminal: JSON, with or without --json.
     let doc = t.json(&["monitor"]);
     assert_eq!(doc, {
