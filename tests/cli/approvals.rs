@@ -630,6 +630,32 @@ fn approve_refuses_files_in_the_way_before_anything_moves() {
     assert_eq!(s.t.json(&["approvals", "--json"])[0]["status"], "pending");
 }
 
+#[test]
+fn approve_never_writes_through_a_symlinked_folder_of_the_checkout() {
+    let s = setup();
+    // An untracked link to a folder outside the project (a data or cache
+    // folder), and a branch that adds a file under its name.
+    branch(&s.repo, "feature/pwn", &[("data/pwn.txt", "pwned\n")]);
+    let outside = s.t.root().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, s.repo.join("data")).unwrap();
+    let item = submit(&s, "feature/pwn", "data", "echo '1 passed, 0 failed'");
+    let before = main_head(&s.repo);
+    let err = s.t.fails(&["approve", &item["id"].to_string()]);
+    assert!(
+        err.contains("data/pwn.txt") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert!(err.contains("symlinked folder"), "{err}");
+    assert_eq!(main_head(&s.repo), before);
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "written outside"
+    );
+    assert_eq!(s.t.json(&["approvals", "--json"])[0]["status"], "pending");
+}
+
 /// Runs `agency ARGS` able to write files of at most `limit` bytes (as on
 /// a full disk: writes past it fail).
 fn run_with_file_limit(t: &TestEnv, args: &[&str], limit: u64) -> std::process::Output {
