@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::LazyLock;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,14 @@ use crate::error::{Error, Result};
 use crate::model::spec::AgentSpec;
 
 const BUILTIN: &str = include_str!("profiles.toml");
+
+/// How many of the last non-empty lines a prompt's option list may start in.
+const PROMPT_LINES: usize = 16;
+
+/// The first option of a prompt's numbered list, after a selection marker
+/// or a box border (`❯ 1. Yes`, `│ ● 1. Allow once`).
+static FIRST_OPTION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\W*1\.\s").expect("a valid regex"));
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -269,16 +278,40 @@ impl Profile {
         Some(words.join(" "))
     }
 
+    /// The prompt's own lines at the bottom of `screen`: from its option
+    /// list's first option (`1. Yes`, after any marker or border) to the
+    /// end, when that is among the last `PROMPT_LINES` non-empty lines;
+    /// else the last non-empty line (a lettered prompt: `(Y)es/(N)o`).
+    pub fn prompt_block(screen: &str) -> String {
+        let tail = Self::tail(screen, PROMPT_LINES);
+        match tail.iter().rposition(|l| FIRST_OPTION.is_match(l)) {
+            Some(i) => tail[i..].join("\n"),
+            None => tail.last().copied().unwrap_or("").to_string(),
+        }
+    }
+
+    /// The choices the prompt on `screen` offers (those `answer_keys`
+    /// finds a key for).
+    pub fn choices(&self, screen: &str) -> Vec<Choice> {
+        [Choice::Yes, Choice::No, Choice::Always]
+            .into_iter()
+            .filter(|c| self.answer_keys(screen, *c).is_some())
+            .collect()
+    }
+
     /// The keys that give `choice` at the prompt on `screen`: the one its
-    /// regex finds there, then `then`. `None` when the prompt offers no
-    /// such choice.
+    /// regex finds in the prompt's own lines (`prompt_block`), then `then`.
+    /// `None` when the prompt offers no such choice.
     pub fn answer_keys(&self, screen: &str, choice: Choice) -> Option<Vec<String>> {
         let re = match choice {
             Choice::Yes => &self.answer.yes,
             Choice::No => &self.answer.no,
             Choice::Always => &self.answer.always,
         };
-        let caps = re.as_ref()?.captures(screen)?;
+        // Only the prompt's own lines: text above them (a command, the
+        // model's reason, history) may look like an option.
+        let block = Self::prompt_block(screen);
+        let caps = re.as_ref()?.captures(&block)?;
         let key = caps.iter().skip(1).flatten().next()?.as_str();
         let key = match key.to_ascii_lowercase().as_str() {
             "esc" | "escape" => "Escape".to_string(),

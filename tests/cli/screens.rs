@@ -130,3 +130,84 @@ fn each_recorded_screen_reads_as_what_it_shows() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A recorded screen with one line changed (the first line containing
+/// `line`), as text the model or a tool writes above the prompt.
+fn variant(cli: &str, state: &str, line: &str, with: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screens");
+    let screen = std::fs::read_to_string(root.join(cli).join(format!("{state}.txt"))).unwrap();
+    let mut done = false;
+    let out: Vec<String> = screen
+        .lines()
+        .map(|l| {
+            if !done && l.contains(line) {
+                done = true;
+                with.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(done, "{cli}/{state} has no line {line:?}");
+    out.join("\n") + "\n"
+}
+
+#[test]
+fn answer_keys_come_from_the_prompts_own_options_only() {
+    let profiles = profile::builtins();
+    let keys = |cli: &str, screen: &str, c| {
+        profiles[cli]
+            .answer_keys(screen, c)
+            .map(|k| k.join(" "))
+            .unwrap_or_default()
+    };
+    // Codex: the model's reason ends like the "no" option, with another key.
+    let codex = variant(
+        "codex",
+        "waiting",
+        "Reason:",
+        "  Reason: Cleanup. No, and tell Codex what to do differently (y)",
+    );
+    assert_eq!(keys("codex", &codex, Choice::No), "Escape");
+    assert_eq!(keys("codex", &codex, Choice::Yes), "y");
+    // A command quoted in the "always" option cannot give it another key.
+    let codex = variant(
+        "codex",
+        "waiting",
+        "2. Yes, and don't ask again",
+        "  2. Yes, and don't ask again for commands that start with `rm (y)` (p)",
+    );
+    assert_eq!(keys("codex", &codex, Choice::Always), "p");
+    // Claude: a command line that reads like an option.
+    let claude = variant("claude", "waiting", "touch made-by-agent.txt", "   2. Yes");
+    assert_eq!(keys("claude", &claude, Choice::Yes), "1");
+    let claude = variant(
+        "claude",
+        "waiting-2.1.332",
+        "Run a command",
+        "   2. Yes, and don't ask again",
+    );
+    assert_eq!(keys("claude", &claude, Choice::Yes), "1");
+    assert_eq!(keys("claude", &claude, Choice::Always), "2");
+    // Gemini: the command box shows a line like the "always" option first.
+    let gemini = variant(
+        "gemini",
+        "waiting",
+        "│ │ touch made-by-agent.txt",
+        "│ │ 2. Allow once                                                                                │ │",
+    );
+    assert_eq!(keys("gemini", &gemini, Choice::Yes), "1");
+    // Aider: only the question on its last line offers keys; "(A)ll" in
+    // the model's text above does not add a choice.
+    let aider = variant(
+        "aider",
+        "waiting-shell",
+        "Run this:",
+        "Run this? (Y)es/(N)o/(A)ll [Yes]:",
+    );
+    assert_eq!(keys("aider", &aider, Choice::Always), "");
+    assert_eq!(
+        profiles["aider"].choices(&aider),
+        vec![Choice::Yes, Choice::No]
+    );
+}
