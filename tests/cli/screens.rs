@@ -210,4 +210,18 @@ fn answer_keys_come_from_the_prompts_own_options_only() {
         profiles["aider"].choices(&aider),
         vec![Choice::Yes, Choice::No]
     );
+    // What `status` offers: only what the prompt on screen has.
+    let screen = |cli: &str, state: &str| variant(cli, state, "", "");
+    assert_eq!(
+        profiles["codex"].choices(&screen("codex", "waiting-signin")),
+        vec![]
+    );
+    assert_eq!(
+        profiles["gemini"].choices(&screen("gemini", "waiting-trust")),
+        vec![Choice::Yes, Choice::No]
+    );
+    assert_eq!(
+        profiles["claude"].choices(&screen("claude", "waiting")),
+        vec![Choice::Yes, Choice::No, Choice::Always]
+    );
 }
