@@ -267,15 +267,7 @@ impl Profile {
                     .map_or(screen.len(), |i| m.end() + i);
                 Some(screen[start..end].to_string())
             })?;
-        // Box-drawing borders and runs of blanks are layout, not words; it
-        // is shown on the human's terminal, so no control character stays.
-        let words: Vec<&str> = text
-            .split(|c: char| {
-                c.is_whitespace() || c.is_control() || ('\u{2500}'..='\u{257f}').contains(&c)
-            })
-            .filter(|w| !w.is_empty())
-            .collect();
-        Some(words.join(" "))
+        Some(plain_question(&text))
     }
 
     /// The prompt's own lines at the bottom of `screen`: from its option
@@ -349,6 +341,34 @@ impl Profile {
             }
             _ => false,
         }
+    }
+}
+
+/// The most of a question shown (characters): a whole command, but not a
+/// screenful.
+const MAX_QUESTION: usize = 600;
+
+/// A question as the human reads it: every line of it, joined with a
+/// visible mark, cut with "…" past `MAX_QUESTION`. Box-drawing borders and
+/// runs of blanks are layout, not words; it is shown on the human's
+/// terminal, so no control character stays.
+fn plain_question(text: &str) -> String {
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            l.split(|c: char| {
+                c.is_whitespace() || c.is_control() || ('\u{2500}'..='\u{257f}').contains(&c)
+            })
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = lines.join(" \u{23ce} ");
+    match joined.char_indices().nth(MAX_QUESTION) {
+        Some((at, _)) => format!("{}…", &joined[..at]),
+        None => joined,
     }
 }
 

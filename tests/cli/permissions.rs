@@ -315,6 +315,20 @@ then = "Enter"
     );
     assert!(err.contains("hint: "), "{err}");
     assert!(!got.exists());
+    // The monitor's (and a notification's) command names what it showed.
+    let doc = t.json(&["monitor", "--json"]);
+    let need = doc["needs_you"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "waiting")
+        .expect("the prompt needs the human")
+        .clone();
+    let words = shlex::split(need["command"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        words[words.len() - 2..],
+        ["--if-asks".to_string(), "rm -rf build".to_string()]
+    );
 
     // Answered by another agent: recorded as such.
     let out = t
