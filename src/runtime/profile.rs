@@ -24,6 +24,10 @@ const PROMPT_LINES: usize = 16;
 static FIRST_OPTION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\W*1\.\s").expect("a valid regex"));
 
+/// Any option of a prompt's numbered list.
+static OPTION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\W*\d+\.\s").expect("a valid regex"));
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProfileSpec {
@@ -186,7 +190,7 @@ impl Profile {
             return ScreenState::Starting;
         }
         let anywhere = |r: &Option<Regex>| r.as_ref().is_some_and(|r| r.is_match(screen));
-        if anywhere(&self.waiting) {
+        if self.waiting_up(screen) {
             return ScreenState::Waiting;
         }
         if anywhere(&self.busy) {
@@ -208,6 +212,25 @@ impl Profile {
         } else {
             ScreenState::Busy
         }
+    }
+
+    /// Whether a permission prompt is up: `waiting` matches below the
+    /// input box (the last line matching `input` or `ready`, unless it is
+    /// the prompt's own selected option, `❯ 1. Yes`). A prompt replaces
+    /// the box; the same words above it are history or the model's prose.
+    fn waiting_up(&self, screen: &str) -> bool {
+        let Some(waiting) = &self.waiting else {
+            return false;
+        };
+        let matches = |r: &Option<Regex>, l: &str| r.as_ref().is_some_and(|r| r.is_match(l));
+        let lines: Vec<&str> = screen.lines().collect();
+        let from = lines
+            .iter()
+            .rposition(|l| {
+                (matches(&self.input, l) || matches(&self.ready, l)) && !OPTION.is_match(l)
+            })
+            .map_or(0, |i| i + 1);
+        waiting.is_match(&lines[from..].join("\n"))
     }
 
     /// What the input box holds ("" when empty or showing its hint): the

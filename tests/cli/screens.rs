@@ -278,3 +278,53 @@ fn the_question_is_the_whole_command_every_line_of_it() {
     let got = q("claude", &claude);
     assert!(got.ends_with('…') && got.chars().count() == 601, "{got}");
 }
+
+/// A recorded screen with `prose` (what the model wrote) put above the
+/// last line containing `line`.
+fn above(cli: &str, state: &str, line: &str, prose: &str) -> String {
+    let mut lines: Vec<String> = fixture(cli, state).lines().map(str::to_string).collect();
+    let at = lines
+        .iter()
+        .rposition(|l| l.contains(line))
+        .unwrap_or_else(|| panic!("{cli}/{state} has no line {line:?}"));
+    lines.insert(at, prose.to_string());
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn a_prompts_words_in_the_models_reply_do_not_make_it_waiting() {
+    let profiles = profile::builtins();
+    for (cli, line, prose) in [
+        (
+            "claude",
+            "Baked for",
+            "● I updated the config file. Do you want to proceed? I can also revert it.",
+        ),
+        (
+            "claude",
+            "Baked for",
+            "  Do you want to proceed?\n  ❯ 1. Yes\n    2. No\n  Esc to cancel · Tab to amend",
+        ),
+        (
+            "codex",
+            "Ask Codex to do anything",
+            "• Would you like to run the following command? Trust this folder?",
+        ),
+        (
+            "gemini",
+            "Shift+Tab to accept edits",
+            "✦ Do you want to proceed? Allow execution of [Shell]?",
+        ),
+        (
+            "aider",
+            "Would you like to see what's new",
+            "Run shell command? (Y)es/(N)o/(D)on't ask again [Yes]:",
+        ),
+    ] {
+        let screen = above(cli, "idle", line, prose);
+        let p = &profiles[cli];
+        assert_eq!(p.screen_state(&screen), ScreenState::Idle, "{cli}: {prose}");
+        assert!(p.can_type(&screen), "{cli}: {prose}");
+        assert_eq!(p.question(&screen), None, "{cli}: {prose}");
+    }
+}
