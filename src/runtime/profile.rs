@@ -695,7 +695,9 @@ mod tests {
         let p = load(dir.path()).unwrap();
         let m = for_agent(&p, None, "mycli --fast").unwrap();
         assert_eq!(m.screen_state("hello\n> \n"), ScreenState::Idle);
-        assert_eq!(m.screen_state("Allow? [y/n]\n> \n"), ScreenState::Waiting);
+        assert_eq!(m.screen_state("> go\nAllow? [y/n]\n"), ScreenState::Waiting);
+        // Answered: its prompt is back below the question.
+        assert_eq!(m.screen_state("Allow? [y/n] y\n> \n"), ScreenState::Idle);
         assert!(p["gemini"].unset_env.contains(&"CI".to_string()));
     }
 
