@@ -19,6 +19,9 @@ const BUILTIN: &str = include_str!("profiles.toml");
 /// How many of the last non-empty lines a prompt's option list may start in.
 const PROMPT_LINES: usize = 16;
 
+/// The least of a message's body that counts as it, seen in an input box.
+const MIN_PIECE: usize = 16;
+
 /// The first option of a prompt's numbered list, after a selection marker
 /// or a box border (`❯ 1. Yes`, `│ ● 1. Allow once`).
 static FIRST_OPTION: LazyLock<Regex> =
@@ -239,10 +242,20 @@ impl Profile {
     /// input box or none is on the screen (within `input_lines`).
     pub fn input_text(&self, screen: &str) -> Option<String> {
         let input = self.input.as_ref()?;
+        // An empty prompt (`ready`) below the last such line: the box is
+        // empty, and that line an older echo (the empty box may not match
+        // `input`, as tmux drops its trailing space).
         let line = Self::tail(screen, self.input_lines)
             .into_iter()
             .rev()
-            .find_map(|l| input.captures(l))?;
+            .find_map(|l| match input.captures(l) {
+                Some(c) => Some(Some(c)),
+                None if self.ready.as_ref().is_some_and(|r| r.is_match(l)) => Some(None),
+                None => None,
+            })?;
+        let Some(line) = line else {
+            return Some(String::new());
+        };
         let text = line.get(1).map_or("", |m| m.as_str()).trim();
         if self.placeholder.as_ref().is_some_and(|p| p.is_match(text)) {
             return Some(String::new());
@@ -352,15 +365,17 @@ impl Profile {
 
     /// Whether the input box shows our message, whatever the agent is
     /// doing: its header, the CLI's sign for a paste (also with more text
-    /// after it), or a piece of it (a long paste shown whole, scrolled to
-    /// its end).
+    /// after it), or a piece of it of at least `MIN_PIECE` characters (a
+    /// long paste shown whole, scrolled to its end). A few characters a
+    /// human typed there are no evidence: submit would send them.
     pub fn holds(&self, screen: &str, head: &str, body: &str) -> bool {
         let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         match self.input_text(screen) {
             Some(t) if !t.is_empty() => {
+                let piece = squash(&t);
                 t.contains(head)
                     || self.unsent.as_ref().is_some_and(|u| u.is_match(&t))
-                    || squash(body).contains(&squash(&t))
+                    || (piece.chars().count() >= MIN_PIECE && squash(body).contains(&piece))
             }
             _ => false,
         }
@@ -671,6 +686,33 @@ mod tests {
         assert!(p["codex"].unsent(codex, head, body));
         assert!(p["codex"].unsent(codex, "[msg #3 TASK from human]", "TASK-7"));
         assert!(!p["codex"].can_type(codex));
+    }
+
+    #[test]
+    fn only_real_evidence_and_the_last_input_line_count_as_our_message() {
+        let p = builtins();
+        let head = "[msg #4 NOTE from human]";
+        let body = "Please look at the failing test in the parser and fix it";
+        // A human typing a word or two that the body also holds.
+        for typed in ["ok", "the", "fix it"] {
+            let screen = format!("✻ Baked for 2s\n────\n❯ {typed}\n────\n  ? for shortcuts\n");
+            assert!(!p["claude"].unsent(&screen, head, body), "{typed}");
+        }
+        let screen = "────\n❯ the failing test in the parser\n────\n  ? for shortcuts\n";
+        assert!(p["claude"].unsent(screen, head, body));
+        // An empty prompt below an older echo of the message: taken, even
+        // when the empty prompt does not match `input` (trailing space gone).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("profiles.toml"),
+            "[mycli]\nprograms = [\"mycli\"]\nready = '^>\\s*$'\ninput = '^> (.*)$'\n",
+        )
+        .unwrap();
+        let m = &load(dir.path()).unwrap()["mycli"];
+        let screen = format!("> {head} hello there\nhi, got it\n>\n");
+        assert_eq!(m.input_text(&screen).as_deref(), Some(""));
+        assert!(!m.unsent(&screen, head, "hello there"));
+        assert!(m.unsent(&format!("hi\n> {head} hello there\n"), head, "hello there"));
     }
 
     #[test]
