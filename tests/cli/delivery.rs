@@ -185,3 +185,34 @@ done
         "the second was typed before the first was taken"
     );
 }
+
+#[test]
+fn a_long_message_to_a_shell_agent_is_shown_once_and_cut() {
+    let t = TestEnv::new();
+    t.ok(&[
+        "create",
+        "Sh",
+        "--agents",
+        "dev",
+        "--agent-command",
+        "exec sh",
+    ]);
+    let body = "A".repeat(65_000);
+    let long = t.ok(&["send", "-q", "Sh", "dev", &body]).trim().to_string();
+    let history = || t.tmux_ok(&["capture-pane", "-p", "-J", "-S", "-", "-t", "Sh:dev"]);
+    wait_until("the notice", || {
+        history().contains(&format!("[msg #{long} "))
+    });
+    // A later message shown: the router has passed over the first again.
+    let short = t
+        .ok(&["send", "-q", "Sh", "dev", "a short one"])
+        .trim()
+        .to_string();
+    wait_until("the second notice", || {
+        history().contains(&format!("[msg #{short} "))
+    });
+    let seen = history();
+    assert_eq!(seen.matches(&format!("[msg #{long} ")).count(), 1, "{seen}");
+    assert!(seen.matches('A').count() < 4096, "not cut");
+    assert!(seen.contains("more bytes)"), "{seen}");
+}
