@@ -502,9 +502,13 @@ pub fn kill(ctx: &mut Ctx, args: &KillArgs) -> Result<()> {
   agency answer CodeAgency dev yes       allow what it asks, this once
   agency answer CodeAgency dev always    allow it and stop asking (the CLI's own \"don't ask again\")
   agency answer CodeAgency dev no
+  agency answer CodeAgency dev yes --if-asks 'Bash command: npm test'
+                                         only while it still asks that
 
 Nothing is typed unless the agent shows a permission prompt offering that
-choice; `agency status` shows what it asks. The answer is recorded in the log.")]
+choice; `agency status` shows what it asks, and the command to answer it
+with --if-asks, so that a prompt that changed meanwhile is not answered.
+The answer is recorded in the log.")]
 pub struct AnswerArgs {
     /// The agency
     pub agency: String,

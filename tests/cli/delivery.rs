@@ -248,8 +248,9 @@ fn an_older_echoed_line_is_not_taken_for_a_message_still_in_the_box() {
         .ok(&["send", "-q", "Toy", "bot", "and again"])
         .trim()
         .to_string();
-    // The second is typed only once the first is known to be taken.
-    wait_until("both messages", || {
+    // The second is typed only once the first is known to be taken (or
+    // has failed); a loaded machine may take a while.
+    wait_for("both messages", Duration::from_secs(30), || {
         lines_of(&got).iter().any(|l| l.contains("and again"))
     });
     let lines = lines_of(&got);
