@@ -296,7 +296,8 @@ impl Profile {
                 }
             })
             .or_else(|| {
-                let m = self.waiting.as_ref()?.find(screen)?;
+                // The lowest: what is above is history.
+                let m = self.waiting.as_ref()?.find_iter(screen).last()?;
                 let start = screen[..m.start()].rfind('\n').map_or(0, |i| i + 1);
                 let end = screen[m.end()..]
                     .find('\n')
@@ -738,6 +739,12 @@ mod tests {
         let m = for_agent(&p, None, "mycli --fast").unwrap();
         assert_eq!(m.screen_state("hello\n> \n"), ScreenState::Idle);
         assert_eq!(m.screen_state("> go\nAllow? [y/n]\n"), ScreenState::Waiting);
+        // Without a `question`, the prompt's own line, not history's.
+        assert_eq!(
+            m.question("> Allow? said the model\n> go\nAllow? [y/n]\n")
+                .as_deref(),
+            Some("Allow? [y/n]")
+        );
         // Answered: its prompt is back below the question.
         assert_eq!(m.screen_state("Allow? [y/n] y\n> \n"), ScreenState::Idle);
         assert!(p["gemini"].unset_env.contains(&"CI".to_string()));
