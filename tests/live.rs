@@ -395,12 +395,13 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str) {
     let shown_status = t.ok(&["status", "Live"]);
     assert!(
         shown_status.contains(&format!(
-            "waits for you at a prompt: {me} answer Live dev yes (or no, always)",
+            "waits for you at a prompt: {me} answer Live dev yes --if-asks ",
             me = env!("CARGO_BIN_EXE_agency")
         )) && shown_status.contains("asks: ")
             && shown_status.contains("touch made-by-agent.txt"),
         "{shown_status}"
     );
+    let answer_yes = answer_command(&shown_status);
     let held = t
         .ok(&["send", "-q", "Live", "dev", "NOTE after the prompt"])
         .trim()
@@ -417,7 +418,8 @@ fn scenario(t: &TestEnv, standin: &Standin, cmd: &str) {
             );
         }
     }
-    t.ok(&["answer", "Live", "dev", "yes"]); // the human says yes
+    // The human says yes: the command status printed, pasted.
+    t.ok(&answer_yes.iter().map(String::as_str).collect::<Vec<_>>());
     let held_head = format!("[msg #{held} NOTE from human] NOTE after the prompt");
     wait_for("the held message to reach the model", long, || {
         turns_saying(standin, &held_head) == 1
@@ -568,14 +570,21 @@ fn outbound(t: &TestEnv, standin: &Standin, dev: &str, qa: &str, aider: bool) {
     // `ask`: qa waits; status shows what it asks; an answer lets it through.
     waiting_on("qa", "agency send Loop coordinator");
     let text = t.ok(&["status", "Loop"]);
+    // Aider offers no "always"; the others remember it.
+    let others = if aider { "(or no)" } else { "(or no, always)" };
     assert!(
-        text.contains("asks: ") && text.contains("agency answer Loop qa yes (or no, always)"),
+        text.contains("asks: ")
+            && text.contains("agency answer Loop qa yes --if-asks ")
+            && text.contains(&format!(" {others}, or look: ")),
         "{text}"
     );
     assert!(!reported("qa", "TASK-8"), "sent before it was allowed");
-    // Aider offers no "always"; the others remember it.
     let choice = if aider { "yes" } else { "always" };
-    let answered = t.json(&["answer", "Loop", "qa", choice, "--json"]);
+    let mut answer = answer_command(&text);
+    let at = answer.iter().position(|w| w == "answer").unwrap() + 3;
+    answer[at] = choice.to_string();
+    answer.push("--json".into());
+    let answered = t.json(&answer.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(answered["by"], "human");
     assert!(answered["question"]
         .as_str()
@@ -630,6 +639,22 @@ impl Drop for DumpOnPanic<'_> {
             );
         }
     }
+}
+
+/// The `agency answer ...` command `status` printed for the one agent at
+/// a prompt, as a shell reads it, without the program.
+fn answer_command(status: &str) -> Vec<String> {
+    let line = status
+        .lines()
+        .find_map(|l| l.split_once("waits for you at a prompt: "))
+        .unwrap_or_else(|| panic!("no answer command: {status}"))
+        .1;
+    let line = &line[..line.rfind(", or look: ").unwrap()];
+    let line = line.rfind(" (or ").map_or(line, |at| &line[..at]);
+    let mut words = shlex::split(line).expect("the command pastes");
+    words.remove(0);
+    assert!(words.contains(&"answer".to_string()), "{status}");
+    words
 }
 
 fn state(t: &TestEnv, agent: &str) -> String {

@@ -69,13 +69,15 @@ fn agent_pane(ctx: &Ctx, agency: &str, agent: &str) -> Result<(String, Profile)>
 /// `agency answer`: presses the key for `choice` at the permission prompt
 /// `agency/agent` shows right now, and records that `by` (an agent's
 /// `AGENCY/AGENT`, or `human`) answered what. Nothing is typed unless a
-/// prompt offering that choice is on its screen.
+/// prompt offering that choice is on its screen, and, with `if_asks` (the
+/// question the human saw; "" for none), unless it still asks that.
 pub fn answer(
     ctx: &mut Ctx,
     agency: &str,
     agent: &str,
     choice: Choice,
     by: &str,
+    if_asks: Option<&str>,
 ) -> Result<Answered> {
     let (pane, profile) = agent_pane(ctx, agency, agent)?;
     let screen = ctx.tmux.capture(std::slice::from_ref(&pane))?.remove(0);
@@ -99,6 +101,9 @@ pub fn answer(
         )
     })?;
     let question = profile.question(&screen);
+    if let Some(seen) = if_asks {
+        check_asks(agency, agent, seen, question.as_deref())?;
+    }
     let ops: Vec<Op> = keys
         .iter()
         .map(|k| Op::PressKey {
@@ -120,4 +125,23 @@ pub fn answer(
         by: by.to_string(),
         at,
     })
+}
+
+/// Refuses when the prompt up now asks something other than what the human
+/// saw (`seen`): it changed between their look and their answer.
+fn check_asks(agency: &str, agent: &str, seen: &str, now: Option<&str>) -> Result<()> {
+    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let now = now.unwrap_or("");
+    if squash(seen) == squash(now) {
+        return Ok(());
+    }
+    let now = if now.is_empty() {
+        "(nothing agency can read)"
+    } else {
+        now
+    };
+    Err(Error::user(
+        format!("the prompt of {agency}/{agent} changed: it now asks {now}; nothing was typed"),
+        format!("look again with `agency status {agency}`, then answer what it asks now"),
+    ))
 }

@@ -21,7 +21,7 @@ use crate::os::git::{Project, WorktreeState};
 use crate::os::process::{self, Ended};
 use crate::os::tmux::{Op, PaneInfo, PaneSpec, Place};
 use crate::runtime::permissions::{self, Grant};
-use crate::runtime::profile::{self, Profile};
+use crate::runtime::profile::{self, Choice, Profile};
 use crate::runtime::SHELLS;
 use crate::store::{AgencyRow, AgentRow};
 use crate::workspace::{inside, quote};
@@ -1147,6 +1147,9 @@ pub struct AgentStatus {
     /// What it asks about while `waiting` at a permission prompt: the
     /// command or file, read from its screen (null otherwise).
     pub question: Option<String>,
+    /// The answers that prompt offers (`agency answer` CHOICE).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<Choice>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1221,6 +1224,7 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
                 failed: 0,
                 permissions: Permissions::default(),
                 question: None,
+                choices: Vec::new(),
             }
         })
         .collect();
@@ -1261,6 +1265,7 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
                 setup_error: None,
                 permissions: Permissions::default(),
                 question: None,
+                choices: Vec::new(),
             })
             .collect();
             (spec.template, layout)
@@ -1312,6 +1317,9 @@ fn refine_states(ctx: &Ctx, agency: &str, agents: &mut [AgentStatus]) -> Result<
     for ((i, _, profile), screen) in targets.into_iter().zip(screens) {
         agents[i].state = profile.screen_state(&screen).as_str().into();
         agents[i].question = profile.question(&screen);
+        if agents[i].question.is_some() {
+            agents[i].choices = profile.choices(&screen);
+        }
     }
     Ok(())
 }

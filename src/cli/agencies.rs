@@ -307,10 +307,7 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
                 if let Some(q) = &s.question {
                     lines.push(format!("  {:w$}  asks: {q}", ""));
                 }
-                lines.push(format!(
-                    "  {:w$}  waits for you at a prompt: {me} answer {} {} yes (or no, always), or look: {me} attach {} {}",
-                    "", a.name, s.name, a.name, s.name
-                ));
+                lines.push(format!("  {:w$}  {}", "", answer_hint(a, s, &me)));
             }
             if s.permissions == Permissions::All {
                 lines.push(format!(
@@ -332,6 +329,32 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
     }
     lines.extend(unrouted_lines(ctx)?);
     print_lines(lines)
+}
+
+/// What a human can do about an agent waiting at a prompt: the answers
+/// that prompt offers, given only while it asks what status showed; else
+/// its pane.
+fn answer_hint(a: &AgencyStatus, s: &agency::AgentStatus, me: &str) -> String {
+    use crate::workspace::quote;
+    let (agency, agent) = (quote(&a.name), quote(&s.name));
+    let look = format!("{me} attach {agency} {agent}");
+    let Some((first, rest)) = s.choices.split_first() else {
+        return format!(
+            "waits for you at a prompt agency cannot answer: answer it in its pane: {look}"
+        );
+    };
+    let if_asks = quote(s.question.as_deref().unwrap_or(""));
+    let others = match rest {
+        [] => String::new(),
+        _ => {
+            let names: Vec<&str> = rest.iter().map(|c| c.as_str()).collect();
+            format!(" (or {})", names.join(", "))
+        }
+    };
+    format!(
+        "waits for you at a prompt: {me} answer {agency} {agent} {} --if-asks {if_asks}{others}, or look: {look}",
+        first.as_str()
+    )
 }
 
 /// Why a running agent's messages wait, and what to do, when they do.
@@ -479,9 +502,13 @@ pub fn kill(ctx: &mut Ctx, args: &KillArgs) -> Result<()> {
   agency answer CodeAgency dev yes       allow what it asks, this once
   agency answer CodeAgency dev always    allow it and stop asking (the CLI's own \"don't ask again\")
   agency answer CodeAgency dev no
+  agency answer CodeAgency dev yes --if-asks 'Bash command: npm test'
+                                         only while it still asks that
 
 Nothing is typed unless the agent shows a permission prompt offering that
-choice; `agency status` shows what it asks. The answer is recorded in the log.")]
+choice; `agency status` shows what it asks, and the command to answer it
+with --if-asks, so that a prompt that changed meanwhile is not answered.
+The answer is recorded in the log.")]
 pub struct AnswerArgs {
     /// The agency
     pub agency: String,
@@ -490,6 +517,10 @@ pub struct AnswerArgs {
     /// `yes` (this once), `no`, or `always` (the CLI's "don't ask again")
     #[arg(value_enum)]
     pub choice: AnswerChoice,
+    /// Only if the prompt still asks TEXT (what `agency status` showed);
+    /// else nothing is typed
+    #[arg(long, value_name = "TEXT")]
+    pub if_asks: Option<String>,
     /// Print a JSON report
     #[arg(long)]
     pub json: bool,
@@ -509,7 +540,14 @@ pub fn answer(ctx: &mut Ctx, args: &AnswerArgs) -> Result<()> {
         AnswerChoice::Always => Choice::Always,
     };
     let by = crate::bus::sender(None)?;
-    let done = agency::answer::answer(ctx, &args.agency, &args.agent, choice, &by)?;
+    let done = agency::answer::answer(
+        ctx,
+        &args.agency,
+        &args.agent,
+        choice,
+        &by,
+        args.if_asks.as_deref(),
+    )?;
     if args.json {
         return print_json(&done);
     }

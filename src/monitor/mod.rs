@@ -329,7 +329,7 @@ pub fn needs_you(ctx: &Ctx, live: &[AgencyLive]) -> Result<Vec<NeedsYou>> {
                         "asks: {}",
                         a.question.as_deref().unwrap_or("(a permission prompt)")
                     ),
-                    answer_command(&me, &agency.name, &a.name),
+                    answer_command(&me, &agency.name, &a.name, a.question.as_deref()),
                 ),
                 _ => (
                     match &a.setup_error {
@@ -404,11 +404,14 @@ pub fn needs_you(ctx: &Ctx, live: &[AgencyLive]) -> Result<Vec<NeedsYou>> {
     Ok(out)
 }
 
-/// The command that answers an agent's prompt (`no` and `always` work too).
-pub fn answer_command(me: &str, agency: &str, agent: &str) -> String {
-    format!(
-        "{me} answer {} {} yes",
-        crate::workspace::quote(agency),
-        crate::workspace::quote(agent)
-    )
+/// The command that answers an agent's prompt (`no` and `always` where it
+/// offers them).
+pub fn answer_command(me: &str, agency: &str, agent: &str, question: Option<&str>) -> String {
+    use crate::workspace::quote;
+    let mut cmd = format!("{me} answer {} {} yes", quote(agency), quote(agent));
+    // Only while it asks what the human read here.
+    if let Some(q) = question {
+        cmd.push_str(&format!(" --if-asks {}", quote(q)));
+    }
+    cmd
 }

@@ -223,12 +223,11 @@ pub fn item(ctx: &Ctx, e: &EventRow) -> Result<Option<Item>> {
                 return Ok(None);
             };
             let (what, command) = if kind == Kind::Waiting {
-                let q = e.detail["question"]
-                    .as_str()
-                    .unwrap_or("(a permission prompt)");
+                let asks = e.detail["question"].as_str();
+                let q = asks.unwrap_or("(a permission prompt)");
                 (
                     format!("{agency}/{name} asks: {q}"),
-                    super::answer_command(&me, &agency, &name),
+                    super::answer_command(&me, &agency, &name, asks),
                 )
             } else {
                 (

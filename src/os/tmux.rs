@@ -953,13 +953,37 @@ fn parse_pane_line(line: &str) -> Option<PaneInfo> {
     })
 }
 
+/// The most of a notice shown in a pane, in bytes: a courtesy, not the
+/// message (that stays in the inbox).
+pub const SHOWN_BYTES: usize = 4096;
+
+/// `text` cut to about `SHOWN_BYTES`, saying how much is left out; its last
+/// line (where to read all of it) stays when short.
+fn capped(text: &str) -> String {
+    if text.len() <= SHOWN_BYTES {
+        return text.to_string();
+    }
+    let (head, last) = match text.rsplit_once('\n') {
+        Some((h, l)) if l.len() <= SHOWN_BYTES / 4 => (h, l),
+        _ => (text, ""),
+    };
+    let mut cut = SHOWN_BYTES - last.len() - 64;
+    while !head.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let more = head.len() - cut;
+    format!("{}\n… ({more} more bytes)\n{last}", &head[..cut])
+}
+
 /// Shows `text` in a pane by writing it to the pane's terminal as output
 /// (like `write(1)`): the program in the pane never reads it, so a shell
 /// never runs it. Control characters other than newline and tab are
-/// dropped; a pane whose output is stopped is skipped, not waited for.
+/// dropped, and it is cut to `SHOWN_BYTES`. A pane whose output is stopped
+/// is skipped, not waited for (an error: shown on a later pass); once some
+/// of it is out, the rest follows (waiting a little) and it counts as
+/// shown, so it never shows twice.
 pub fn show_in_pane(tty: &str, text: &str) -> io::Result<()> {
     use rustix::fs::OFlags;
-    use std::io::Write;
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     // Only a terminal device, never a file a hostile value could name.
     let meta = std::fs::metadata(tty)?;
@@ -974,13 +998,88 @@ pub fn show_in_pane(tty: &str, text: &str) -> io::Result<()> {
         .chars()
         .filter(|&c| c == '\n' || c == '\t' || !c.is_control())
         .collect();
-    let out = format!("\r\n{}\r\n", clean.replace('\n', "\r\n"));
-    f.write_all(out.as_bytes())
+    let out = format!("\r\n{}\r\n", capped(&clean).replace('\n', "\r\n"));
+    write_on(&mut f, out.as_bytes())
+}
+
+/// Writes all of `out` to a non-blocking terminal, continuing where a
+/// partial write stopped; nothing written and blocked: an error.
+fn write_on(f: &mut impl std::io::Write, mut out: &[u8]) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut wrote = false;
+    while !out.is_empty() {
+        match f.write(out) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                out = &out[n..];
+                wrote = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && wrote => {
+                if std::time::Instant::now() >= deadline {
+                    // Partly shown: a courtesy, never shown again.
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_notice_is_capped_and_keeps_its_last_line() {
+        let long = format!("head\n{}\n-- it waits in the inbox --", "é".repeat(40_000));
+        let shown = capped(&long);
+        assert!(shown.len() <= SHOWN_BYTES, "{}", shown.len());
+        assert!(shown.ends_with("more bytes)\n-- it waits in the inbox --"));
+        assert_eq!(capped("short\nnote"), "short\nnote");
+        assert!(capped(&"x".repeat(10_000)).len() <= SHOWN_BYTES);
+    }
+
+    /// A terminal that takes a few bytes, then would block, then more.
+    struct Slow {
+        got: Vec<u8>,
+        calls: usize,
+    }
+
+    impl std::io::Write for Slow {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls.is_multiple_of(2) {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(7);
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_partial_write_continues_where_it_stopped() {
+        let text = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut tty = Slow {
+            got: Vec::new(),
+            calls: 0,
+        };
+        write_on(&mut tty, text).unwrap();
+        assert_eq!(tty.got, text);
+        // Blocked before anything went out: not shown, tried again later.
+        let mut stopped = Slow {
+            got: Vec::new(),
+            calls: 1,
+        };
+        assert!(write_on(&mut stopped, text).is_err());
+        assert!(stopped.got.is_empty());
+    }
 
     #[test]
     fn trailing_semicolon_is_escaped() {

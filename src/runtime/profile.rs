@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::LazyLock;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,21 @@ use crate::error::{Error, Result};
 use crate::model::spec::AgentSpec;
 
 const BUILTIN: &str = include_str!("profiles.toml");
+
+/// How many of the last non-empty lines a prompt's option list may start in.
+const PROMPT_LINES: usize = 16;
+
+/// The least of a message's body that counts as it, seen in an input box.
+const MIN_PIECE: usize = 16;
+
+/// The first option of a prompt's numbered list, after a selection marker
+/// or a box border (`❯ 1. Yes`, `│ ● 1. Allow once`).
+static FIRST_OPTION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\W*1\.\s").expect("a valid regex"));
+
+/// Any option of a prompt's numbered list.
+static OPTION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\W*\d+\.\s").expect("a valid regex"));
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,7 +193,7 @@ impl Profile {
             return ScreenState::Starting;
         }
         let anywhere = |r: &Option<Regex>| r.as_ref().is_some_and(|r| r.is_match(screen));
-        if anywhere(&self.waiting) {
+        if self.waiting_up(screen) {
             return ScreenState::Waiting;
         }
         if anywhere(&self.busy) {
@@ -201,16 +217,45 @@ impl Profile {
         }
     }
 
+    /// Whether a permission prompt is up: `waiting` matches below the
+    /// input box (the last line matching `input` or `ready`, unless it is
+    /// the prompt's own selected option, `❯ 1. Yes`). A prompt replaces
+    /// the box; the same words above it are history or the model's prose.
+    fn waiting_up(&self, screen: &str) -> bool {
+        let Some(waiting) = &self.waiting else {
+            return false;
+        };
+        let matches = |r: &Option<Regex>, l: &str| r.as_ref().is_some_and(|r| r.is_match(l));
+        let lines: Vec<&str> = screen.lines().collect();
+        let from = lines
+            .iter()
+            .rposition(|l| {
+                (matches(&self.input, l) || matches(&self.ready, l)) && !OPTION.is_match(l)
+            })
+            .map_or(0, |i| i + 1);
+        waiting.is_match(&lines[from..].join("\n"))
+    }
+
     /// What the input box holds ("" when empty or showing its hint): the
     /// last line matching `input`, so lines the agent keeps in its history
     /// in the same shape sit above it. `None` when the profile knows no
     /// input box or none is on the screen (within `input_lines`).
     pub fn input_text(&self, screen: &str) -> Option<String> {
         let input = self.input.as_ref()?;
+        // An empty prompt (`ready`) below the last such line: the box is
+        // empty, and that line an older echo (the empty box may not match
+        // `input`, as tmux drops its trailing space).
         let line = Self::tail(screen, self.input_lines)
             .into_iter()
             .rev()
-            .find_map(|l| input.captures(l))?;
+            .find_map(|l| match input.captures(l) {
+                Some(c) => Some(Some(c)),
+                None if self.ready.as_ref().is_some_and(|r| r.is_match(l)) => Some(None),
+                None => None,
+            })?;
+        let Some(line) = line else {
+            return Some(String::new());
+        };
         let text = line.get(1).map_or("", |m| m.as_str()).trim();
         if self.placeholder.as_ref().is_some_and(|p| p.is_match(text)) {
             return Some(String::new());
@@ -251,34 +296,51 @@ impl Profile {
                 }
             })
             .or_else(|| {
-                let m = self.waiting.as_ref()?.find(screen)?;
+                // The lowest: what is above is history.
+                let m = self.waiting.as_ref()?.find_iter(screen).last()?;
                 let start = screen[..m.start()].rfind('\n').map_or(0, |i| i + 1);
                 let end = screen[m.end()..]
                     .find('\n')
                     .map_or(screen.len(), |i| m.end() + i);
                 Some(screen[start..end].to_string())
             })?;
-        // Box-drawing borders and runs of blanks are layout, not words; it
-        // is shown on the human's terminal, so no control character stays.
-        let words: Vec<&str> = text
-            .split(|c: char| {
-                c.is_whitespace() || c.is_control() || ('\u{2500}'..='\u{257f}').contains(&c)
-            })
-            .filter(|w| !w.is_empty())
-            .collect();
-        Some(words.join(" "))
+        Some(plain_question(&text))
+    }
+
+    /// The prompt's own lines at the bottom of `screen`: from its option
+    /// list's first option (`1. Yes`, after any marker or border) to the
+    /// end, when that is among the last `PROMPT_LINES` non-empty lines;
+    /// else the last non-empty line (a lettered prompt: `(Y)es/(N)o`).
+    pub fn prompt_block(screen: &str) -> String {
+        let tail = Self::tail(screen, PROMPT_LINES);
+        match tail.iter().rposition(|l| FIRST_OPTION.is_match(l)) {
+            Some(i) => tail[i..].join("\n"),
+            None => tail.last().copied().unwrap_or("").to_string(),
+        }
+    }
+
+    /// The choices the prompt on `screen` offers (those `answer_keys`
+    /// finds a key for).
+    pub fn choices(&self, screen: &str) -> Vec<Choice> {
+        [Choice::Yes, Choice::No, Choice::Always]
+            .into_iter()
+            .filter(|c| self.answer_keys(screen, *c).is_some())
+            .collect()
     }
 
     /// The keys that give `choice` at the prompt on `screen`: the one its
-    /// regex finds there, then `then`. `None` when the prompt offers no
-    /// such choice.
+    /// regex finds in the prompt's own lines (`prompt_block`), then `then`.
+    /// `None` when the prompt offers no such choice.
     pub fn answer_keys(&self, screen: &str, choice: Choice) -> Option<Vec<String>> {
         let re = match choice {
             Choice::Yes => &self.answer.yes,
             Choice::No => &self.answer.no,
             Choice::Always => &self.answer.always,
         };
-        let caps = re.as_ref()?.captures(screen)?;
+        // Only the prompt's own lines: text above them (a command, the
+        // model's reason, history) may look like an option.
+        let block = Self::prompt_block(screen);
+        let caps = re.as_ref()?.captures(&block)?;
         let key = caps.iter().skip(1).flatten().next()?.as_str();
         let key = match key.to_ascii_lowercase().as_str() {
             "esc" | "escape" => "Escape".to_string(),
@@ -304,18 +366,48 @@ impl Profile {
 
     /// Whether the input box shows our message, whatever the agent is
     /// doing: its header, the CLI's sign for a paste (also with more text
-    /// after it), or a piece of it (a long paste shown whole, scrolled to
-    /// its end).
+    /// after it), or a piece of it of at least `MIN_PIECE` characters (a
+    /// long paste shown whole, scrolled to its end). A few characters a
+    /// human typed there are no evidence: submit would send them.
     pub fn holds(&self, screen: &str, head: &str, body: &str) -> bool {
         let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         match self.input_text(screen) {
             Some(t) if !t.is_empty() => {
+                let piece = squash(&t);
                 t.contains(head)
                     || self.unsent.as_ref().is_some_and(|u| u.is_match(&t))
-                    || squash(body).contains(&squash(&t))
+                    || (piece.chars().count() >= MIN_PIECE && squash(body).contains(&piece))
             }
             _ => false,
         }
+    }
+}
+
+/// The most of a question shown (characters): a whole command, but not a
+/// screenful.
+const MAX_QUESTION: usize = 600;
+
+/// A question as the human reads it: every line of it, joined with a
+/// visible mark, cut with "…" past `MAX_QUESTION`. Box-drawing borders and
+/// runs of blanks are layout, not words; it is shown on the human's
+/// terminal, so no control character stays.
+fn plain_question(text: &str) -> String {
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            l.split(|c: char| {
+                c.is_whitespace() || c.is_control() || ('\u{2500}'..='\u{257f}').contains(&c)
+            })
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = lines.join(" \u{23ce} ");
+    match joined.char_indices().nth(MAX_QUESTION) {
+        Some((at, _)) => format!("{}…", &joined[..at]),
+        None => joined,
     }
 }
 
@@ -598,6 +690,33 @@ mod tests {
     }
 
     #[test]
+    fn only_real_evidence_and_the_last_input_line_count_as_our_message() {
+        let p = builtins();
+        let head = "[msg #4 NOTE from human]";
+        let body = "Please look at the failing test in the parser and fix it";
+        // A human typing a word or two that the body also holds.
+        for typed in ["ok", "the", "fix it"] {
+            let screen = format!("✻ Baked for 2s\n────\n❯ {typed}\n────\n  ? for shortcuts\n");
+            assert!(!p["claude"].unsent(&screen, head, body), "{typed}");
+        }
+        let screen = "────\n❯ the failing test in the parser\n────\n  ? for shortcuts\n";
+        assert!(p["claude"].unsent(screen, head, body));
+        // An empty prompt below an older echo of the message: taken, even
+        // when the empty prompt does not match `input` (trailing space gone).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("profiles.toml"),
+            "[mycli]\nprograms = [\"mycli\"]\nready = '^>\\s*$'\ninput = '^> (.*)$'\n",
+        )
+        .unwrap();
+        let m = &load(dir.path()).unwrap()["mycli"];
+        let screen = format!("> {head} hello there\nhi, got it\n>\n");
+        assert_eq!(m.input_text(&screen).as_deref(), Some(""));
+        assert!(!m.unsent(&screen, head, "hello there"));
+        assert!(m.unsent(&format!("hi\n> {head} hello there\n"), head, "hello there"));
+    }
+
+    #[test]
     fn a_question_is_plain_words() {
         let p = builtins();
         let screen = "│ ? Shell  rm -rf /\u{1b}[2J\u{7}x                    │\n│ Allow execution of [Shell]? │\n";
@@ -619,7 +738,15 @@ mod tests {
         let p = load(dir.path()).unwrap();
         let m = for_agent(&p, None, "mycli --fast").unwrap();
         assert_eq!(m.screen_state("hello\n> \n"), ScreenState::Idle);
-        assert_eq!(m.screen_state("Allow? [y/n]\n> \n"), ScreenState::Waiting);
+        assert_eq!(m.screen_state("> go\nAllow? [y/n]\n"), ScreenState::Waiting);
+        // Without a `question`, the prompt's own line, not history's.
+        assert_eq!(
+            m.question("> Allow? said the model\n> go\nAllow? [y/n]\n")
+                .as_deref(),
+            Some("Allow? [y/n]")
+        );
+        // Answered: its prompt is back below the question.
+        assert_eq!(m.screen_state("Allow? [y/n] y\n> \n"), ScreenState::Idle);
         assert!(p["gemini"].unset_env.contains(&"CI".to_string()));
     }
 

@@ -185,3 +185,77 @@ done
         "the second was typed before the first was taken"
     );
 }
+
+#[test]
+fn a_long_message_to_a_shell_agent_is_shown_once_and_cut() {
+    let t = TestEnv::new();
+    t.ok(&[
+        "create",
+        "Sh",
+        "--agents",
+        "dev",
+        "--agent-command",
+        "exec sh",
+    ]);
+    let body = "A".repeat(65_000);
+    let long = t.ok(&["send", "-q", "Sh", "dev", &body]).trim().to_string();
+    let history = || t.tmux_ok(&["capture-pane", "-p", "-J", "-S", "-", "-t", "Sh:dev"]);
+    wait_until("the notice", || {
+        history().contains(&format!("[msg #{long} "))
+    });
+    // A later message shown: the router has passed over the first again.
+    let short = t
+        .ok(&["send", "-q", "Sh", "dev", "a short one"])
+        .trim()
+        .to_string();
+    wait_until("the second notice", || {
+        history().contains(&format!("[msg #{short} "))
+    });
+    let seen = history();
+    assert_eq!(seen.matches(&format!("[msg #{long} ")).count(), 1, "{seen}");
+    assert!(seen.matches('A').count() < 4096, "not cut");
+    assert!(seen.contains("more bytes)"), "{seen}");
+}
+
+#[test]
+fn an_older_echoed_line_is_not_taken_for_a_message_still_in_the_box() {
+    let t = TestEnv::new();
+    let got = t.root().join("got");
+    // A line-reading CLI: its empty prompt reads `>` on screen (tmux drops
+    // the trailing space), which this `input` does not match; the line it
+    // took stays above, echoed.
+    let script = t.root().join("toy.sh");
+    fs::write(
+        &script,
+        format!(
+            "while :; do printf '> '; IFS= read -r l || exit 0; echo \"$l\" >> {}; echo \"took ${{#l}}\"; done\n",
+            got.display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        t.home.join("profiles.toml"),
+        "[toy]\nprograms = [\"timeout\"]\nready = '^>\\s*$'\ninput = '^> (.*)$'\n",
+    )
+    .unwrap();
+    let cmd = format!("exec timeout --foreground 600 sh {}", script.display());
+    t.ok(&["create", "Toy", "--agents", "bot", "--agent-command", &cmd]);
+    let first = t
+        .ok(&["send", "-q", "Toy", "bot", "hello there"])
+        .trim()
+        .to_string();
+    let second = t
+        .ok(&["send", "-q", "Toy", "bot", "and again"])
+        .trim()
+        .to_string();
+    // The second is typed only once the first is known to be taken (or
+    // has failed); a loaded machine may take a while.
+    wait_for("both messages", Duration::from_secs(30), || {
+        lines_of(&got).iter().any(|l| l.contains("and again"))
+    });
+    let lines = lines_of(&got);
+    assert_eq!(lines.len(), 2, "extra presses of Enter: {lines:?}");
+    for id in [&first, &second] {
+        assert_eq!(message(&t, "Toy", "bot", id)["state"], "delivered");
+    }
+}

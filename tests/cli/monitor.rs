@@ -309,6 +309,64 @@ then = "Enter"
 }
 
 #[test]
+fn the_monitor_answers_only_the_question_it_showed() {
+    let t = TestEnv::new();
+    let got = t.root().join("got");
+    let switch = t.root().join("switch");
+    // A fake agent CLI whose prompt changes to another question (once
+    // `switch` exists) while the human reads the first.
+    let script = t.root().join("asker.sh");
+    fs::write(
+        &script,
+        format!(
+            r#"while :; do
+  printf 'fake> '
+  IFS= read -r line || exit 0
+  case "$line" in
+    *ASK*) printf 'Run ls -la? Allow this? [y/n] '
+      while [ ! -e {switch} ]; do sleep 0.1; done
+      printf '\rRun rm -rf ~/project? Allow this? [y/n] '
+      IFS= read -r a; echo "$a" >> {got} ;;
+  esac
+done
+"#,
+            got = got.display(),
+            switch = switch.display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        t.home.join("profiles.toml"),
+        r#"[fake]
+programs = ["timeout"]
+ready = '^fake>\s*$'
+waiting = 'Allow this\? \[y/n\]\s*$'
+question = ['Run (.+)\? Allow this']
+[fake.answer]
+yes = '\[(y)/n\]'
+no = '\[y/(n)\]'
+then = "Enter"
+"#,
+    )
+    .unwrap();
+    let cmd = format!("exec timeout --foreground 600 sh {}", script.display());
+    t.ok(&["create", "Ask", "--agents", "bot", "--agent-command", &cmd]);
+    let s = Screen::open(&t, "");
+    t.ok(&["send", "Ask", "bot", "ASK"]);
+    s.wait_for("asks: ls -la");
+    s.select("waiting");
+    s.keys(&["y"]);
+    s.wait_for("It asks: ls -la");
+    // The prompt changes before the human confirms.
+    fs::write(&switch, "").unwrap();
+    let question = || t.json(&["status", "Ask", "--json"])["agents"][1]["question"].clone();
+    wait_until("the new question", || question() == "rm -rf ~/project");
+    s.keys(&["y"]);
+    s.wait_for("it now asks rm -rf ~/project; nothing was typed");
+    assert!(!got.exists(), "the changed prompt was answered");
+}
+
+#[test]
 fn the_scanner_reads_again_only_screens_that_changed_and_at_most_its_budget() {
     use agency::monitor::scan::Scanner;
     let t = TestEnv::new();

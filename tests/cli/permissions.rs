@@ -345,14 +345,50 @@ then = "Enter"
     assert_eq!(state()["question"], "rm -rf build");
     let text = t.ok(&["status", "Ask"]);
     assert!(text.contains("asks: rm -rf build"), "{text}");
+    // Only the answers this prompt has, given only while it asks that.
+    assert!(
+        text.contains("answer Ask bot yes --if-asks 'rm -rf build' (or no), or look:"),
+        "{text}"
+    );
+    assert_eq!(state()["choices"], serde_json::json!(["yes", "no"]));
     // A choice the prompt does not offer: refused, nothing typed.
     let err = t.fails(&["answer", "Ask", "bot", "always"]);
     assert!(err.contains("offers no \"always\""), "{err}");
     assert!(!got.exists());
+    // It asks something else than what the human saw: refused.
+    let err = t.fails(&["answer", "Ask", "bot", "yes", "--if-asks", "ls -la"]);
+    assert!(
+        err.contains("the prompt of Ask/bot changed: it now asks rm -rf build; nothing was typed"),
+        "{err}"
+    );
+    assert!(err.contains("hint: "), "{err}");
+    assert!(!got.exists());
+    // The monitor's (and a notification's) command names what it showed.
+    let doc = t.json(&["monitor", "--json"]);
+    let need = doc["needs_you"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "waiting")
+        .expect("the prompt needs the human")
+        .clone();
+    let words = shlex::split(need["command"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        words[words.len() - 2..],
+        ["--if-asks".to_string(), "rm -rf build".to_string()]
+    );
 
     // Answered by another agent: recorded as such.
     let out = t
-        .cmd(&["answer", "Ask", "bot", "yes", "--json"])
+        .cmd(&[
+            "answer",
+            "Ask",
+            "bot",
+            "yes",
+            "--if-asks",
+            "rm -rf build",
+            "--json",
+        ])
         .env("AGENCY_NAME", "Ops")
         .env("AGENCY_AGENT", "lead")
         .output()

@@ -161,8 +161,8 @@ fn decide(ctx: &mut Ctx, d: Decision) -> Result<String> {
             agency,
             agent,
             choice,
-            ..
-        } => answer(ctx, &agency, &agent, choice),
+            question,
+        } => answer(ctx, &agency, &agent, choice, question.as_deref()),
         Decision::Restart { agency, agent } => {
             crate::agency::restore(ctx, Some(&agency))?;
             crate::tasks::route_waiting(ctx)?;
@@ -183,8 +183,15 @@ fn decide(ctx: &mut Ctx, d: Decision) -> Result<String> {
 }
 
 /// Answers a permission prompt through `agency answer`'s own function: the
-/// key its CLI takes for the choice, only while the prompt is up, recorded.
-fn answer(ctx: &mut Ctx, agency: &str, agent: &str, choice: app::Choice) -> Result<String> {
+/// key its CLI takes for the choice, only while the prompt is up and still
+/// asks what the monitor showed (`question`), recorded.
+fn answer(
+    ctx: &mut Ctx,
+    agency: &str,
+    agent: &str,
+    choice: app::Choice,
+    question: Option<&str>,
+) -> Result<String> {
     use crate::runtime::profile::Choice;
     let choice = match choice {
         app::Choice::Yes => Choice::Yes,
@@ -192,7 +199,8 @@ fn answer(ctx: &mut Ctx, agency: &str, agent: &str, choice: app::Choice) -> Resu
         app::Choice::Always => Choice::Always,
     };
     // From the monitor: the human at its screen.
-    let done = crate::agency::answer::answer(ctx, agency, agent, choice, "human")?;
+    let seen = Some(question.unwrap_or(""));
+    let done = crate::agency::answer::answer(ctx, agency, agent, choice, "human", seen)?;
     Ok(format!(
         "answered {} to {agency}/{agent}: {}",
         choice.as_str(),
