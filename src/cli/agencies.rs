@@ -352,7 +352,7 @@ fn why_queued(a: &AgencyStatus, s: &agency::AgentStatus, me: &str) -> Option<Str
         .is_some_and(|c| crate::runtime::SHELLS.contains(&c));
     let why = if shell {
         format!(
-            "{} message(s) wait: it runs a shell, and nothing is typed into a shell (each is shown in its pane); read them with `{inbox}`, then `{me} ack ID`",
+            "{} message(s) wait to be shown in its pane: it runs a shell, and nothing is typed into a shell (a message shown counts as delivered); read them with `{inbox}`, then `{me} ack ID`",
             s.queued
         )
     } else if s.state == "waiting" {

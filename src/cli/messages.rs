@@ -89,7 +89,7 @@ fn warn_where_it_waits(ctx: &Ctx, agency: &str, agent: &str, id: i64, quiet: boo
             "warning: {agent} of {agency} has exited; the message waits until it runs again: {me} status {agency} --restart"
         ),
         Presence::Shell if !quiet => eprintln!(
-            "note: {agent} runs a shell, and nothing is ever typed into a shell: the message is shown in its pane and waits in `{me} inbox {agency} {agent}` (then `{me} ack {id}`)"
+            "note: {agent} runs a shell, and nothing is ever typed into a shell: the message is shown in its pane (that counts as delivered) and stays in `{me} inbox {agency} {agent}` until acknowledged: `{me} ack {id}`"
         ),
         Presence::Shell | Presence::Program => {}
     }

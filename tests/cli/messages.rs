@@ -299,21 +299,31 @@ fn nothing_is_typed_into_a_shell_and_every_message_is_shown_in_its_pane() {
             && screen.contains("agency inbox Sh coordinator")
     });
     t.ok(&["router"]);
+    // Shown counts as delivered: they stay in the inbox until acknowledged.
+    wait_until("both recorded as delivered", || {
+        let inbox = t.json(&["inbox", "Sh", "coordinator", "--json"]);
+        inbox.as_array().unwrap().len() == 2
+            && inbox[0]["state"] == "delivered"
+            && inbox[1]["state"] == "delivered"
+    });
     let inbox = t.json(&["inbox", "Sh", "coordinator", "--json"]);
     assert_eq!(inbox[0]["id"].to_string(), shell_id);
-    assert_eq!(inbox[0]["state"], "queued");
-    assert_eq!(inbox[1]["state"], "queued");
     assert!(!marker.exists());
     assert!(!t.home.join("x").exists());
     // The shell still takes what a person types, and ran nothing of ours.
     let history = t.tmux_ok(&["capture-pane", "-p", "-J", "-t", "Sh:coordinator"]);
     assert!(!history.contains("not found"), "{history}");
-    // status says why they wait and what to do.
+    // Nothing waits any more; `ack` takes what the pane and the note say.
     let st = t.ok(&["status", "Sh"]);
+    assert!(!st.contains("message(s) wait"), "{st}");
     assert!(
-        st.contains("2 message(s) wait: it runs a shell") && st.contains("inbox Sh coordinator"),
-        "{st}"
+        note.contains("counts as delivered") && note.contains(" ack "),
+        "{note}"
     );
+    t.ok(&["ack", &shell_id]);
+    let inbox = t.json(&["inbox", "Sh", "coordinator", "--json"]);
+    assert_eq!(inbox.as_array().unwrap().len(), 1);
+    assert_ne!(inbox[0]["id"].to_string(), shell_id);
     // Shown once: the router's next passes print nothing more.
     let count = |s: &str| s.matches(&format!("[msg #{shell_id} ")).count();
     t.ok(&["send", "-q", "Bus", "rx", "later still"]);
@@ -536,4 +546,35 @@ fn seed_scripts_send_messages() {
             want("QAAgency/coordinator", "alert", "MetaOrchestrator"),
         ]
     );
+}
+
+#[test]
+fn a_paste_buffer_of_another_workspace_on_the_same_server_is_left_alone() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    // Another workspace's router on this tmux server, half-way through
+    // filling the buffers for its own messages: it numbers them from 1 too.
+    let theirs = |n: i64| format!("agency-msg-{n}");
+    for n in 1..=20 {
+        t.tmux_ok(&["set-buffer", "-b", &theirs(n), &format!("OTHER-{n}")]);
+    }
+    // Several lines: pasted through a buffer, not typed.
+    let id: i64 = t
+        .ok(&["send", "-q", "Bus", "rx", "first line\nsecond line"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(id <= 20, "{id}");
+    wait_until("the pasted message", || {
+        fs::read_to_string(out.join("rx.out")).is_ok_and(|s| s.contains("second line"))
+    });
+    let got = fs::read_to_string(out.join("rx.out")).unwrap();
+    assert!(!got.contains("OTHER"), "{got}");
+    // Theirs are all there, as they were.
+    for n in 1..=20 {
+        assert_eq!(
+            t.tmux_ok(&["show-buffer", "-b", &theirs(n)]),
+            format!("OTHER-{n}")
+        );
+    }
 }
