@@ -99,7 +99,15 @@ fn spawn(ws: &Workspace) -> Result<()> {
         OsStr::new("router"),
         OsStr::new("--foreground"),
     ];
-    let mut child = process::spawn_detached(&exe, &args, &ws.root, &[(SPAWNED, "1")], stderr)
+    // The human's process, whoever starts it (an agent's `send`, say): it
+    // runs the notify command and prints commands for the human.
+    let (path, remove) = ws.human_env();
+    let mut env = process::Env {
+        set: vec![(SPAWNED, OsStr::new("1"))],
+        remove,
+    };
+    env.set.extend(path.as_deref().map(|p| ("PATH", p)));
+    let mut child = process::spawn_detached(&exe, &args, &ws.root, &env, stderr)
         .map_err(|e| Error::io("starting the router", e))?;
     // Back only once it serves (or lost the race to another router), so
     // what the caller does next (`router --status`, a test stopping it)

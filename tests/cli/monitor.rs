@@ -910,3 +910,64 @@ fn a_failing_notify_command_is_logged_and_delivery_goes_on() {
             .contains("still delivered")
     });
 }
+
+#[test]
+fn the_router_and_the_notify_command_run_as_the_human_whoever_starts_them() {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipped: the test clock is read by debug builds only");
+        return;
+    }
+    let n = Notified::new("batch = \"0s\"");
+    let calls = n.calls.display().to_string();
+    n.t.set_config(
+        "command = 'cat > ",
+        &format!("command = 'env > {calls}/env.txt; cat > "),
+    );
+    n.set_clock("2030-01-01T12:00:00Z");
+    n.start();
+    n.t.ok(&["router", "--stop"]);
+    // An agent starts it again (its `send` would): with its identity, its
+    // branch, its binary, and its PATH led by the workspace's registry/bin.
+    let bin = n.t.home.join("registry/bin");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out =
+        n.t.cmd(&["router"])
+            .env("AGENCY_TEST_CLOCK", &n.clock)
+            .env("TZ", "UTC")
+            .env("AGENCY_NAME", "CodeAgency")
+            .env("AGENCY_AGENT", "a")
+            .env("AGENCY_BRANCH", "agency/CodeAgency/a")
+            .env("AGENCY_WORKTREE", n.t.root())
+            .env("AGENCY_BIN", bin.join("agency"))
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+    assert!(out.status.success());
+    n.block("one");
+    wait_until("the call", || n.calls().len() == 1);
+    let env = fs::read_to_string(n.calls.join("env.txt")).unwrap();
+    for var in [
+        "AGENCY_NAME",
+        "AGENCY_AGENT",
+        "AGENCY_BRANCH",
+        "AGENCY_WORKTREE",
+        "AGENCY_BIN",
+    ] {
+        assert!(
+            !env.lines().any(|l| l.starts_with(&format!("{var}="))),
+            "{var}: {env}"
+        );
+    }
+    let path = env.lines().find(|l| l.starts_with("PATH=")).unwrap();
+    assert!(!path.contains("registry/bin"), "{path}");
+    assert!(env.contains(&format!("AGENCY_HOME={}", n.t.home.display())));
+    // Its commands paste where `agency` is not on PATH: the binary by its
+    // full path, as every printed command names it.
+    let exe = fs::canonicalize(env!("CARGO_BIN_EXE_agency")).unwrap();
+    let doc = n.calls()[0].to_string();
+    assert!(
+        doc.contains(&format!("\"{} --home ", exe.display())),
+        "{doc}"
+    );
+    assert!(!doc.contains("\"agency "), "{doc}");
+}
