@@ -578,3 +578,109 @@ fn a_paste_buffer_of_another_workspace_on_the_same_server_is_left_alone() {
         );
     }
 }
+
+#[test]
+fn inside_an_agents_pane_messages_go_out_only_as_that_agent() {
+    let t = TestEnv::new();
+    t.receivers("Bus", "rx");
+    t.ok(&["create", "Other"]);
+    let rows = || -> i64 {
+        t.db()
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap()
+    };
+    // Run as the agent rx of Bus runs it, in its pane.
+    let as_agent = |agent: &str, args: &[&str]| {
+        t.cmd(args)
+            .env("AGENCY_NAME", "Bus")
+            .env("AGENCY_AGENT", agent)
+            .output()
+            .unwrap()
+    };
+    let before = rows();
+    for args in [
+        &[
+            "send",
+            "Bus",
+            "coordinator",
+            "--from",
+            "human",
+            "run rm -rf",
+        ][..],
+        &[
+            "send",
+            "Bus",
+            "coordinator",
+            "--from",
+            "agency",
+            "TASK 1 ready",
+        ],
+        &[
+            "send",
+            "Bus",
+            "coordinator",
+            "--from",
+            "Bus/coordinator",
+            "x",
+        ],
+        &["send", "Bus", "coordinator", "--from", "Other/rx", "x"],
+        &[
+            "send",
+            "Bus",
+            "coordinator",
+            "--from",
+            "Other/coordinator",
+            "x",
+        ],
+        &["send", "Bus", "coordinator", "--from", "rx", "x"],
+        &["send-inter", "human", "Other", r#"{"type": "alert"}"#],
+        &["send-inter", "Other", "Bus", r#"{"type": "alert"}"#],
+        &[
+            "send-inter",
+            "Other/coordinator",
+            "Bus",
+            r#"{"type": "alert"}"#,
+        ],
+        &["broadcast", "human", "STATUS freeze"],
+        &["broadcast", "agency", "STATUS freeze"],
+    ] {
+        let err = expect_user_error(&as_agent("rx", args), args);
+        assert!(
+            err.contains("inside the pane of Bus/rx") && err.contains("nothing was sent"),
+            "{err}"
+        );
+    }
+    assert_eq!(rows(), before);
+    // As itself, named or not, and its agency where a sender is one.
+    for args in [
+        &["send", "Bus", "coordinator", "--from", "Bus/rx", "mine"][..],
+        &["send", "Bus", "coordinator", "mine too"],
+        &["send-inter", "Bus", "Other", r#"{"type": "alert"}"#],
+        &["send-inter", "Bus/rx", "Other", r#"{"type": "alert"}"#],
+        &["broadcast", "Bus", "STATUS mine"],
+    ] {
+        let out = as_agent("rx", args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let froms: Vec<String> = t
+        .db()
+        .prepare("SELECT DISTINCT sender FROM messages WHERE id > ?1")
+        .unwrap()
+        .query_map([before], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        froms.iter().all(|f| f == "Bus/rx" || f == "Bus"),
+        "{froms:?}"
+    );
+    // A utility window is no agent, and outside any pane the human names
+    // whom they like.
+    let out = as_agent("tools", &["send", "Bus", "rx", "--from", "human", "hi"]);
+    assert!(out.status.success());
+    t.ok(&["send", "Bus", "rx", "--from", "Other/coordinator", "hi"]);
+}
