@@ -127,7 +127,12 @@ pub fn queue(ctx: &mut Ctx, msgs: &[NewMessage]) -> Result<Vec<i64>> {
 /// transaction, like a task's): a router to deliver them. (Their events
 /// were recorded with them.)
 pub fn queued(ctx: &mut Ctx) -> Result<()> {
-    router::ensure_running(&ctx.ws)?;
+    // With no agency running, nothing can be delivered: the messages wait
+    // in the registry, and `create` or `restore` starts the router. One
+    // started now would only wait for an agency, then stop.
+    if router::any_running(ctx) {
+        router::ensure_running(&ctx.ws)?;
+    }
     router::wake(&ctx.ws.registry_dir());
     Ok(())
 }

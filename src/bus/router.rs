@@ -175,7 +175,7 @@ pub fn stop(registry: &Path) -> Result<Option<u32>> {
 const LINGER: Duration = Duration::from_secs(60);
 
 /// Whether the registry has an agency in the `running` state (unsure: yes).
-fn any_running(ctx: &Ctx) -> bool {
+pub fn any_running(ctx: &Ctx) -> bool {
     ctx.store
         .agencies()
         .map(|a| a.iter().any(|a| a.state == AgencyState::Running))

@@ -379,8 +379,9 @@ pub fn log(ctx: &Ctx, args: &LogArgs) -> Result<()> {
   agency router --stop          stop it (the next message or `create` starts it again)
   agency router --foreground    run it here, its log on this terminal
 
-Any command that queues a message or brings an agency up starts the router when
-none runs; it stops by itself once no agency of the workspace is running. Its
+Any command that brings an agency up, or queues a message while one runs, starts
+the router when none runs; it stops by itself once no agency of the workspace is
+running. Its
 log is registry/router.log.")]
 pub struct RouterArgs {
     /// Run in this terminal instead of in the background

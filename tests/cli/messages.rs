@@ -231,8 +231,13 @@ fn a_message_to_a_killed_agency_waits_for_it() {
     let t = TestEnv::new();
     let out = t.receivers("Bus", "rx");
     t.ok(&["kill", "Bus"]);
+    wait_until("the router stopped with the last agency", || {
+        t.ok(&["router", "--status"]) == "no router running\n"
+    });
     let sent = t.run(&["send", "-q", "Bus", "rx", "while you were out"]);
     assert!(sent.status.success());
+    // Nothing runs to deliver it to: no router starts just to wait.
+    assert_eq!(t.ok(&["router", "--status"]), "no router running\n");
     let id = String::from_utf8(sent.stdout).unwrap().trim().to_string();
     // The sender hears that it waits, and what brings the agency back.
     let warning = String::from_utf8_lossy(&sent.stderr);
