@@ -68,16 +68,14 @@ pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
     // Tasks waiting for a capability it has go to it now.
     crate::tasks::route_waiting(ctx)?;
     // Said in every output: also with --json, where they are in the report.
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
+    super::eprint_lines(report.warnings.iter().map(|w| format!("warning: {w}")));
     if !report.ignored.is_empty() {
-        eprintln!(
+        super::eprint_lines([format!(
             "warning: agency {} already exists; ignored {} (edit agencies/{}/agency.json instead)",
             report.name,
             report.ignored.join(", "),
             report.name
-        );
+        )]);
     }
     if args.json {
         return print_json(&report);

@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::model::is_bidi_control;
 use crate::workspace::Workspace;
 
 /// Run agencies of AI coding agents in tmux.
@@ -138,23 +139,31 @@ fn print_lines(lines: impl IntoIterator<Item = String>) -> Result<()> {
     Ok(())
 }
 
+/// Prints lines on stderr (warnings, notes), escaped as `print_lines`
+/// does; a closed stderr is no reason to fail what was done.
+fn eprint_lines(lines: impl IntoIterator<Item = String>) {
+    let mut err = std::io::stderr().lock();
+    for l in lines {
+        let _ = writeln!(err, "{}", printable(&l));
+    }
+}
+
 /// `text` safe for a terminal: control characters other than newline and
 /// tab (ESC, BEL, NUL, C1 codes such as CSI) are shown escaped (`\x1b`),
 /// so nothing printed can move the cursor, retitle the window or answer
-/// back.
+/// back; the bidi controls (`model::is_bidi_control`) as `\u{202e}`, so
+/// nothing printed reads backwards.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    let odd = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c);
+    if !text.chars().any(odd) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
-            '\n' | '\t' => out.push(c),
             // Control characters are all below U+0100.
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if odd(c) && c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if odd(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
         }
     }

@@ -246,7 +246,7 @@ fn add(ctx: &mut Ctx, a: &AddArgs) -> Result<()> {
         },
     )?;
     if let Some(r) = &added.reason {
-        eprintln!("note: task {} waits: {r}", added.id);
+        super::eprint_lines([format!("note: task {} waits: {r}", added.id)]);
     }
     if a.json {
         return print_json(&serde_json::json!({ "id": added.id }));
