@@ -170,6 +170,45 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// The one formatter for the commands in what the tool tells the human
+/// (hints, notes): every `agency COMMAND` in `text`, in backticks or not,
+/// names this binary as it pastes here, with `--home` when a plain
+/// `agency` here would not find `ws` (see `workspace::invocation`).
+pub fn pasteable(text: &str, ws: Option<&Workspace>) -> String {
+    const WORD: &str = "agency ";
+    let me = ws.map_or_else(program, invocation);
+    if me == "agency" || !text.contains(WORD) {
+        return text.to_string();
+    }
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let is_command = |w: &str| cli.get_subcommands().any(|c| c.get_name() == w);
+    let mut out = String::with_capacity(text.len() + me.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(WORD) {
+        let (before, after) = (&rest[..i], &rest[i + WORD.len()..]);
+        // A word of its own (not `the-agency `, not a path's `bin/agency `).
+        let alone = before
+            .chars()
+            .last()
+            .is_none_or(|c| c.is_whitespace() || "`(\"'".contains(c));
+        let next = after
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .next()
+            .unwrap_or("");
+        out.push_str(before);
+        if alone && is_command(next) {
+            out.push_str(&me);
+            out.push(' ');
+        } else {
+            out.push_str(WORD);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Splits a comma-separated flag value, dropping blanks.
 fn split_list(s: &str) -> Vec<String> {
     s.split(',')
@@ -192,6 +231,22 @@ mod tests {
             out.push((p.clone(), sub.clone()));
             all(sub, p, out);
         }
+    }
+
+    #[test]
+    fn pasteable_names_this_binary_in_every_command_and_nothing_else() {
+        // The test binary is no `agency` on PATH: named by its full path.
+        let me = super::program();
+        assert_ne!(me, "agency");
+        let text = "reopen it first: agency task reopen 3 (or `agency task show 3`; \
+                    agency list): the-agency task, bin/agency task, an agency called A, agency --home";
+        assert_eq!(
+            super::pasteable(text, None),
+            format!(
+                "reopen it first: {me} task reopen 3 (or `{me} task show 3`; \
+                 {me} list): the-agency task, bin/agency task, an agency called A, agency --home"
+            )
+        );
     }
 
     #[test]
