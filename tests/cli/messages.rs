@@ -345,6 +345,29 @@ fn nothing_is_typed_into_a_shell_and_every_message_is_shown_in_its_pane() {
         "Sh:coordinator",
     ]);
     assert_eq!(count(&screen), 1, "{screen}");
+    // Not shown yet (its pane in copy-mode): status says it waits to be
+    // shown, and what to do once it is.
+    t.tmux_ok(&["copy-mode", "-t", "Sh:coordinator"]);
+    let late: i64 = t
+        .ok(&["send", "-q", "Sh", "coordinator", "while scrolling"])
+        .trim()
+        .parse()
+        .unwrap();
+    let st = t.ok(&["status", "Sh"]);
+    assert!(
+        st.contains("1 message(s) wait to be shown in its pane: it runs a shell")
+            && st.contains("counts as delivered")
+            && st.contains(" ack ID"),
+        "{st}"
+    );
+    t.tmux_ok(&["send-keys", "-t", "Sh:coordinator", "-X", "cancel"]);
+    wait_until("the late one shown and delivered", || {
+        t.json(&["inbox", "Sh", "coordinator", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"].as_i64() == Some(late) && m["state"] == "delivered")
+    });
 }
 
 #[test]
