@@ -671,6 +671,7 @@ fn inside_an_agents_pane_messages_go_out_only_as_that_agent() {
         ],
         &["broadcast", "human", "STATUS freeze"],
         &["broadcast", "agency", "STATUS freeze"],
+        &["handoff", "Other", "Bus", "--task", "x", "--branch", "main"],
     ] {
         let err = expect_user_error(&as_agent("rx", args), args);
         assert!(
