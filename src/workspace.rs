@@ -534,10 +534,15 @@ pub const AGENT_VARS: &[&str] = &[
 /// is what PATH finds, else its full path (after `cargo run`, or a build
 /// that was never installed).
 pub fn program() -> String {
+    program_on(std::env::var_os("PATH"))
+}
+
+/// `program` for a process whose PATH is `path`.
+pub fn program_on(path: Option<std::ffi::OsString>) -> String {
     let Ok(exe) = std::env::current_exe().and_then(std::fs::canonicalize) else {
         return "agency".into();
     };
-    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+    let on_path = path.is_some_and(|path| {
         std::env::split_paths(&path)
             .any(|d| std::fs::canonicalize(d.join("agency")).is_ok_and(|p| p == exe))
     });

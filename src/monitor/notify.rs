@@ -153,11 +153,12 @@ pub struct Item {
     pub need: NeedsYou,
 }
 
-/// The binary and `--home`, always: a notification is read elsewhere.
+/// The binary and `--home`, always: a notification is read elsewhere, by
+/// the human (whose PATH has no agent's `registry/bin`).
 fn me(ws: &Workspace) -> String {
     format!(
         "{} --home {}",
-        crate::workspace::program(),
+        crate::workspace::program_on(ws.human_path()),
         quote(&ws.root.display().to_string())
     )
 }

@@ -913,6 +913,20 @@ fn a_failing_notify_command_is_logged_and_delivery_goes_on() {
 
 #[test]
 fn the_router_and_the_notify_command_run_as_the_human_whoever_starts_them() {
+    // An agent starts it (its `send` would).
+    run_as_the_human(false);
+}
+
+#[test]
+fn a_router_run_by_hand_in_an_agents_pane_still_notifies_as_the_human() {
+    run_as_the_human(true);
+}
+
+/// A router started with an agent's identity, branch and binary, and its
+/// PATH led by the workspace's registry/bin: detached (`router`), or in
+/// the foreground (`router --foreground`, by hand); its notify command and
+/// the commands it prints are the human's all the same.
+fn run_as_the_human(foreground: bool) {
     if !cfg!(debug_assertions) {
         eprintln!("skipped: the test clock is read by debug builds only");
         return;
@@ -926,25 +940,39 @@ fn the_router_and_the_notify_command_run_as_the_human_whoever_starts_them() {
     n.set_clock("2030-01-01T12:00:00Z");
     n.start();
     n.t.ok(&["router", "--stop"]);
-    // An agent starts it again (its `send` would): with its identity, its
-    // branch, its binary, and its PATH led by the workspace's registry/bin.
     let bin = n.t.home.join("registry/bin");
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let out =
-        n.t.cmd(&["router"])
-            .env("AGENCY_TEST_CLOCK", &n.clock)
-            .env("TZ", "UTC")
-            .env("AGENCY_NAME", "CodeAgency")
-            .env("AGENCY_AGENT", "a")
-            .env("AGENCY_BRANCH", "agency/CodeAgency/a")
-            .env("AGENCY_WORKTREE", n.t.root())
-            .env("AGENCY_BIN", bin.join("agency"))
-            .env("PATH", &path)
-            .output()
-            .unwrap();
-    assert!(out.status.success());
+    let home = n.t.home.to_str().unwrap();
+    let args: &[&str] = if foreground {
+        &["--home", home, "router", "--foreground"]
+    } else {
+        &["router"]
+    };
+    let mut router = n.t.cmd(args);
+    router
+        .env("AGENCY_TEST_CLOCK", &n.clock)
+        .env("TZ", "UTC")
+        .env("AGENCY_NAME", "CodeAgency")
+        .env("AGENCY_AGENT", "a")
+        .env("AGENCY_BRANCH", "agency/CodeAgency/a")
+        .env("AGENCY_WORKTREE", n.t.root())
+        .env("AGENCY_BIN", bin.join("agency"))
+        .env("PATH", &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut by_hand = None;
+    if foreground {
+        by_hand = Some(router.spawn().unwrap());
+        wait_until("the router by hand", || n.t.router_pid().is_some());
+    } else {
+        assert!(router.status().unwrap().success());
+    }
     n.block("one");
     wait_until("the call", || n.calls().len() == 1);
+    if let Some(mut child) = by_hand {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
     let env = fs::read_to_string(n.calls.join("env.txt")).unwrap();
     for var in [
         "AGENCY_NAME",
