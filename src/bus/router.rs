@@ -585,10 +585,12 @@ impl Router {
             match readiness(pane) {
                 Readiness::Ready if self.unsent.contains_key(&pane.unwrap().pane_id) => {}
                 Readiness::Ready => ready.push((m, pane.unwrap().pane_id.clone())),
-                Readiness::Shell => {
+                Readiness::Shell if self.runs_a_shell(ctx, &m.agency, &m.agent) => {
                     notices.extend(self.show_to_shell(ctx, m, pane.unwrap())?);
                 }
-                Readiness::Gone | Readiness::InMode => {}
+                // An agent CLI whose pane still shows the shell that starts
+                // it (or that it left): its messages wait for it.
+                Readiness::Shell | Readiness::Gone | Readiness::InMode => {}
             }
         }
         if !notices.is_empty() {
@@ -712,6 +714,20 @@ impl Router {
             self.mirror_dirty = true;
         }
         Ok(notices)
+    }
+
+    /// Whether the agent's own program is a shell (its profile is
+    /// `shell`): only then is a message shown in its pane, and counted
+    /// delivered.
+    fn runs_a_shell(&self, ctx: &Ctx, agency: &str, agent: &str) -> bool {
+        let default = ctx.ws.default_agent_command();
+        AgencySpec::load(&ctx.ws.agency_dir(agency))
+            .ok()
+            .and_then(|s| {
+                let a = s.agent(agent)?;
+                profile::resolve(&self.profiles, a, &default).1
+            })
+            .is_some_and(|p| p.name == "shell")
     }
 
     /// See `still_the_router`.

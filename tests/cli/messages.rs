@@ -713,3 +713,35 @@ fn inside_an_agents_pane_messages_go_out_only_as_that_agent() {
     assert!(out.status.success());
     t.ok(&["send", "Bus", "rx", "--from", "Other/coordinator", "hi"]);
 }
+
+#[test]
+fn an_agent_whose_pane_still_shows_its_starting_shell_gets_its_message_typed_later() {
+    let t = TestEnv::new();
+    let rx = t.receivers("Bus", "rx");
+    // Its program is no shell, but the shell that starts it is in the
+    // foreground until a line comes (as while an agent CLI loads).
+    let out = t.root().join("late");
+    fs::create_dir_all(&out).unwrap();
+    let cmd = format!("read x; exec cat >> {}/$AGENCY_AGENT.out", out.display());
+    t.ok(&["create", "Slow", "--agents", "dev", "--agent-command", &cmd]);
+    let id = t
+        .ok(&["send", "-q", "Slow", "dev", "for the program"])
+        .trim()
+        .to_string();
+    // A later message elsewhere proves the router has been past it.
+    t.ok(&["send", "-q", "Bus", "rx", "after"]);
+    wait_until("the later message", || {
+        fs::read_to_string(rx.join("rx.out")).is_ok_and(|s| s.contains("after"))
+    });
+    // Neither shown as to a shell nor counted delivered: it waits.
+    let screen = t.tmux_ok(&["capture-pane", "-p", "-J", "-t", "Slow:dev"]);
+    assert!(!screen.contains("for the program"), "{screen}");
+    let inbox = t.json(&["inbox", "Slow", "dev", "--json"]);
+    assert_eq!(inbox[0]["id"].to_string(), id);
+    assert_eq!(inbox[0]["state"], "queued");
+    // The program starts: the message is typed into it.
+    t.tmux_ok(&["send-keys", "-t", "Slow:dev", "Enter"]);
+    wait_until("the message typed into the program", || {
+        fs::read_to_string(out.join("dev.out")).is_ok_and(|s| s.contains("for the program"))
+    });
+}
