@@ -42,19 +42,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// A hint's commands (`` `agency ...` ``) as they paste here: the binary
-/// by its full path when `agency` on PATH is not this one, and the
-/// `--home` this command was given.
+/// A hint's commands as they paste here (see `cli::pasteable`), for the
+/// workspace this command was run on, if any.
 fn pasteable(hint: &str, home: Option<&std::path::Path>) -> String {
-    let mut me = agency::cli::program();
-    if let Some(h) = home {
-        me = format!(
-            "{me} --home {}",
-            agency::cli::quote(&h.display().to_string())
-        );
-    }
-    if me == "agency" {
-        return hint.to_string();
-    }
-    hint.replace("`agency ", &format!("`{me} "))
+    let ws = agency::workspace::Workspace::locate(home).ok();
+    agency::cli::pasteable(hint, ws.as_ref())
 }

@@ -311,6 +311,31 @@ impl Workspace {
         ))
     }
 
+    /// The environment of the human's own processes (the router, the
+    /// notify command), whoever starts them: no agent's identity (see
+    /// `AGENT_VARS`), no agent's `registry/bin` on PATH.
+    pub fn human_env(&self) -> (Option<std::ffi::OsString>, &'static [&'static str]) {
+        (self.human_path(), AGENT_VARS)
+    }
+
+    /// PATH for the human's own processes (the router, the notify
+    /// command), which an agent may have started: ours without the
+    /// `registry/bin` an agent's pane puts first (this workspace's, or the
+    /// one `AGENCY_BIN` is in). `None`: no PATH to pass on.
+    pub fn human_path(&self) -> Option<std::ffi::OsString> {
+        let path = std::env::var_os("PATH")?;
+        let mut agents = vec![self.bin_dir()];
+        if let Some(bin) = std::env::var_os("AGENCY_BIN") {
+            agents.extend(Path::new(&bin).parent().map(Path::to_path_buf));
+        }
+        let canon = |d: &Path| fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf());
+        let agents: Vec<PathBuf> = agents.iter().map(|d| canon(d)).collect();
+        let kept: Vec<PathBuf> = std::env::split_paths(&path)
+            .filter(|d| !agents.contains(&canon(d)))
+            .collect();
+        std::env::join_paths(kept).ok()
+    }
+
     /// Waits for, then holds until dropped, the lock of one agency
     /// (`registry/locks/NAME.lock`, `name` already checked): create,
     /// restore and kill of one agency run one at a time, so two of them
@@ -519,14 +544,29 @@ fn set_project(config: &Path, project: &str) -> Result<()> {
     write_atomic(config, doc.to_string().as_bytes())
 }
 
+/// The variables an agent's pane sets that say which agent it is, its
+/// branch and its binary: the human's own processes never inherit them.
+pub const AGENT_VARS: &[&str] = &[
+    "AGENCY_NAME",
+    "AGENCY_AGENT",
+    "AGENCY_BRANCH",
+    "AGENCY_WORKTREE",
+    "AGENCY_BIN",
+];
+
 /// How to call this very binary in a printed command: `agency` when that
 /// is what PATH finds, else its full path (after `cargo run`, or a build
 /// that was never installed).
 pub fn program() -> String {
+    program_on(std::env::var_os("PATH"))
+}
+
+/// `program` for a process whose PATH is `path`.
+pub fn program_on(path: Option<std::ffi::OsString>) -> String {
     let Ok(exe) = std::env::current_exe().and_then(std::fs::canonicalize) else {
         return "agency".into();
     };
-    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+    let on_path = path.is_some_and(|path| {
         std::env::split_paths(&path)
             .any(|d| std::fs::canonicalize(d.join("agency")).is_ok_and(|p| p == exe))
     });

@@ -731,13 +731,20 @@ pub fn all_warning(agent: &str) -> String {
 }
 
 /// Agents' panes stay when their program exits, to show why, with this
-/// line (a tmux format) under the last screen.
-fn dead_note(agency: &str, s: &Slot) -> Option<String> {
+/// line (a tmux format) under the last screen. Whoever reads it may paste
+/// it anywhere: the binary as it pastes, and `--home` always.
+fn dead_note(ws: &Workspace, agency: &str, s: &Slot) -> Option<String> {
     let status = "status #{pane_dead_status}#{?pane_dead_signal, signal #{pane_dead_signal},}";
+    let me = format!(
+        "{} --home {}",
+        crate::workspace::program(),
+        quote(&ws.root.display().to_string())
+    );
     s.role.is_agent().then(|| {
         format!(
-            "{} exited ({status}): `agency status {} --restart` starts it again",
+            "{} exited ({status}): `{} status {} --restart` starts it again",
             crate::os::tmux::literal(&s.name),
+            crate::os::tmux::literal(&me),
             crate::os::tmux::literal(agency)
         )
     })
@@ -876,7 +883,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
             .command
             .as_deref()
             .map(|c| pane_command(c, &s.grant.args, &s.briefing, &s.unset_env, &bin_dir)),
-        dead_note: dead_note(&name, s),
+        dead_note: dead_note(&ctx.ws, &name, s),
     };
     let mut ops: Vec<Op> = Vec::new();
     let mut op_slots: Vec<usize> = Vec::new();

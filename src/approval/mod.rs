@@ -77,6 +77,8 @@ pub struct HandoffRequest {
 /// coordinator, in a `handoff` message carrying the same facts.
 pub fn handoff(ctx: &mut Ctx, r: &HandoffRequest) -> Result<HandoffRow> {
     validate_name("agency", &r.from)?;
+    // Inside an agent's pane, handed over by its own agency only.
+    bus::check_own_sender(ctx, &r.from, true)?;
     validate_name("agency", &r.to)?;
     require_agency(ctx, &r.to)?;
     if r.task.trim().is_empty() {

@@ -56,6 +56,45 @@ pub fn sender(from: Option<&str>) -> Result<String> {
     Ok(from)
 }
 
+/// The agent whose pane this command runs in: `AGENCY_NAME`/`AGENCY_AGENT`
+/// naming a coordinator or specialist of the workspace.
+fn pane_agent(ctx: &Ctx) -> Option<(String, String)> {
+    let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+    let (agency, agent) = (env("AGENCY_NAME")?, env("AGENCY_AGENT")?);
+    let rows = ctx.store.agents(&agency).ok()?;
+    rows.iter()
+        .any(|a| a.name == agent && a.role.is_agent())
+        .then_some((agency, agent))
+}
+
+/// Inside an agent's pane, a sender given by name must be that agent (or,
+/// where the sender may be an agency, `agency_ok`, its agency): no agent
+/// passes for the human, the tool (`agency`) or another agent by mistake.
+/// A guard against mistakes, not a boundary: the environment is the
+/// agent's own to change.
+pub fn check_own_sender(ctx: &Ctx, from: &str, agency_ok: bool) -> Result<()> {
+    let Some((agency, agent)) = pane_agent(ctx) else {
+        return Ok(());
+    };
+    let own = format!("{agency}/{agent}");
+    let same = match from.split_once('/') {
+        Some((a, b)) => a == agency && ctx.resolve(a, b).is_ok_and(|r| r.agent == agent),
+        None => agency_ok && from == agency,
+    };
+    if same {
+        return Ok(());
+    }
+    let hint = if agency_ok {
+        format!("send as {agency} or {own}, the agent whose pane this is")
+    } else {
+        format!("leave out --from: here messages go out as {own}, the agent whose pane this is")
+    };
+    Err(Error::user(
+        format!("inside the pane of {own}, a message cannot be sent as {from:?}; nothing was sent"),
+        hint,
+    ))
+}
+
 /// A sanitized, non-empty body no larger than `MAX_BODY`.
 pub fn check_body(body: &str) -> Result<String> {
     let clean = sanitize(body);
@@ -88,7 +127,12 @@ pub fn queue(ctx: &mut Ctx, msgs: &[NewMessage]) -> Result<Vec<i64>> {
 /// transaction, like a task's): a router to deliver them. (Their events
 /// were recorded with them.)
 pub fn queued(ctx: &mut Ctx) -> Result<()> {
-    router::ensure_running(&ctx.ws)?;
+    // With no agency running, nothing can be delivered: the messages wait
+    // in the registry, and `create` or `restore` starts the router. One
+    // started now would only wait for an agency, then stop.
+    if router::any_running(ctx) {
+        router::ensure_running(&ctx.ws)?;
+    }
     router::wake(&ctx.ws.registry_dir());
     Ok(())
 }
@@ -155,7 +199,11 @@ fn send_at(
     validate_name("agent", agent)?;
     let body = check_body(body)?;
     let kind = IntraType::of(&body, kind)?.as_str().to_string();
+    let named = from.is_some();
     let from = sender(from)?;
+    if named {
+        check_own_sender(ctx, &from, false)?;
+    }
     let agent = ctx.resolve(agency_name, agent)?.agent;
     let msg = NewMessage {
         deliver_at,
@@ -220,6 +268,7 @@ pub fn inter_message(from: &str, to: &str, payload: Value) -> Result<NewMessage>
 /// `agency send-inter`.
 pub fn send_inter(ctx: &mut Ctx, from: &str, to: &str, json: &str) -> Result<i64> {
     let from = sender(Some(from))?;
+    check_own_sender(ctx, &from, true)?;
     validate_name("agency", to)?;
     let payload = parse_payload(json)?;
     ctx.resolve(to, "coordinator")?;
@@ -231,6 +280,7 @@ pub fn send_inter(ctx: &mut Ctx, from: &str, to: &str, json: &str) -> Result<i64
 /// A JSON object with a `type` travels as an inter-agency payload.
 pub fn broadcast(ctx: &mut Ctx, from: &str, message: &str, all_agents: bool) -> Result<Vec<i64>> {
     let from = sender(Some(from))?;
+    check_own_sender(ctx, &from, true)?;
     let payload = serde_json::from_str::<Value>(message)
         .ok()
         .filter(|v| v.get("type").is_some_and(Value::is_string));

@@ -99,7 +99,15 @@ fn spawn(ws: &Workspace) -> Result<()> {
         OsStr::new("router"),
         OsStr::new("--foreground"),
     ];
-    let mut child = process::spawn_detached(&exe, &args, &ws.root, &[(SPAWNED, "1")], stderr)
+    // The human's process, whoever starts it (an agent's `send`, say): it
+    // runs the notify command and prints commands for the human.
+    let (path, remove) = ws.human_env();
+    let mut env = process::Env {
+        set: vec![(SPAWNED, OsStr::new("1"))],
+        remove,
+    };
+    env.set.extend(path.as_deref().map(|p| ("PATH", p)));
+    let mut child = process::spawn_detached(&exe, &args, &ws.root, &env, stderr)
         .map_err(|e| Error::io("starting the router", e))?;
     // Back only once it serves (or lost the race to another router), so
     // what the caller does next (`router --status`, a test stopping it)
@@ -167,7 +175,7 @@ pub fn stop(registry: &Path) -> Result<Option<u32>> {
 const LINGER: Duration = Duration::from_secs(60);
 
 /// Whether the registry has an agency in the `running` state (unsure: yes).
-fn any_running(ctx: &Ctx) -> bool {
+pub fn any_running(ctx: &Ctx) -> bool {
     ctx.store
         .agencies()
         .map(|a| a.iter().any(|a| a.state == AgencyState::Running))
@@ -389,7 +397,7 @@ pub fn delivery_ops(m: &MessageRow, pane: &str, profile: Option<&Profile>) -> Ve
     } else {
         ops.push(Op::Paste {
             pane: pane.to_string(),
-            buffer: format!("agency-msg-{}", m.id),
+            buffer: paste_buffer(m.id),
             text: format!("{head}\n{body}"),
         });
     }
@@ -398,6 +406,17 @@ pub fn delivery_ops(m: &MessageRow, pane: &str, profile: Option<&Profile>) -> Ve
         key: profile.map_or("Enter", |p| p.submit.as_str()).to_string(),
     });
     ops
+}
+
+/// A buffer name for pasting message `id`. Buffers are global to a tmux
+/// server, which other workspaces' routers may share, and they number their
+/// messages from 1 too: the name holds this process's id and a count, so no
+/// two routers (nor two attempts) ever fill the same buffer.
+fn paste_buffer(id: i64) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("agency-msg-{}-{n}-{id}", std::process::id())
 }
 
 /// At most this many lines of a message are shown in a shell's pane.
@@ -418,7 +437,7 @@ pub fn shell_notice(m: &MessageRow) -> String {
         body.push_str(&format!("\n... ({} more lines)", lines.len() - SHOWN_LINES));
     }
     format!(
-        "-- agency: a message for {agent} (shown, not run: this pane is a shell) --\n{head}\n{body}\n-- it waits in `agency inbox {agency} {agent}`; when done: `agency ack {id}` --",
+        "-- agency: a message for {agent} (shown, not run: this pane is a shell) --\n{head}\n{body}\n-- it stays in `agency inbox {agency} {agent}` until acknowledged; when done: `agency ack {id}` --",
         agent = m.agent,
         agency = m.agency,
         id = m.id
@@ -566,10 +585,12 @@ impl Router {
             match readiness(pane) {
                 Readiness::Ready if self.unsent.contains_key(&pane.unwrap().pane_id) => {}
                 Readiness::Ready => ready.push((m, pane.unwrap().pane_id.clone())),
-                Readiness::Shell => {
+                Readiness::Shell if self.runs_a_shell(ctx, &m.agency, &m.agent) => {
                     notices.extend(self.show_to_shell(ctx, m, pane.unwrap())?);
                 }
-                Readiness::Gone | Readiness::InMode => {}
+                // An agent CLI whose pane still shows the shell that starts
+                // it (or that it left): its messages wait for it.
+                Readiness::Shell | Readiness::Gone | Readiness::InMode => {}
             }
         }
         if !notices.is_empty() {
@@ -652,10 +673,16 @@ impl Router {
 
     /// A shell is never typed into: each of its agent's due messages is
     /// shown in its pane once (as output, see `tmux::show_in_pane`) and
-    /// stays queued in the inbox. Returns status-line notices for whoever
-    /// watches.
-    fn show_to_shell(&mut self, ctx: &Ctx, head: &MessageRow, pane: &PaneInfo) -> Result<Vec<Op>> {
+    /// recorded as delivered, so `agency ack` takes it as any other.
+    /// Returns status-line notices for whoever watches.
+    fn show_to_shell(
+        &mut self,
+        ctx: &mut Ctx,
+        head: &MessageRow,
+        pane: &PaneInfo,
+    ) -> Result<Vec<Op>> {
         let mut notices = Vec::new();
+        let mut shown = Vec::new();
         for m in ctx.store.due_for(&head.agency, &head.agent)? {
             if self.shown.contains(&(pane.pane_id.clone(), m.id)) {
                 continue;
@@ -667,16 +694,40 @@ impl Router {
                     notices.push(Op::DisplayMessage {
                         pane: pane.pane_id.clone(),
                         text: format!(
-                            "agency: message #{} for {} is shown in its pane; it waits in `agency inbox {} {}`",
-                            m.id, m.agent, m.agency, m.agent
+                            "agency: message #{} for {} is shown in its pane; `agency ack {}` when done",
+                            m.id, m.agent, m.id
                         ),
                     });
+                    shown.push(m);
                 }
                 // Output stopped (Ctrl-S) or the pane just went: next pass.
                 Err(e) => warn!("showing #{} in {}: {e}", m.id, pane.pane_id),
             }
         }
+        if !shown.is_empty() {
+            let rows: Vec<&MessageRow> = shown.iter().collect();
+            if let Err(e) = ctx.store.mark_delivered(&rows) {
+                // Shown already: recorded later, never shown again.
+                warn!("recording {} shown message(s): {e}", rows.len());
+                self.typed.extend(shown);
+            }
+            self.mirror_dirty = true;
+        }
         Ok(notices)
+    }
+
+    /// Whether the agent's own program is a shell (its profile is
+    /// `shell`): only then is a message shown in its pane, and counted
+    /// delivered.
+    fn runs_a_shell(&self, ctx: &Ctx, agency: &str, agent: &str) -> bool {
+        let default = ctx.ws.default_agent_command();
+        AgencySpec::load(&ctx.ws.agency_dir(agency))
+            .ok()
+            .and_then(|s| {
+                let a = s.agent(agent)?;
+                profile::resolve(&self.profiles, a, &default).1
+            })
+            .is_some_and(|p| p.name == "shell")
     }
 
     /// See `still_the_router`.
@@ -929,6 +980,44 @@ mod tests {
             presses: 0,
             screen: None,
         }
+    }
+
+    fn row(id: i64, body: &str) -> MessageRow {
+        MessageRow {
+            id,
+            from: "human".into(),
+            to: "A/dev".into(),
+            agency: "A".into(),
+            agent: "dev".into(),
+            kind: "NOTE".into(),
+            body: body.into(),
+            payload: None,
+            state: crate::model::MessageState::Queued,
+            attempts: 0,
+            last_error: None,
+            created_at: String::new(),
+            delivered_at: None,
+        }
+    }
+
+    fn buffer_of(ops: &[Op]) -> String {
+        match &ops[0] {
+            Op::Paste { buffer, .. } => buffer.clone(),
+            op => panic!("not a paste: {op:?}"),
+        }
+    }
+
+    #[test]
+    fn paste_buffers_are_this_routers_own() {
+        let m = row(1, "two\nlines");
+        let a = buffer_of(&delivery_ops(&m, "%1", None));
+        let b = buffer_of(&delivery_ops(&m, "%1", None));
+        // Another router (another process) numbers from 1 too.
+        assert!(
+            a.starts_with(&format!("agency-msg-{}-", std::process::id())),
+            "{a}"
+        );
+        assert_ne!(a, b);
     }
 
     const IDLE: &str = "  Welcome\n\n› Ask Codex to do anything\n\n  gpt · ~/p\n";

@@ -68,16 +68,14 @@ pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
     // Tasks waiting for a capability it has go to it now.
     crate::tasks::route_waiting(ctx)?;
     // Said in every output: also with --json, where they are in the report.
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
+    super::eprint_lines(report.warnings.iter().map(|w| format!("warning: {w}")));
     if !report.ignored.is_empty() {
-        eprintln!(
+        super::eprint_lines([format!(
             "warning: agency {} already exists; ignored {} (edit agencies/{}/agency.json instead)",
             report.name,
             report.ignored.join(", "),
             report.name
-        );
+        )]);
     }
     if args.json {
         return print_json(&report);
@@ -375,7 +373,7 @@ fn why_queued(a: &AgencyStatus, s: &agency::AgentStatus, me: &str) -> Option<Str
         .is_some_and(|c| crate::runtime::SHELLS.contains(&c));
     let why = if shell {
         format!(
-            "{} message(s) wait: it runs a shell, and nothing is typed into a shell (each is shown in its pane); read them with `{inbox}`, then `{me} ack ID`",
+            "{} message(s) wait to be shown in its pane: it runs a shell, and nothing is typed into a shell (a message shown counts as delivered); read them with `{inbox}`, then `{me} ack ID`",
             s.queued
         )
     } else if s.state == "waiting" {

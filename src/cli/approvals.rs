@@ -382,9 +382,7 @@ pub struct ApproveArgs {
 
 pub fn approve(ctx: &mut Ctx, a: &ApproveArgs) -> Result<()> {
     let r = approval::approve(ctx, a.id, a.note.as_deref(), a.force)?;
-    for w in &r.warnings {
-        eprintln!("warning: {w}");
-    }
+    super::eprint_lines(r.warnings.iter().map(|w| format!("warning: {w}")));
     if a.json {
         return print_json(&r);
     }
@@ -454,9 +452,7 @@ pub fn reject(ctx: &mut Ctx, a: &RejectArgs) -> Result<()> {
         )];
         lines.extend(approve_lines(&r));
         lines.extend(r.warnings.iter().map(|w| format!("warning: {w}")));
-        for l in lines {
-            eprintln!("{l}");
-        }
+        super::eprint_lines(lines);
     }
     let message = approval::reject(ctx, a.id, &a.feedback)?;
     if a.json {

@@ -27,7 +27,7 @@ pub struct DemoArgs {
 }
 
 pub fn demo(home: Option<&Path>, args: &DemoArgs) -> Result<()> {
-    let (mut ctx, r) = crate::demo::run(home, |line| eprintln!("{line}"))?;
+    let (mut ctx, r) = crate::demo::run(home, |line| super::eprint_lines([line.to_string()]))?;
     let tui = !args.no_tui && std::io::IsTerminal::is_terminal(&std::io::stdout());
     if tui {
         crate::tui::run(&mut ctx, Filter::Pending)?;

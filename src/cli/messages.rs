@@ -77,22 +77,23 @@ fn warn_where_it_waits(ctx: &Ctx, agency: &str, agent: &str, id: i64, quiet: boo
     let presence = match crate::agency::presence(ctx, agency, agent) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("warning: message #{id} is queued, but tmux could not say whether {agency} runs: {e}");
+            super::eprint_lines([format!("warning: message #{id} is queued, but tmux could not say whether {agency} runs: {e}")]);
             return Ok(());
         }
     };
-    match presence {
-        Presence::AgencyDown => eprintln!(
+    let line = match presence {
+        Presence::AgencyDown => format!(
             "warning: {agency} is not running; the message waits until it is. Start it: {me} create {agency}"
         ),
-        Presence::Exited => eprintln!(
+        Presence::Exited => format!(
             "warning: {agent} of {agency} has exited; the message waits until it runs again: {me} status {agency} --restart"
         ),
-        Presence::Shell if !quiet => eprintln!(
-            "note: {agent} runs a shell, and nothing is ever typed into a shell: the message is shown in its pane and waits in `{me} inbox {agency} {agent}` (then `{me} ack {id}`)"
+        Presence::Shell if !quiet => format!(
+            "note: {agent} runs a shell, and nothing is ever typed into a shell: the message is shown in its pane (that counts as delivered) and stays in `{me} inbox {agency} {agent}` until acknowledged: `{me} ack {id}`"
         ),
-        Presence::Shell | Presence::Program => {}
-    }
+        Presence::Shell | Presence::Program => return Ok(()),
+    };
+    super::eprint_lines([line]);
     Ok(())
 }
 
@@ -379,8 +380,9 @@ pub fn log(ctx: &Ctx, args: &LogArgs) -> Result<()> {
   agency router --stop          stop it (the next message or `create` starts it again)
   agency router --foreground    run it here, its log on this terminal
 
-Any command that queues a message or brings an agency up starts the router when
-none runs; it stops by itself once no agency of the workspace is running. Its
+Any command that brings an agency up, or queues a message while one runs, starts
+the router when none runs; it stops by itself once no agency of the workspace is
+running. Its
 log is registry/router.log.")]
 pub struct RouterArgs {
     /// Run in this terminal instead of in the background
@@ -581,11 +583,11 @@ pub struct RestoreArgs {
 
 pub fn restore(ctx: &mut Ctx, a: &RestoreArgs) -> Result<()> {
     let reports = crate::agency::restore(ctx, a.name.as_deref())?;
-    for r in &reports {
-        for w in &r.warnings {
-            eprintln!("warning: {}: {w}", r.name);
-        }
-    }
+    super::eprint_lines(reports.iter().flat_map(|r| {
+        r.warnings
+            .iter()
+            .map(move |w| format!("warning: {}: {w}", r.name))
+    }));
     crate::tasks::route_waiting(ctx)?;
     if a.json {
         return print_json(&reports);

@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::model::is_bidi_control;
 use crate::workspace::Workspace;
 
 /// Run agencies of AI coding agents in tmux.
@@ -138,27 +139,74 @@ fn print_lines(lines: impl IntoIterator<Item = String>) -> Result<()> {
     Ok(())
 }
 
+/// Prints lines on stderr (warnings, notes), escaped as `print_lines`
+/// does; a closed stderr is no reason to fail what was done.
+fn eprint_lines(lines: impl IntoIterator<Item = String>) {
+    let mut err = std::io::stderr().lock();
+    for l in lines {
+        let _ = writeln!(err, "{}", printable(&l));
+    }
+}
+
 /// `text` safe for a terminal: control characters other than newline and
 /// tab (ESC, BEL, NUL, C1 codes such as CSI) are shown escaped (`\x1b`),
 /// so nothing printed can move the cursor, retitle the window or answer
-/// back.
+/// back; the bidi controls (`model::is_bidi_control`) as `\u{202e}`, so
+/// nothing printed reads backwards.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    let odd = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c);
+    if !text.chars().any(odd) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
-            '\n' | '\t' => out.push(c),
             // Control characters are all below U+0100.
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if odd(c) && c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if odd(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// The one formatter for the commands in what the tool tells the human
+/// (hints, notes): every `agency COMMAND` in `text`, in backticks or not,
+/// names this binary as it pastes here, with `--home` when a plain
+/// `agency` here would not find `ws` (see `workspace::invocation`).
+pub fn pasteable(text: &str, ws: Option<&Workspace>) -> String {
+    const WORD: &str = "agency ";
+    let me = ws.map_or_else(program, invocation);
+    if me == "agency" || !text.contains(WORD) {
+        return text.to_string();
+    }
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let is_command = |w: &str| cli.get_subcommands().any(|c| c.get_name() == w);
+    let mut out = String::with_capacity(text.len() + me.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(WORD) {
+        let (before, after) = (&rest[..i], &rest[i + WORD.len()..]);
+        // A word of its own (not `the-agency `, not a path's `bin/agency `).
+        let alone = before
+            .chars()
+            .last()
+            .is_none_or(|c| c.is_whitespace() || "`(\"'".contains(c));
+        let next = after
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .next()
+            .unwrap_or("");
+        out.push_str(before);
+        if alone && is_command(next) {
+            out.push_str(&me);
+            out.push(' ');
+        } else {
+            out.push_str(WORD);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Splits a comma-separated flag value, dropping blanks.
@@ -183,6 +231,22 @@ mod tests {
             out.push((p.clone(), sub.clone()));
             all(sub, p, out);
         }
+    }
+
+    #[test]
+    fn pasteable_names_this_binary_in_every_command_and_nothing_else() {
+        // The test binary is no `agency` on PATH: named by its full path.
+        let me = super::program();
+        assert_ne!(me, "agency");
+        let text = "reopen it first: agency task reopen 3 (or `agency task show 3`; \
+                    agency list): the-agency task, bin/agency task, an agency called A, agency --home";
+        assert_eq!(
+            super::pasteable(text, None),
+            format!(
+                "reopen it first: {me} task reopen 3 (or `{me} task show 3`; \
+                 {me} list): the-agency task, bin/agency task, an agency called A, agency --home"
+            )
+        );
     }
 
     #[test]

@@ -246,7 +246,7 @@ fn add(ctx: &mut Ctx, a: &AddArgs) -> Result<()> {
         },
     )?;
     if let Some(r) = &added.reason {
-        eprintln!("note: task {} waits: {r}", added.id);
+        super::eprint_lines([format!("note: task {} waits: {r}", added.id)]);
     }
     if a.json {
         return print_json(&serde_json::json!({ "id": added.id }));
@@ -266,7 +266,7 @@ fn list(ctx: &mut Ctx, a: &ListArgs) -> Result<()> {
     if rows.is_empty() {
         let all_empty = a.agency.is_none() && state.is_none();
         return print_lines([if all_empty {
-            "no tasks yet (see agency task add --help)".to_string()
+            super::pasteable("no tasks yet (see agency task add --help)", Some(&ctx.ws))
         } else {
             "no tasks match".to_string()
         }]);

@@ -59,11 +59,17 @@ pub fn init(home: Option<&Path>, args: &InitArgs) -> Result<()> {
         None => {}
     }
     if !report.git {
-        eprintln!(
-            "warning: the project {} is not a git repository: agents share its folder (no worktrees), and handoff, submit and approve need one",
-            report.project
-        );
-        eprintln!("hint: `git init` it, or point the workspace at your repository: agency init {} --project PATH", super::quote(&report.root.display().to_string()));
+        super::eprint_lines([
+            format!(
+                "warning: the project {} is not a git repository: agents share its folder (no worktrees), and handoff, submit and approve need one",
+                report.project
+            ),
+            format!(
+                "hint: `git init` it, or point the workspace at your repository: {} init {} --project PATH",
+                super::program(),
+                super::quote(&report.root.display().to_string())
+            ),
+        ]);
     }
     let ws = Workspace::open(report.root.clone())?;
     lines.push(format!(

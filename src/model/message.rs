@@ -67,13 +67,23 @@ pub fn validate_type(kind: &str) -> Result<(), Invalid> {
 }
 
 /// Removes every control character except newline and tab, so no escape
-/// sequence reaches the receiving program. `\r\n` and lone `\r` become `\n`.
+/// sequence reaches the receiving program, and the invisible bidi
+/// controls (see `is_bidi_control`). `\r\n` and lone `\r` become `\n`.
 pub fn sanitize(body: &str) -> String {
     body.replace("\r\n", "\n")
         .replace('\r', "\n")
         .chars()
-        .filter(|&c| c == '\n' || c == '\t' || !c.is_control())
+        .filter(|&c| (c == '\n' || c == '\t' || !c.is_control()) && !is_bidi_control(c))
         .collect()
+}
+
+/// The invisible characters that reorder text as it is shown: the bidi
+/// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) and
+/// marks (U+200E, U+200F, U+061C). A title can read backwards with them
+/// (`Fix login <U+202E>gnp.exe` shows as `exe.png`), so they are removed where text is cleaned and
+/// escaped where it is printed.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
 }
 
 /// The line the receiving agent sees before the body:

@@ -5,7 +5,7 @@
 pub mod message;
 pub mod spec;
 
-pub use message::{sanitize, validate_type, Header, IntraType};
+pub use message::{is_bidi_control, sanitize, validate_type, Header, IntraType};
 
 use serde::{Deserialize, Serialize};
 

@@ -127,11 +127,14 @@ pub fn parse_time(at: &str) -> Option<u64> {
         .map(unix)
 }
 
-/// One line, no control characters: what the terminal and a notification
-/// show of names, titles, errors and questions.
+/// One line, no control characters and no bidi controls: what the
+/// terminal and a notification show of names, titles, errors and
+/// questions (a branch name or a screen's question is nobody's cleaned
+/// text).
 pub fn one_line(text: &str) -> String {
     let t: String = text
         .chars()
+        .filter(|&c| !crate::model::is_bidi_control(c))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     t.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -414,4 +417,13 @@ pub fn answer_command(me: &str, agency: &str, agent: &str, question: Option<&str
         cmd.push_str(&format!(" --if-asks {}", quote(q)));
     }
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_line_drops_controls_and_bidi_controls() {
+        let text = "approve \u{202e}gnp.exe\u{202c}\x1b[2J\nnow\u{2066}";
+        assert_eq!(super::one_line(text), "approve gnp.exe [2J now");
+    }
 }

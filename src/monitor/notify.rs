@@ -161,11 +161,12 @@ pub struct Item {
     pub need: NeedsYou,
 }
 
-/// The binary and `--home`, always: a notification is read elsewhere.
+/// The binary and `--home`, always: a notification is read elsewhere, by
+/// the human (whose PATH has no agent's `registry/bin`).
 fn me(ws: &Workspace) -> String {
     format!(
         "{} --home {}",
-        crate::workspace::program(),
+        crate::workspace::program_on(ws.human_path()),
         quote(&ws.root.display().to_string())
     )
 }
@@ -438,7 +439,14 @@ impl Notifier {
             .create(true)
             .append(true)
             .open(&log)?;
-        let env = [("AGENCY_HOME", ws.root.as_os_str())];
+        // The human's command, even under a router started by hand in an
+        // agent's pane.
+        let (path, remove) = ws.human_env();
+        let mut env = process::Env {
+            set: vec![("AGENCY_HOME", ws.root.as_os_str())],
+            remove,
+        };
+        env.set.extend(path.as_deref().map(|p| ("PATH", p)));
         let mut child = process::spawn_shell_piped(&s.command, &ws.root, &env, out)?;
         let pid = child.id();
         if let Some(mut stdin) = child.stdin.take() {

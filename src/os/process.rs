@@ -230,6 +230,23 @@ fn stop_group(child: &mut Child, pgid: u32) {
     let _ = child.wait();
 }
 
+/// What a child's environment differs in from ours: variables set, then
+/// variables removed.
+#[derive(Debug, Default)]
+pub struct Env<'a> {
+    pub set: Vec<(&'a str, &'a OsStr)>,
+    pub remove: &'a [&'a str],
+}
+
+impl Env<'_> {
+    fn apply(&self, c: &mut Command) {
+        c.envs(self.set.iter().copied());
+        for k in self.remove {
+            c.env_remove(k);
+        }
+    }
+}
+
 /// Starts `program args` detached: its own process group, no terminal,
 /// stdout closed, stderr to `stderr` (an inherited pipe would keep
 /// whoever reads ours waiting for it).
@@ -237,13 +254,13 @@ pub fn spawn_detached(
     program: &Path,
     args: &[&OsStr],
     dir: &Path,
-    env: &[(&str, &str)],
+    env: &Env<'_>,
     stderr: Option<File>,
 ) -> io::Result<Child> {
-    Command::new(program)
-        .args(args)
+    let mut c = Command::new(program);
+    env.apply(&mut c);
+    c.args(args)
         .current_dir(dir)
-        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr.map_or_else(Stdio::null, Stdio::from))
@@ -254,17 +271,12 @@ pub fn spawn_detached(
 /// Starts `sh -c command` in `dir` in a group of its own, its stdin a pipe
 /// for the caller to write, its output to `log`. End it in time with
 /// `signal_group(child.id(), Signal::KILL)`.
-pub fn spawn_shell_piped(
-    command: &str,
-    dir: &Path,
-    env: &[(&str, &OsStr)],
-    log: File,
-) -> io::Result<Child> {
-    Command::new("sh")
-        .arg("-c")
+pub fn spawn_shell_piped(command: &str, dir: &Path, env: &Env<'_>, log: File) -> io::Result<Child> {
+    let mut c = Command::new("sh");
+    env.apply(&mut c);
+    c.arg("-c")
         .arg(command)
         .current_dir(dir)
-        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(log.try_clone()?)
         .stderr(log)

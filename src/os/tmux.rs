@@ -362,6 +362,13 @@ impl Tmux {
         }
         match self.run(vec![c]) {
             Ok(_) | Err(TmuxError::NoServer { .. }) => Ok(()),
+            // A server gone with its socket file: no option to set either
+            // (not worth the router's warning on every look).
+            Err(TmuxError::Unreachable { stderr, .. })
+                if stderr.contains("No such file") || stderr.contains("Connection refused") =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
@@ -1079,6 +1086,15 @@ mod tests {
         };
         assert!(write_on(&mut stopped, text).is_err());
         assert!(stopped.got.is_empty());
+    }
+
+    #[test]
+    fn no_server_has_no_option_to_set() {
+        // A socket name no server ever had: its file does not exist.
+        let name = format!("agency-unit-none-{}", std::process::id());
+        let tmux = Tmux::new(Some(name));
+        assert!(tmux.set_global_option("@agency-needs-you", "2").is_ok());
+        assert!(tmux.set_global_option("@agency-needs-you", "").is_ok());
     }
 
     #[test]

@@ -937,3 +937,34 @@ fn an_approve_killed_after_the_branch_moved_is_finished_by_the_next_decision() {
     let err = s.t.fails(&["approve", &item["id"].to_string()]);
     assert!(err.contains("already approved"), "{err}");
 }
+
+#[test]
+fn file_names_in_what_a_decision_prints_are_escaped() {
+    let s = setup();
+    // A merged file whose name retitles the terminal and clears it.
+    let name = "zz-kept\x1b]0;PWNED\x07\x1b[2J\u{202e}txt";
+    let c = branch(&s.repo, "feature/k", &[(name, "k\n")]);
+    let item = submit(&s, "feature/k", "killed", "echo '1 passed, 0 failed'");
+    branch(&s.repo, "feature/other", &[("o.txt", "o\n")]);
+    let other = submit(&s, "feature/other", "other", "echo '1 passed, 0 failed'");
+    let old = main_head(&s.repo);
+    // An approve killed after main moved; meanwhile the human made that
+    // file in the checkout: it is left as it is, and listed.
+    let plan = serde_json::json!({
+        "id": item["id"], "merge": "fast-forward", "by": "human", "note": null,
+        "landing": {"base": "main", "old": old, "new": c, "checkouts": [s.repo]},
+    });
+    fs::write(s.t.home.join("registry/approving.json"), plan.to_string()).unwrap();
+    git(&s.repo, &["update-ref", "refs/heads/main", &c, &old]);
+    fs::write(s.repo.join(name), "mine\n").unwrap();
+    let out =
+        s.t.run(&["reject", &other["id"].to_string(), "--feedback", "not now"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("left as they were"), "{err}");
+    assert!(
+        err.contains("zz-kept\\x1b]0;PWNED\\x07\\x1b[2J\\u{202e}txt"),
+        "{err}"
+    );
+    assert!(!err.contains('\x1b') && !err.contains('\u{202e}'), "{err}");
+}

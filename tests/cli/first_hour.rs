@@ -389,6 +389,29 @@ fn printed_commands_paste_from_anywhere() {
         err.contains(&format!("`{BIN} --home {home} create NAME`")),
         "{err}"
     );
+    // In backticks or not: every command a hint names.
+    let id = t.json(&["task", "add", "x", "--agency", "A", "--json"])["id"].to_string();
+    t.ok(&["task", "cancel", &id]);
+    let err = t
+        .cmd(&[
+            "--home",
+            home,
+            "task",
+            "claim",
+            &id,
+            "--agent",
+            "A/coordinator",
+        ])
+        .current_dir(elsewhere)
+        .output()
+        .unwrap();
+    let err = crate::common::expect_user_error(&err, &["task claim"]);
+    assert!(
+        err.contains(&format!(
+            "reopen it first: {BIN} --home {home} task reopen {id}"
+        )),
+        "{err}"
+    );
     // On PATH, the name is enough.
     let bin_dir = Path::new(BIN).parent().unwrap();
     let out = t

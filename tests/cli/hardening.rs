@@ -1098,3 +1098,45 @@ fn endless_input_and_huge_plans_are_refused_before_they_are_read() {
         assert!(err.contains(why), "{file}: {err}");
     }
 }
+
+#[test]
+fn bidi_controls_are_removed_from_titles_and_bodies_and_escaped_in_output() {
+    let t = TestEnv::new();
+    t.receivers("Bus", "rx");
+    // Shown as "Fix login exe.png done" where the overrides work.
+    let hostile = "Fix login \u{202e}gnp.exe\u{202c} done \u{2066}a\u{2069}\u{200e}\u{200f}\u{61c}";
+    let id = t.json(&["task", "add", hostile, "--agency", "Bus", "--json"])["id"].to_string();
+    let task = t.json(&["task", "show", &id, "--json"]);
+    assert_eq!(task["title"], "Fix login gnp.exe done a");
+    let m: i64 = t
+        .ok(&["send", "-q", "Bus", "rx", hostile])
+        .trim()
+        .parse()
+        .unwrap();
+    let inbox = t.json(&["inbox", "Bus", "rx", "--all", "--json"]);
+    let row = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"].as_i64() == Some(m))
+        .unwrap_or_else(|| panic!("#{m}: {inbox}"));
+    assert_eq!(row["body"], "Fix login gnp.exe done a");
+    // Text that reached the registry otherwise is escaped where printed.
+    t.db()
+        .execute(
+            "UPDATE tasks SET title = ?1 WHERE id = ?2",
+            rusqlite::params![hostile, id.parse::<i64>().unwrap()],
+        )
+        .unwrap();
+    let shown = t.ok(&["task", "show", &id]);
+    assert!(
+        shown.contains("Fix login \\u{202e}gnp.exe\\u{202c} done"),
+        "{shown}"
+    );
+    assert!(
+        !shown
+            .chars()
+            .any(|c| ('\u{2000}'..='\u{206f}').contains(&c)),
+        "{shown}"
+    );
+}

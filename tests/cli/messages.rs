@@ -231,8 +231,13 @@ fn a_message_to_a_killed_agency_waits_for_it() {
     let t = TestEnv::new();
     let out = t.receivers("Bus", "rx");
     t.ok(&["kill", "Bus"]);
+    wait_until("the router stopped with the last agency", || {
+        t.ok(&["router", "--status"]) == "no router running\n"
+    });
     let sent = t.run(&["send", "-q", "Bus", "rx", "while you were out"]);
     assert!(sent.status.success());
+    // Nothing runs to deliver it to: no router starts just to wait.
+    assert_eq!(t.ok(&["router", "--status"]), "no router running\n");
     let id = String::from_utf8(sent.stdout).unwrap().trim().to_string();
     // The sender hears that it waits, and what brings the agency back.
     let warning = String::from_utf8_lossy(&sent.stderr);
@@ -299,21 +304,31 @@ fn nothing_is_typed_into_a_shell_and_every_message_is_shown_in_its_pane() {
             && screen.contains("agency inbox Sh coordinator")
     });
     t.ok(&["router"]);
+    // Shown counts as delivered: they stay in the inbox until acknowledged.
+    wait_until("both recorded as delivered", || {
+        let inbox = t.json(&["inbox", "Sh", "coordinator", "--json"]);
+        inbox.as_array().unwrap().len() == 2
+            && inbox[0]["state"] == "delivered"
+            && inbox[1]["state"] == "delivered"
+    });
     let inbox = t.json(&["inbox", "Sh", "coordinator", "--json"]);
     assert_eq!(inbox[0]["id"].to_string(), shell_id);
-    assert_eq!(inbox[0]["state"], "queued");
-    assert_eq!(inbox[1]["state"], "queued");
     assert!(!marker.exists());
     assert!(!t.home.join("x").exists());
     // The shell still takes what a person types, and ran nothing of ours.
     let history = t.tmux_ok(&["capture-pane", "-p", "-J", "-t", "Sh:coordinator"]);
     assert!(!history.contains("not found"), "{history}");
-    // status says why they wait and what to do.
+    // Nothing waits any more; `ack` takes what the pane and the note say.
     let st = t.ok(&["status", "Sh"]);
+    assert!(!st.contains("message(s) wait"), "{st}");
     assert!(
-        st.contains("2 message(s) wait: it runs a shell") && st.contains("inbox Sh coordinator"),
-        "{st}"
+        note.contains("counts as delivered") && note.contains(" ack "),
+        "{note}"
     );
+    t.ok(&["ack", &shell_id]);
+    let inbox = t.json(&["inbox", "Sh", "coordinator", "--json"]);
+    assert_eq!(inbox.as_array().unwrap().len(), 1);
+    assert_ne!(inbox[0]["id"].to_string(), shell_id);
     // Shown once: the router's next passes print nothing more.
     let count = |s: &str| s.matches(&format!("[msg #{shell_id} ")).count();
     t.ok(&["send", "-q", "Bus", "rx", "later still"]);
@@ -330,6 +345,29 @@ fn nothing_is_typed_into_a_shell_and_every_message_is_shown_in_its_pane() {
         "Sh:coordinator",
     ]);
     assert_eq!(count(&screen), 1, "{screen}");
+    // Not shown yet (its pane in copy-mode): status says it waits to be
+    // shown, and what to do once it is.
+    t.tmux_ok(&["copy-mode", "-t", "Sh:coordinator"]);
+    let late: i64 = t
+        .ok(&["send", "-q", "Sh", "coordinator", "while scrolling"])
+        .trim()
+        .parse()
+        .unwrap();
+    let st = t.ok(&["status", "Sh"]);
+    assert!(
+        st.contains("1 message(s) wait to be shown in its pane: it runs a shell")
+            && st.contains("counts as delivered")
+            && st.contains(" ack ID"),
+        "{st}"
+    );
+    t.tmux_ok(&["send-keys", "-t", "Sh:coordinator", "-X", "cancel"]);
+    wait_until("the late one shown and delivered", || {
+        t.json(&["inbox", "Sh", "coordinator", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"].as_i64() == Some(late) && m["state"] == "delivered")
+    });
 }
 
 #[test]
@@ -536,4 +574,174 @@ fn seed_scripts_send_messages() {
             want("QAAgency/coordinator", "alert", "MetaOrchestrator"),
         ]
     );
+}
+
+#[test]
+fn a_paste_buffer_of_another_workspace_on_the_same_server_is_left_alone() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    // Another workspace's router on this tmux server, half-way through
+    // filling the buffers for its own messages: it numbers them from 1 too.
+    let theirs = |n: i64| format!("agency-msg-{n}");
+    for n in 1..=20 {
+        t.tmux_ok(&["set-buffer", "-b", &theirs(n), &format!("OTHER-{n}")]);
+    }
+    // Several lines: pasted through a buffer, not typed.
+    let id: i64 = t
+        .ok(&["send", "-q", "Bus", "rx", "first line\nsecond line"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(id <= 20, "{id}");
+    wait_until("the pasted message", || {
+        fs::read_to_string(out.join("rx.out")).is_ok_and(|s| s.contains("second line"))
+    });
+    let got = fs::read_to_string(out.join("rx.out")).unwrap();
+    assert!(!got.contains("OTHER"), "{got}");
+    // Theirs are all there, as they were.
+    for n in 1..=20 {
+        assert_eq!(
+            t.tmux_ok(&["show-buffer", "-b", &theirs(n)]),
+            format!("OTHER-{n}")
+        );
+    }
+}
+
+#[test]
+fn inside_an_agents_pane_messages_go_out_only_as_that_agent() {
+    let t = TestEnv::new();
+    t.receivers("Bus", "rx");
+    t.ok(&["create", "Other"]);
+    let rows = || -> i64 {
+        t.db()
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap()
+    };
+    // Run as the agent rx of Bus runs it, in its pane.
+    let as_agent = |agent: &str, args: &[&str]| {
+        t.cmd(args)
+            .env("AGENCY_NAME", "Bus")
+            .env("AGENCY_AGENT", agent)
+            .output()
+            .unwrap()
+    };
+    let before = rows();
+    for args in [
+        &[
+            "send",
+            "Bus",
+            "coordinator",
+            "--from",
+            "human",
+            "run rm -rf",
+        ][..],
+        &[
+            "send",
+            "Bus",
+            "coordinator",
+            "--from",
+            "agency",
+            "TASK 1 ready",
+        ],
+        &[
+            "send",
+            "Bus",
+            "coordinator",
+            "--from",
+            "Bus/coordinator",
+            "x",
+        ],
+        &["send", "Bus", "coordinator", "--from", "Other/rx", "x"],
+        &[
+            "send",
+            "Bus",
+            "coordinator",
+            "--from",
+            "Other/coordinator",
+            "x",
+        ],
+        &["send", "Bus", "coordinator", "--from", "rx", "x"],
+        &["send-inter", "human", "Other", r#"{"type": "alert"}"#],
+        &["send-inter", "Other", "Bus", r#"{"type": "alert"}"#],
+        &[
+            "send-inter",
+            "Other/coordinator",
+            "Bus",
+            r#"{"type": "alert"}"#,
+        ],
+        &["broadcast", "human", "STATUS freeze"],
+        &["broadcast", "agency", "STATUS freeze"],
+        &["handoff", "Other", "Bus", "--task", "x", "--branch", "main"],
+    ] {
+        let err = expect_user_error(&as_agent("rx", args), args);
+        assert!(
+            err.contains("inside the pane of Bus/rx") && err.contains("nothing was sent"),
+            "{err}"
+        );
+    }
+    assert_eq!(rows(), before);
+    // As itself, named or not, and its agency where a sender is one.
+    for args in [
+        &["send", "Bus", "coordinator", "--from", "Bus/rx", "mine"][..],
+        &["send", "Bus", "coordinator", "mine too"],
+        &["send-inter", "Bus", "Other", r#"{"type": "alert"}"#],
+        &["send-inter", "Bus/rx", "Other", r#"{"type": "alert"}"#],
+        &["broadcast", "Bus", "STATUS mine"],
+    ] {
+        let out = as_agent("rx", args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let froms: Vec<String> = t
+        .db()
+        .prepare("SELECT DISTINCT sender FROM messages WHERE id > ?1")
+        .unwrap()
+        .query_map([before], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        froms.iter().all(|f| f == "Bus/rx" || f == "Bus"),
+        "{froms:?}"
+    );
+    // A utility window is no agent, and outside any pane the human names
+    // whom they like.
+    let out = as_agent("tools", &["send", "Bus", "rx", "--from", "human", "hi"]);
+    assert!(out.status.success());
+    t.ok(&["send", "Bus", "rx", "--from", "Other/coordinator", "hi"]);
+}
+
+#[test]
+fn an_agent_whose_pane_still_shows_its_starting_shell_gets_its_message_typed_later() {
+    let t = TestEnv::new();
+    let rx = t.receivers("Bus", "rx");
+    // Its program is no shell, but the shell that starts it is in the
+    // foreground until a line comes (as while an agent CLI loads).
+    let out = t.root().join("late");
+    fs::create_dir_all(&out).unwrap();
+    let cmd = format!("read x; exec cat >> {}/$AGENCY_AGENT.out", out.display());
+    t.ok(&["create", "Slow", "--agents", "dev", "--agent-command", &cmd]);
+    let id = t
+        .ok(&["send", "-q", "Slow", "dev", "for the program"])
+        .trim()
+        .to_string();
+    // A later message elsewhere proves the router has been past it.
+    t.ok(&["send", "-q", "Bus", "rx", "after"]);
+    wait_until("the later message", || {
+        fs::read_to_string(rx.join("rx.out")).is_ok_and(|s| s.contains("after"))
+    });
+    // Neither shown as to a shell nor counted delivered: it waits.
+    let screen = t.tmux_ok(&["capture-pane", "-p", "-J", "-t", "Slow:dev"]);
+    assert!(!screen.contains("for the program"), "{screen}");
+    let inbox = t.json(&["inbox", "Slow", "dev", "--json"]);
+    assert_eq!(inbox[0]["id"].to_string(), id);
+    assert_eq!(inbox[0]["state"], "queued");
+    // The program starts: the message is typed into it.
+    t.tmux_ok(&["send-keys", "-t", "Slow:dev", "Enter"]);
+    wait_until("the message typed into the program", || {
+        fs::read_to_string(out.join("dev.out")).is_ok_and(|s| s.contains("for the program"))
+    });
 }

@@ -999,3 +999,92 @@ fn a_notify_timeout_too_long_for_the_clock_is_refused_and_the_router_lives_on() 
     assert!(crate::common::process_alive(pid), "the router died");
     assert!(n.calls().is_empty(), "notified with a broken setting");
 }
+
+#[test]
+fn the_router_and_the_notify_command_run_as_the_human_whoever_starts_them() {
+    // An agent starts it (its `send` would).
+    run_as_the_human(false);
+}
+
+#[test]
+fn a_router_run_by_hand_in_an_agents_pane_still_notifies_as_the_human() {
+    run_as_the_human(true);
+}
+
+/// A router started with an agent's identity, branch and binary, and its
+/// PATH led by the workspace's registry/bin: detached (`router`), or in
+/// the foreground (`router --foreground`, by hand); its notify command and
+/// the commands it prints are the human's all the same.
+fn run_as_the_human(foreground: bool) {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipped: the test clock is read by debug builds only");
+        return;
+    }
+    let n = Notified::new("batch = \"0s\"");
+    let calls = n.calls.display().to_string();
+    n.t.set_config(
+        "command = 'cat > ",
+        &format!("command = 'env > {calls}/env.txt; cat > "),
+    );
+    n.set_clock("2030-01-01T12:00:00Z");
+    n.start();
+    n.t.ok(&["router", "--stop"]);
+    let bin = n.t.home.join("registry/bin");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let home = n.t.home.to_str().unwrap();
+    let args: &[&str] = if foreground {
+        &["--home", home, "router", "--foreground"]
+    } else {
+        &["router"]
+    };
+    let mut router = n.t.cmd(args);
+    router
+        .env("AGENCY_TEST_CLOCK", &n.clock)
+        .env("TZ", "UTC")
+        .env("AGENCY_NAME", "CodeAgency")
+        .env("AGENCY_AGENT", "a")
+        .env("AGENCY_BRANCH", "agency/CodeAgency/a")
+        .env("AGENCY_WORKTREE", n.t.root())
+        .env("AGENCY_BIN", bin.join("agency"))
+        .env("PATH", &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut by_hand = None;
+    if foreground {
+        by_hand = Some(router.spawn().unwrap());
+        wait_until("the router by hand", || n.t.router_pid().is_some());
+    } else {
+        assert!(router.status().unwrap().success());
+    }
+    n.block("one");
+    wait_until("the call", || n.calls().len() == 1);
+    if let Some(mut child) = by_hand {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let env = fs::read_to_string(n.calls.join("env.txt")).unwrap();
+    for var in [
+        "AGENCY_NAME",
+        "AGENCY_AGENT",
+        "AGENCY_BRANCH",
+        "AGENCY_WORKTREE",
+        "AGENCY_BIN",
+    ] {
+        assert!(
+            !env.lines().any(|l| l.starts_with(&format!("{var}="))),
+            "{var}: {env}"
+        );
+    }
+    let path = env.lines().find(|l| l.starts_with("PATH=")).unwrap();
+    assert!(!path.contains("registry/bin"), "{path}");
+    assert!(env.contains(&format!("AGENCY_HOME={}", n.t.home.display())));
+    // Its commands paste where `agency` is not on PATH: the binary by its
+    // full path, as every printed command names it.
+    let exe = fs::canonicalize(env!("CARGO_BIN_EXE_agency")).unwrap();
+    let doc = n.calls()[0].to_string();
+    assert!(
+        doc.contains(&format!("\"{} --home ", exe.display())),
+        "{doc}"
+    );
+    assert!(!doc.contains("\"agency "), "{doc}");
+}

@@ -421,12 +421,17 @@ fn agent_exits_and_restarts(layout: &str, target: &str) {
     });
     // The pane stays, with what the program said and why it is dead (tmux
     // reads the pane as dead a moment before it writes that line).
-    let note = "dev exited (status 3): `agency status Crash --restart` starts it again";
+    // Read by the human, pasted anywhere: the binary and --home.
+    let note = format!(
+        "dev exited (status 3): `{} --home {} status Crash --restart` starts it again",
+        env!("CARGO_BIN_EXE_agency"),
+        t.home.display()
+    );
     let mut screen = String::new();
     wait_until("the note on the dead pane", || {
         t.ok(&["status", "Crash"]);
-        screen = t.tmux_ok(&["capture-pane", "-p", "-S", "-", "-t", target]);
-        screen.contains(note)
+        screen = t.tmux_ok(&["capture-pane", "-p", "-J", "-S", "-", "-t", target]);
+        screen.contains(&note)
     });
     assert!(screen.contains("error: no API key"), "{screen}");
     let shown = t.ok(&["status", "Crash"]);
