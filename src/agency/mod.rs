@@ -294,72 +294,58 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
         let unset_env = profile.map(|p| p.unset_env.clone()).unwrap_or_default();
         (command, briefing, unset_env, level)
     };
-    let (coordinator_command, coordinator_briefing, coordinator_unset, level) =
-        start(&spec.coordinator);
     let agent_window = |name: &str| match layout {
         Layout::Windows => name.to_string(),
         Layout::Panes => "agents".to_string(),
     };
-    let mut out = vec![Slot {
-        name: "coordinator".into(),
-        role: Role::Coordinator,
-        window: agent_window("coordinator"),
-        command: Some(coordinator_command),
-        dir: work_dir.clone(),
-        worktree: None,
-        branch: None,
-        setup_error: None,
-        briefing: coordinator_briefing,
-        unset_env: coordinator_unset,
-        permissions: level,
-        grant: Grant::default(),
-    }];
-    for a in &spec.agents {
+    let agent = |name: &str, role: Role, a: &AgentSpec| {
         let (command, briefing, unset_env, permissions) = start(a);
-        out.push(Slot {
-            name: a.name.clone(),
-            role: Role::Specialist,
-            window: agent_window(&a.name),
-            command: Some(command),
-            dir: work_dir.clone(),
-            worktree: None,
-            branch: None,
-            setup_error: None,
+        let window = agent_window(name);
+        Slot {
             briefing,
             unset_env,
             permissions,
-            grant: Grant::default(),
-        });
-    }
-    out.push(Slot {
-        name: "tools".into(),
-        role: Role::Tools,
-        window: "tools".into(),
-        command: None,
-        dir: ws.agency_dir(&spec.name),
-        worktree: None,
-        branch: None,
-        setup_error: None,
-        briefing: Briefing::None,
-        unset_env: Vec::new(),
-        permissions: Permissions::Ask,
-        grant: Grant::default(),
-    });
-    out.push(Slot {
-        name: "sandbox".into(),
-        role: Role::Sandbox,
-        window: "sandbox".into(),
-        command: None,
-        dir: ws.root.join("sandbox").join("testing"),
-        worktree: None,
-        branch: None,
-        setup_error: None,
-        briefing: Briefing::None,
-        unset_env: Vec::new(),
-        permissions: Permissions::Ask,
-        grant: Grant::default(),
-    });
+            ..Slot::new(name, role, window, Some(command), work_dir.clone())
+        }
+    };
+    let mut out = vec![agent("coordinator", Role::Coordinator, &spec.coordinator)];
+    out.extend(
+        spec.agents
+            .iter()
+            .map(|a| agent(&a.name, Role::Specialist, a)),
+    );
+    let tools = ws.agency_dir(&spec.name);
+    out.push(Slot::new("tools", Role::Tools, "tools".into(), None, tools));
+    let sandbox = ws.root.join("sandbox").join("testing");
+    out.push(Slot::new(
+        "sandbox",
+        Role::Sandbox,
+        "sandbox".into(),
+        None,
+        sandbox,
+    ));
     out
+}
+
+impl Slot {
+    /// A pane in `dir` running `command` (none: a shell), with nothing
+    /// briefed, unset or granted (yet).
+    fn new(name: &str, role: Role, window: String, command: Option<String>, dir: PathBuf) -> Slot {
+        Slot {
+            name: name.into(),
+            role,
+            window,
+            command,
+            dir,
+            worktree: None,
+            branch: None,
+            setup_error: None,
+            briefing: Briefing::None,
+            unset_env: Vec::new(),
+            permissions: Permissions::Ask,
+            grant: Grant::default(),
+        }
+    }
 }
 
 /// What each agent's permissions add to its start, now that its working
@@ -899,16 +885,7 @@ struct Up {
 /// Records the agency as running with its agents' panes, briefs the agents
 /// that were started, and says what was done.
 fn record_up(ctx: &mut Ctx, up: Up) -> Result<CreateReport> {
-    let Up {
-        spec,
-        layout,
-        slots,
-        plan,
-        pane_of,
-        action,
-        session_exists,
-        warnings,
-    } = up;
+    let (spec, slots, plan, layout) = (up.spec, up.slots, up.plan, up.layout);
     let name = spec.name.clone();
     let was_live: Vec<bool> = plan.live.iter().map(Option::is_some).collect();
     let (respawn, moves, stale) = (plan.respawn, plan.moves, plan.stale);
@@ -920,7 +897,7 @@ fn record_up(ctx: &mut Ctx, up: Up) -> Result<CreateReport> {
         .collect();
     let restarted: Vec<String> = respawn.iter().map(|&i| slots[i].name.clone()).collect();
     let moved: Vec<String> = moves.iter().map(|&i| slots[i].name.clone()).collect();
-    let agents = agent_rows(&slots, &pane_of);
+    let agents = agent_rows(&slots, &up.pane_of);
     let row = AgencyRow {
         name: name.clone(),
         template: spec.template.clone(),
@@ -931,9 +908,9 @@ fn record_up(ctx: &mut Ctx, up: Up) -> Result<CreateReport> {
         updated_at: String::new(),
     };
     let detail = json!({ "layout": layout.as_str(), "created": created, "restarted": restarted, "moved": moved });
-    let event = Event::new(&name, action.as_str(), detail);
+    let event = Event::new(&name, up.action.as_str(), detail);
     ctx.store.save_running(&row, &agents, &event).map_err(|e| {
-        if !session_exists {
+        if !up.session_exists {
             let _ = ctx.tmux.kill_session(&name);
         }
         Error::from(e)
@@ -950,7 +927,7 @@ fn record_up(ctx: &mut Ctx, up: Up) -> Result<CreateReport> {
     Ok(CreateReport {
         name: name.clone(),
         session: name,
-        action,
+        action: up.action,
         template: spec.template,
         layout: layout.as_str().into(),
         created,
@@ -964,7 +941,7 @@ fn record_up(ctx: &mut Ctx, up: Up) -> Result<CreateReport> {
             .filter(|s| s.role.is_agent())
             .map(|s| (s.name.clone(), s.permissions))
             .collect(),
-        warnings,
+        warnings: up.warnings,
     })
 }
 
@@ -1051,8 +1028,6 @@ pub fn list(ctx: &Ctx) -> Result<Vec<AgencyStatus>> {
 
 fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<AgencyStatus> {
     let row = ctx.store.agency(name)?;
-    let project = Project::open(&ctx.ws.project_dir()).ok();
-    let base = ctx.ws.base_branch();
     let ours: Vec<&PaneInfo> = panes
         .iter()
         .filter(|p| p.session == name && p.agency_home == root)
@@ -1061,7 +1036,38 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
         // So the kept pane of an exited agent shows its note (see reap_exited).
         let _ = ctx.tmux.reap_exited();
     }
-    let mut agents: Vec<AgentStatus> = ctx
+    let mut agents = registered_agents(ctx, name, &ours)?;
+    let (template, layout) = match &row {
+        Some(r) => (r.template.clone(), r.layout),
+        None => {
+            let (template, layout, unstarted) = unstarted_agents(ctx, name)?;
+            agents = unstarted;
+            (template, layout)
+        }
+    };
+    refine_states(ctx, name, &mut agents)?;
+    for (agent, queued, failed) in ctx.store.pending_counts(name)? {
+        if let Some(a) = agents.iter_mut().find(|a| a.name == agent) {
+            a.queued = queued;
+            a.failed = failed;
+        }
+    }
+    Ok(AgencyStatus {
+        name: name.to_string(),
+        running: !ours.is_empty(),
+        session: name.to_string(),
+        template,
+        layout,
+        agents,
+    })
+}
+
+/// The agents the registry knows, with their panes among `ours` and their
+/// worktrees' state.
+fn registered_agents(ctx: &Ctx, name: &str, ours: &[&PaneInfo]) -> Result<Vec<AgentStatus>> {
+    let project = Project::open(&ctx.ws.project_dir()).ok();
+    let base = ctx.ws.base_branch();
+    Ok(ctx
         .store
         .agents(name)?
         .into_iter()
@@ -1091,64 +1097,48 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
                 question: None,
             }
         })
-        .collect();
-    let (template, layout) = match &row {
-        Some(r) => (r.template.clone(), r.layout),
-        None => {
-            // Never started: describe it from its folder.
-            let spec = AgencySpec::load(&ctx.ws.agency_dir(name))?;
-            let default_cmd = ctx.ws.default_agent_command();
-            let profiles = profile::load(&ctx.ws.root)?;
-            let layout = spec.layout.unwrap_or_default();
-            agents = std::iter::once((
-                "coordinator".to_string(),
-                Role::Coordinator,
-                &spec.coordinator,
-            ))
-            .chain(
-                spec.agents
-                    .iter()
-                    .map(|a| (a.name.clone(), Role::Specialist, a)),
-            )
-            .map(|(n, role, a)| AgentStatus {
-                window: if layout == Layout::Panes {
-                    "agents".into()
-                } else {
-                    n.clone()
-                },
-                name: n,
-                role,
-                pane: None,
-                state: "exited".into(),
-                command: profile::resolve(&profiles, a, &default_cmd).0,
-                current_command: None,
-                queued: 0,
-                failed: 0,
-                worktree: None,
-                git: None,
-                setup_error: None,
-                permissions: Permissions::default(),
-                question: None,
-            })
-            .collect();
-            (spec.template, layout)
-        }
-    };
-    refine_states(ctx, name, &mut agents)?;
-    for (agent, queued, failed) in ctx.store.pending_counts(name)? {
-        if let Some(a) = agents.iter_mut().find(|a| a.name == agent) {
-            a.queued = queued;
-            a.failed = failed;
-        }
-    }
-    Ok(AgencyStatus {
-        name: name.to_string(),
-        running: !ours.is_empty(),
-        session: name.to_string(),
-        template,
-        layout,
-        agents,
+        .collect())
+}
+
+/// An agency never started, described from its folder: its template,
+/// layout and agents (all `exited`).
+fn unstarted_agents(ctx: &Ctx, name: &str) -> Result<(String, Layout, Vec<AgentStatus>)> {
+    let spec = AgencySpec::load(&ctx.ws.agency_dir(name))?;
+    let default_cmd = ctx.ws.default_agent_command();
+    let profiles = profile::load(&ctx.ws.root)?;
+    let layout = spec.layout.unwrap_or_default();
+    let agents = std::iter::once((
+        "coordinator".to_string(),
+        Role::Coordinator,
+        &spec.coordinator,
+    ))
+    .chain(
+        spec.agents
+            .iter()
+            .map(|a| (a.name.clone(), Role::Specialist, a)),
+    )
+    .map(|(n, role, a)| AgentStatus {
+        window: if layout == Layout::Panes {
+            "agents".into()
+        } else {
+            n.clone()
+        },
+        name: n,
+        role,
+        pane: None,
+        state: "exited".into(),
+        command: profile::resolve(&profiles, a, &default_cmd).0,
+        current_command: None,
+        queued: 0,
+        failed: 0,
+        worktree: None,
+        git: None,
+        setup_error: None,
+        permissions: Permissions::default(),
+        question: None,
     })
+    .collect();
+    Ok((spec.template, layout, agents))
 }
 
 /// Where an agent's profile can read its screen, `idle`/`busy`/`waiting`
