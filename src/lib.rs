@@ -8,7 +8,7 @@
 //! - [`cli`]: clap definitions, one file per command family, dispatch; no logic.
 //!
 //! features:
-//! - [`agency`]: bringing agencies up (create/reconcile/restore), list, status, kill, templates, answer.
+//! - [`agency`]: bringing agencies up (a pure plan, then tmux), list, status, kill, templates, answer.
 //! - [`bus`]: messages: send/broadcast/schedule/outbox, inbox and ack, the router that types into panes.
 //! - [`approval`]: handoffs, sandbox test runs, submit, approve (the crash-safe landing), reject.
 //! - [`tasks`]: the task graph: tasks and their needs, claims, dispatch and unblocking, leases, plans.
