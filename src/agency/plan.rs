@@ -369,6 +369,16 @@ mod tests {
         }
     }
 
+    /// The plan (`windows` layout) for a session where only `live` (pane
+    /// and window number, slot name) are left, the registry knowing them.
+    fn with_live(live: &[(u32, &str)]) -> Plan {
+        let panes: Vec<PaneInfo> = live.iter().map(|(id, name)| pane(*id, name)).collect();
+        let refs: Vec<&PaneInfo> = panes.iter().collect();
+        let rows: Vec<(&str, u32)> = live.iter().map(|(id, name)| (*name, *id)).collect();
+        let p = prior(&rows);
+        plan(&wants(), &now(&refs, &p, Layout::Windows))
+    }
+
     fn show(ops: &[Op]) -> Vec<String> {
         ops.iter()
             .map(|op| match op {
@@ -405,11 +415,7 @@ mod tests {
     #[test]
     fn missing_windows_go_back_in_their_place_among_the_live_ones() {
         // coordinator and qa live; dev between them, tools after qa.
-        let (c, q) = (pane(1, "coordinator"), pane(3, "qa"));
-        let panes = [&c, &q];
-        let p = prior(&[("coordinator", 1), ("dev", 2), ("qa", 3), ("tools", 4)]);
-        let w = wants();
-        let plan = plan(&w, &now(&panes, &p, Layout::Windows));
+        let plan = with_live(&[(1, "coordinator"), (3, "qa")]);
         assert_eq!(
             show(&plan.ops),
             [
@@ -426,11 +432,7 @@ mod tests {
 
     #[test]
     fn several_missing_after_one_window_are_made_backwards_and_land_in_order() {
-        let c = pane(1, "coordinator");
-        let panes = [&c];
-        let p = prior(&[("coordinator", 1)]);
-        let w = wants();
-        let plan = plan(&w, &now(&panes, &p, Layout::Windows));
+        let plan = with_live(&[(1, "coordinator")]);
         assert_eq!(
             show(&plan.ops),
             [
@@ -444,11 +446,7 @@ mod tests {
 
     #[test]
     fn missing_before_the_first_live_window_go_before_it() {
-        let t = pane(4, "tools");
-        let panes = [&t];
-        let p = prior(&[("tools", 4)]);
-        let w = wants();
-        let plan = plan(&w, &now(&panes, &p, Layout::Windows));
+        let plan = with_live(&[(4, "tools")]);
         assert_eq!(
             show(&plan.ops),
             [
