@@ -347,8 +347,14 @@ fn text(app: &App, f: &mut Frame, area: Rect, title: &str, diff: bool) {
 }
 
 fn popup(f: &mut Frame, title: &str, lines: Vec<Line>) {
+    popup_of_width(f, title, lines, 70);
+}
+
+/// A bordered box over the middle of the screen, at most `width` wide and
+/// as high as `lines` wrap to.
+pub(crate) fn popup_of_width(f: &mut Frame, title: &str, lines: Vec<Line>, width: u16) {
     let area = f.area();
-    let w = area.width.saturating_sub(4).min(70);
+    let w = area.width.saturating_sub(4).min(width);
     // Room for the lines as they wrap inside the border.
     let inner = w.saturating_sub(2).max(1) as usize;
     let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
