@@ -324,23 +324,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::agencies::tests::sample;
+    use crate::store::agencies::tests::{created, sample};
 
     #[test]
     fn migrations_apply_once_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(dir.path()).unwrap();
-        let (a, agents) = sample();
-        s.save_running(
-            &a,
-            &agents,
-            &crate::model::Event::new("A", "create", serde_json::json!({})),
-        )
-        .unwrap();
-        drop(s);
+        drop(created(dir.path()));
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.agencies().unwrap().len(), 1);
-        assert_eq!(s.agents("A").unwrap(), agents);
+        assert_eq!(s.agents("A").unwrap(), sample().1);
         let mode: String = s
             .conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
