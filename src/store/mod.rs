@@ -130,6 +130,14 @@ fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     }
 }
 
+/// A write transaction holding the write lock from its start: a second
+/// writer waits its turn (the busy timeout) instead of failing when it
+/// first writes.
+fn immediate<'c>(conn: &'c mut Connection, path: &Path) -> StoreResult<Transaction<'c>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql_err(path))
+}
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -258,10 +266,7 @@ impl Store {
         }
         let db = self.path.clone();
         let sql_err = sql_err(&db);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(&sql_err)?;
+        let tx = immediate(&mut self.conn, &db)?;
         let version: i64 = tx
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(&sql_err)?;
@@ -286,10 +291,7 @@ impl Store {
     ) -> StoreResult<T> {
         let db = self.path.clone();
         let sql_err = sql_err(&db);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(&sql_err)?;
+        let tx = immediate(&mut self.conn, &db)?;
         let before = events_before(self.activity.as_ref(), &tx).map_err(&sql_err)?;
         let out = f(&tx).map_err(&sql_err)?;
         let recorded = events_after(&tx, before).map_err(&sql_err)?;
