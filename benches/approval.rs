@@ -66,7 +66,8 @@ fn make_repo(dir: &Path) {
 
 fn agency(home: &Path, args: &[&str]) -> (f64, String) {
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_agency"))
+    let user_home = home.parent().unwrap().join("user-home");
+    let out = support::isolate(&mut Command::new(env!("CARGO_BIN_EXE_agency")), &user_home)
         .arg("--home")
         .arg(home)
         .args(args)

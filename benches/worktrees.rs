@@ -47,7 +47,8 @@ fn main() {
         let home = dir.path().join("ws");
         let socket = format!("agency-bench-wt-{}-{round}", std::process::id());
         let agency = |args: &[&str]| {
-            let out = Command::new(env!("CARGO_BIN_EXE_agency"))
+            let cmd = &mut Command::new(env!("CARGO_BIN_EXE_agency"));
+            let out = support::isolate(cmd, &dir.path().join("user-home"))
                 .arg("--home")
                 .arg(&home)
                 .args(args)

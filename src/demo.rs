@@ -248,6 +248,26 @@ fn build(home: &Path, socket: Option<&str>, progress: &mut impl FnMut(&str)) -> 
         "init: a project with one test",
     )?;
     workspace::init(home, Some(&project))?;
+    configure(home, socket)?;
+    write_agencies(home)?;
+    let ws = Workspace::open(fs::canonicalize(home).map_err(|e| Error::io(home.display(), e))?)?;
+    let mut ctx = Ctx::open(ws)?;
+    for name in AGENCIES {
+        agency::create(
+            &mut ctx,
+            &CreateOptions {
+                name: name.into(),
+                ..Default::default()
+            },
+        )?;
+        progress(&format!("agency {name} is up"));
+    }
+    Ok(ctx)
+}
+
+/// The demo's `agency.toml`: its project's test command, and the tmux
+/// server it runs on (`socket`; none: the default server's own).
+fn configure(home: &Path, socket: Option<&str>) -> Result<()> {
     let config = home.join(workspace::CONFIG_FILE);
     let text = fs::read_to_string(&config).map_err(|e| Error::io(config.display(), e))?;
     let text: Vec<String> = text
@@ -263,7 +283,12 @@ fn build(home: &Path, socket: Option<&str>, progress: &mut impl FnMut(&str)) -> 
         })
         .collect();
     write_atomic(&config, (text.join("\n") + "\n").as_bytes())?;
+    Ok(())
+}
 
+/// The scripted agents' rules (in `demo/`) and the two agencies' folders,
+/// every agent run by the scripted agent on its rules.
+fn write_agencies(home: &Path) -> Result<()> {
     let demo = home.join("demo");
     for (name, text) in [
         ("implement.sh", IMPLEMENT_SH),
@@ -313,20 +338,7 @@ fn build(home: &Path, socket: Option<&str>, progress: &mut impl FnMut(&str)) -> 
             format!("# {agent} of {name} (scripted)\n\nRules: demo/{agent}.toml\n").as_bytes(),
         )?;
     }
-
-    let ws = Workspace::open(fs::canonicalize(home).map_err(|e| Error::io(home.display(), e))?)?;
-    let mut ctx = Ctx::open(ws)?;
-    for name in AGENCIES {
-        agency::create(
-            &mut ctx,
-            &CreateOptions {
-                name: name.into(),
-                ..Default::default()
-            },
-        )?;
-        progress(&format!("agency {name} is up"));
-    }
-    Ok(ctx)
+    Ok(())
 }
 
 /// Adds the demo's task and follows it to the approval queue.

@@ -443,23 +443,7 @@ pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
         created.push(".".to_string());
     }
     let root = fs::canonicalize(dir).map_err(|e| WorkspaceError::io(dir.display(), e))?;
-    let project_value = match project {
-        None => None,
-        Some(p) => {
-            let abs = fs::canonicalize(p).map_err(|_| {
-                WorkspaceError::user(
-                    format!("project folder {} does not exist", p.display()),
-                    "pass the path of an existing git repository to --project",
-                )
-            })?;
-            // Inside the workspace: stored relative, so the pair can move together.
-            Some(match abs.strip_prefix(&root) {
-                Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
-                Ok(rel) => rel.display().to_string(),
-                Err(_) => abs.display().to_string(),
-            })
-        }
-    };
+    let project_value = project.map(|p| project_value(&root, p)).transpose()?;
     let config = root.join(CONFIG_FILE);
     let mut test_command = None;
     if !config.exists() {
@@ -472,6 +456,37 @@ pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
     } else if let Some(p) = &project_value {
         set_project(&config, p)?;
     }
+    make_folders(&root, &mut created)?;
+    write_scripts(&root, &mut created)?;
+    write_gitignore(&root, &mut created)?;
+    let ws = Workspace::open(root.clone())?;
+    Ok(InitReport {
+        project: ws.config.project.clone().unwrap_or_else(|| ".".into()),
+        git: crate::os::git::Project::open(&ws.project_dir()).is_ok(),
+        root,
+        created,
+        test_command,
+    })
+}
+
+/// `project` as `agency.toml` keeps it: relative inside the workspace
+/// `root` (so the pair can move together), else absolute.
+fn project_value(root: &Path, project: &Path) -> Result<String> {
+    let abs = fs::canonicalize(project).map_err(|_| {
+        WorkspaceError::user(
+            format!("project folder {} does not exist", project.display()),
+            "pass the path of an existing git repository to --project",
+        )
+    })?;
+    Ok(match abs.strip_prefix(root) {
+        Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => abs.display().to_string(),
+    })
+}
+
+/// The workspace's folders that are missing, added to `created`.
+fn make_folders(root: &Path, created: &mut Vec<String>) -> Result<()> {
     for sub in [
         "agencies",
         "registry",
@@ -487,6 +502,11 @@ pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
             created.push(sub.to_string());
         }
     }
+    Ok(())
+}
+
+/// The seed's scripts that are missing (a user's edited one is kept).
+fn write_scripts(root: &Path, created: &mut Vec<String>) -> Result<()> {
     for file in SCRIPTS.files() {
         let path = root.join("scripts").join(file.path());
         if !path.exists() {
@@ -495,6 +515,11 @@ pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
             created.push(format!("scripts/{}", file.path().display()));
         }
     }
+    Ok(())
+}
+
+/// `.gitignore` with the lines it lacks of `GITIGNORE`, the rest kept.
+fn write_gitignore(root: &Path, created: &mut Vec<String>) -> Result<()> {
     let ignore = root.join(".gitignore");
     let existing = fs::read_to_string(&ignore).unwrap_or_default();
     let missing: Vec<&str> = GITIGNORE
@@ -502,28 +527,22 @@ pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
         .copied()
         .filter(|l| !existing.lines().any(|e| e.trim() == *l))
         .collect();
-    if !missing.is_empty() {
-        let mut text = existing.clone();
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        for l in missing {
-            text.push_str(l);
-            text.push('\n');
-        }
-        write_atomic(&ignore, text.as_bytes())?;
-        if existing.is_empty() {
-            created.push(".gitignore".into());
-        }
+    if missing.is_empty() {
+        return Ok(());
     }
-    let ws = Workspace::open(root.clone())?;
-    Ok(InitReport {
-        project: ws.config.project.clone().unwrap_or_else(|| ".".into()),
-        git: crate::os::git::Project::open(&ws.project_dir()).is_ok(),
-        root,
-        created,
-        test_command,
-    })
+    let mut text = existing.clone();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for l in missing {
+        text.push_str(l);
+        text.push('\n');
+    }
+    write_atomic(&ignore, text.as_bytes())?;
+    if existing.is_empty() {
+        created.push(".gitignore".into());
+    }
+    Ok(())
 }
 
 /// Sets `project` in an existing `agency.toml`, keeping the rest of the

@@ -2,6 +2,7 @@
 //! (create and reconcile), listing, status and kill.
 
 pub mod answer;
+mod plan;
 
 pub mod templates;
 
@@ -19,7 +20,7 @@ use crate::model::Permissions;
 use crate::model::{AgencyState, Event, Layout, Role};
 use crate::os::git::{Project, WorktreeState};
 use crate::os::process::{self, Ended};
-use crate::os::tmux::{Op, PaneInfo, PaneSpec, Place};
+use crate::os::tmux::{PaneInfo, PaneSpec};
 use crate::runtime::permissions::{self, Grant};
 use crate::runtime::profile::{self, Choice, Profile};
 use crate::runtime::SHELLS;
@@ -294,72 +295,58 @@ fn slots(ws: &Workspace, spec: &AgencySpec, layout: Layout, profiles: &Profiles)
         let unset_env = profile.map(|p| p.unset_env.clone()).unwrap_or_default();
         (command, briefing, unset_env, level)
     };
-    let (coordinator_command, coordinator_briefing, coordinator_unset, level) =
-        start(&spec.coordinator);
     let agent_window = |name: &str| match layout {
         Layout::Windows => name.to_string(),
         Layout::Panes => "agents".to_string(),
     };
-    let mut out = vec![Slot {
-        name: "coordinator".into(),
-        role: Role::Coordinator,
-        window: agent_window("coordinator"),
-        command: Some(coordinator_command),
-        dir: work_dir.clone(),
-        worktree: None,
-        branch: None,
-        setup_error: None,
-        briefing: coordinator_briefing,
-        unset_env: coordinator_unset,
-        permissions: level,
-        grant: Grant::default(),
-    }];
-    for a in &spec.agents {
+    let agent = |name: &str, role: Role, a: &AgentSpec| {
         let (command, briefing, unset_env, permissions) = start(a);
-        out.push(Slot {
-            name: a.name.clone(),
-            role: Role::Specialist,
-            window: agent_window(&a.name),
-            command: Some(command),
-            dir: work_dir.clone(),
-            worktree: None,
-            branch: None,
-            setup_error: None,
+        let window = agent_window(name);
+        Slot {
             briefing,
             unset_env,
             permissions,
-            grant: Grant::default(),
-        });
-    }
-    out.push(Slot {
-        name: "tools".into(),
-        role: Role::Tools,
-        window: "tools".into(),
-        command: None,
-        dir: ws.agency_dir(&spec.name),
-        worktree: None,
-        branch: None,
-        setup_error: None,
-        briefing: Briefing::None,
-        unset_env: Vec::new(),
-        permissions: Permissions::Ask,
-        grant: Grant::default(),
-    });
-    out.push(Slot {
-        name: "sandbox".into(),
-        role: Role::Sandbox,
-        window: "sandbox".into(),
-        command: None,
-        dir: ws.root.join("sandbox").join("testing"),
-        worktree: None,
-        branch: None,
-        setup_error: None,
-        briefing: Briefing::None,
-        unset_env: Vec::new(),
-        permissions: Permissions::Ask,
-        grant: Grant::default(),
-    });
+            ..Slot::new(name, role, window, Some(command), work_dir.clone())
+        }
+    };
+    let mut out = vec![agent("coordinator", Role::Coordinator, &spec.coordinator)];
+    out.extend(
+        spec.agents
+            .iter()
+            .map(|a| agent(&a.name, Role::Specialist, a)),
+    );
+    let tools = ws.agency_dir(&spec.name);
+    out.push(Slot::new("tools", Role::Tools, "tools".into(), None, tools));
+    let sandbox = ws.root.join("sandbox").join("testing");
+    out.push(Slot::new(
+        "sandbox",
+        Role::Sandbox,
+        "sandbox".into(),
+        None,
+        sandbox,
+    ));
     out
+}
+
+impl Slot {
+    /// A pane in `dir` running `command` (none: a shell), with nothing
+    /// briefed, unset or granted (yet).
+    fn new(name: &str, role: Role, window: String, command: Option<String>, dir: PathBuf) -> Slot {
+        Slot {
+            name: name.into(),
+            role,
+            window,
+            command,
+            dir,
+            worktree: None,
+            branch: None,
+            setup_error: None,
+            briefing: Briefing::None,
+            unset_env: Vec::new(),
+            permissions: Permissions::Ask,
+            grant: Grant::default(),
+        }
+    }
 }
 
 /// What each agent's permissions add to its start, now that its working
@@ -770,18 +757,8 @@ fn pane_env(ws: &Workspace, agency: &str, agent: &str) -> Vec<(String, String)> 
 }
 
 fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport> {
-    let spec = AgencySpec::load(dir)?;
+    let spec = load_named(dir)?;
     let name = spec.name.clone();
-    if dir.file_name().and_then(|n| n.to_str()) != Some(name.as_str()) {
-        return Err(Error::user(
-            format!(
-                "{}/agency.json names the agency {:?}",
-                dir.display(),
-                spec.name
-            ),
-            "make `name` in agency.json match its folder name",
-        ));
-    }
     let layout = spec.layout.unwrap_or_default();
     check_role_files(&spec, dir)?;
     let profiles = profile::load(&ctx.ws.root)?;
@@ -793,15 +770,8 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
 
     let all_panes = ctx.tmux.list_panes()?;
     let session_panes: Vec<&PaneInfo> = all_panes.iter().filter(|p| p.session == name).collect();
+    check_ours(&name, &session_panes, &root)?;
     let session_exists = !session_panes.is_empty();
-    if let Some(p) = session_panes.first() {
-        if p.agency_home != root {
-            return Err(Error::user(
-                format!("a tmux session named {name:?} exists but was not made by this workspace"),
-                format!("rename or end that session (`tmux rename-session -t {name} OTHER`), or pick another agency name"),
-            ));
-        }
-    }
     let previous = ctx.store.agency(&name)?;
     let prior_rows = ctx.store.agents(&name)?;
     prepare_worktrees(ctx, &spec, &mut slots, &prior_rows)?;
@@ -814,204 +784,151 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
         .into_iter()
         .map(|a| (a.name, a.pane_id))
         .collect();
-    // Which of our panes are still there. Without registry rows (a lost
-    // registry), windows are matched by name so nothing is duplicated.
-    let mut pane_of: Vec<Option<String>> = slots
+    let wants: Vec<plan::Want> = slots
         .iter()
-        .map(|s| {
-            let by_id = prior
-                .get(&s.name)
-                .cloned()
-                .flatten()
-                .filter(|id| session_panes.iter().any(|p| &p.pane_id == id));
-            by_id.or_else(|| {
-                if prior.is_empty() && layout == Layout::Windows {
-                    session_panes
-                        .iter()
-                        .find(|p| p.window_name == s.window)
-                        .map(|p| p.pane_id.clone())
-                } else {
-                    None
-                }
-            })
-        })
+        .map(|s| want(&ctx.ws, &name, s, &bin_dir))
         .collect();
-    // An agent whose program exited keeps its pane (its last screen on
-    // view): it is started again in that pane.
-    let dead = |id: &String| session_panes.iter().any(|p| &p.pane_id == id && p.dead);
-    let respawn: Vec<usize> = (0..slots.len())
-        .filter(|&i| pane_of[i].as_ref().is_some_and(dead) && slots[i].setup_error.is_none())
-        .collect();
-    let was_live: Vec<bool> = pane_of.iter().map(Option::is_some).collect();
-    let (moves, stale) = misplaced(&slots, &pane_of, &session_panes, move_agents);
+    let now = plan::Now {
+        session: &name,
+        root: &root,
+        layout,
+        agents: 1 + spec.agents.len(),
+        panes: &session_panes,
+        prior: &prior,
+        move_agents,
+    };
+    let plan = plan::plan(&wants, &now);
+    let pane_of = make_panes(ctx, &name, &plan, &wants, layout, session_exists)?;
+    let action = match (&previous, session_exists) {
+        (_, true) => Bringing::Reconcile,
+        (Some(_), false) => Bringing::Start,
+        (None, false) => Bringing::Create,
+    };
+    let up = Up {
+        spec,
+        layout,
+        slots,
+        plan,
+        pane_of,
+        action,
+        session_exists,
+        warnings,
+    };
+    record_up(ctx, up)
+}
 
-    // Units are windows: one per slot, except that the `panes` layout puts
-    // the coordinator and specialists together in one window.
-    let agent_count = 1 + spec.agents.len();
-    let units: Vec<Vec<usize>> = match layout {
-        Layout::Windows => (0..slots.len()).map(|i| vec![i]).collect(),
-        Layout::Panes => {
-            let mut u = vec![(0..agent_count).collect::<Vec<_>>()];
-            u.extend((agent_count..slots.len()).map(|i| vec![i]));
-            u
-        }
-    };
-    let live_pane = |pane_of: &Vec<Option<String>>, unit: &Vec<usize>| {
-        unit.iter().find_map(|&i| pane_of[i].clone())
-    };
-    // new-window places relative to a window, so anchors are window ids.
-    let window_of = |pane: &str| {
-        session_panes
-            .iter()
-            .find(|p| p.pane_id == pane)
-            .map(|p| p.window_id.clone())
-    };
+/// `dir`'s agency.json, which must name the agency as its folder does.
+fn load_named(dir: &Path) -> Result<AgencySpec> {
+    let spec = AgencySpec::load(dir)?;
+    if dir.file_name().and_then(|n| n.to_str()) != Some(spec.name.as_str()) {
+        return Err(Error::user(
+            format!(
+                "{}/agency.json names the agency {:?}",
+                dir.display(),
+                spec.name
+            ),
+            "make `name` in agency.json match its folder name",
+        ));
+    }
+    Ok(spec)
+}
 
-    // Pass 1: windows (and the session) that are missing.
-    let pane_spec = |s: &Slot| PaneSpec {
-        name: s.window.clone(),
-        dir: s.dir.display().to_string(),
-        env: {
-            let mut env = pane_env(&ctx.ws, &name, &s.name);
-            if let (Some(w), Some(b)) = (&s.worktree, &s.branch) {
-                env.push(("AGENCY_WORKTREE".into(), w.display().to_string()));
-                env.push(("AGENCY_BRANCH".into(), b.clone()));
-            }
-            env
+/// Refuses a session of the agency's name that this workspace did not make.
+fn check_ours(name: &str, session_panes: &[&PaneInfo], root: &str) -> Result<()> {
+    match session_panes.first() {
+        Some(p) if p.agency_home != root => Err(Error::user(
+            format!("a tmux session named {name:?} exists but was not made by this workspace"),
+            format!("rename or end that session (`tmux rename-session -t {name} OTHER`), or pick another agency name"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What the plan needs of a slot, with what runs in its pane.
+fn want(ws: &Workspace, agency: &str, s: &Slot, bin_dir: &Path) -> plan::Want {
+    let mut env = pane_env(ws, agency, &s.name);
+    if let (Some(w), Some(b)) = (&s.worktree, &s.branch) {
+        env.push(("AGENCY_WORKTREE".into(), w.display().to_string()));
+        env.push(("AGENCY_BRANCH".into(), b.clone()));
+    }
+    let command = s
+        .command
+        .as_deref()
+        .map(|c| pane_command(c, &s.grant.args, &s.briefing, &s.unset_env, bin_dir));
+    plan::Want {
+        name: s.name.clone(),
+        role: s.role,
+        window: s.window.clone(),
+        dir: s.dir.clone(),
+        blocked: s.setup_error.is_some(),
+        pane: PaneSpec {
+            name: s.window.clone(),
+            dir: s.dir.display().to_string(),
+            env,
+            command,
+            dead_note: dead_note(ws, agency, s),
         },
-        command: s
-            .command
-            .as_deref()
-            .map(|c| pane_command(c, &s.grant.args, &s.briefing, &s.unset_env, &bin_dir)),
-        dead_note: dead_note(&ctx.ws, &name, s),
-    };
-    let mut ops: Vec<Op> = Vec::new();
-    let mut op_slots: Vec<usize> = Vec::new();
-    let mut group: Vec<usize> = Vec::new(); // missing units waiting for an anchor
-    let mut last_live: Option<String> = None;
-    let mut session_made = session_exists;
-    let flush = |group: &mut Vec<usize>,
-                 anchor_after: &Option<String>,
-                 next_live: Option<String>,
-                 ops: &mut Vec<Op>,
-                 op_slots: &mut Vec<usize>,
-                 session_made: &mut bool| {
-        // Inserting each after the same anchor reverses them, so go backwards.
-        let (order, place): (Vec<usize>, Box<dyn Fn() -> Place>) = match (anchor_after, next_live) {
-            (Some(a), _) => {
-                let a = a.clone();
-                (
-                    group.iter().rev().copied().collect(),
-                    Box::new(move || Place::After(a.clone())),
-                )
-            }
-            (None, Some(b)) => (group.clone(), Box::new(move || Place::Before(b.clone()))),
-            (None, None) => (group.clone(), Box::new(|| Place::End)),
-        };
-        for u in order {
-            let first = units[u][0];
-            if !*session_made {
-                ops.push(Op::NewSession {
-                    session: name.clone(),
-                    pane: pane_spec(&slots[first]),
-                });
-                ops.push(Op::SetSessionOption {
-                    session: name.clone(),
-                    key: "@agency-home".into(),
-                    value: root.clone(),
-                });
-                *session_made = true;
-            } else {
-                ops.push(Op::NewWindow {
-                    session: name.clone(),
-                    place: place(),
-                    pane: pane_spec(&slots[first]),
-                });
-            }
-            op_slots.push(first);
-        }
-        group.clear();
-    };
-    for (u, unit) in units.iter().enumerate() {
-        // An agent whose setup failed is not started.
-        if unit.iter().all(|&i| slots[i].setup_error.is_some()) {
-            continue;
-        }
-        match live_pane(&pane_of, unit).and_then(|p| window_of(&p)) {
-            Some(p) => {
-                flush(
-                    &mut group,
-                    &last_live,
-                    Some(p.clone()),
-                    &mut ops,
-                    &mut op_slots,
-                    &mut session_made,
-                );
-                last_live = Some(p);
-            }
-            None => group.push(u),
-        }
     }
-    flush(
-        &mut group,
-        &last_live,
-        None,
-        &mut ops,
-        &mut op_slots,
-        &mut session_made,
-    );
-    for &i in respawn.iter().chain(&moves) {
-        if let Some(pane) = &pane_of[i] {
-            ops.push(Op::Respawn {
-                pane: pane.clone(),
-                spec: pane_spec(&slots[i]),
-            });
-        }
-    }
-    let (ids, made) = ctx.tmux.batch_partial(&ops);
+}
+
+/// Runs the plan in tmux: pass 1, then the splits of pass 2; returns each
+/// slot's pane. On a failure, the session is ended only if this call made
+/// it.
+fn make_panes(
+    ctx: &Ctx,
+    name: &str,
+    plan: &plan::Plan,
+    wants: &[plan::Want],
+    layout: Layout,
+    session_exists: bool,
+) -> Result<Vec<Option<String>>> {
+    let mut pane_of = plan.live.clone();
+    let (ids, made) = ctx.tmux.batch_partial(&plan.ops);
     if let Err(e) = made {
-        // Only a session this call made is ended: when `new-session` itself
-        // failed, the session of that name belongs to someone else.
+        // When `new-session` itself failed, the session of that name
+        // belongs to someone else.
         if !session_exists && !ids.is_empty() {
-            let _ = ctx.tmux.kill_session(&name);
+            let _ = ctx.tmux.kill_session(name);
         }
         return Err(e.into());
     }
-    for (slot, id) in op_slots.iter().zip(ids) {
+    for (slot, id) in plan.op_slots.iter().zip(ids) {
         pane_of[*slot] = Some(id);
     }
-
-    // Pass 2 (`panes` layout): split the missing agents into the agents window.
-    if layout == Layout::Panes {
-        if let Some(anchor) = live_pane(&pane_of, &units[0]) {
-            let mut ops = Vec::new();
-            let mut split_slots = Vec::new();
-            // Each split lands right after the anchor: go backwards to keep order.
-            for &i in units[0].iter().rev() {
-                if pane_of[i].is_none() && slots[i].setup_error.is_none() {
-                    ops.push(Op::SplitWindow {
-                        target: anchor.clone(),
-                        pane: pane_spec(&slots[i]),
-                    });
-                    // Re-tile after each split so the next one has room.
-                    ops.push(Op::SelectLayout {
-                        target: anchor.clone(),
-                        layout: "tiled".into(),
-                    });
-                    split_slots.push(i);
-                }
+    let (ops, split_slots) = plan::splits(plan, wants, layout, &pane_of);
+    if !ops.is_empty() {
+        let ids = ctx.tmux.batch(&ops).inspect_err(|_| {
+            if !session_exists {
+                let _ = ctx.tmux.kill_session(name);
             }
-            let ids = ctx.tmux.batch(&ops).inspect_err(|_| {
-                if !session_exists {
-                    let _ = ctx.tmux.kill_session(&name);
-                }
-            })?;
-            for (slot, id) in split_slots.iter().zip(ids) {
-                pane_of[*slot] = Some(id);
-            }
+        })?;
+        for (slot, id) in split_slots.iter().zip(ids) {
+            pane_of[*slot] = Some(id);
         }
     }
+    Ok(pane_of)
+}
 
+/// An agency whose panes are up, to be recorded.
+struct Up {
+    spec: AgencySpec,
+    layout: Layout,
+    slots: Vec<Slot>,
+    plan: plan::Plan,
+    /// Each slot's pane now.
+    pane_of: Vec<Option<String>>,
+    action: Bringing,
+    session_exists: bool,
+    warnings: Vec<String>,
+}
+
+/// Records the agency as running with its agents' panes, briefs the agents
+/// that were started, and says what was done.
+fn record_up(ctx: &mut Ctx, up: Up) -> Result<CreateReport> {
+    let (spec, slots, plan, layout) = (up.spec, up.slots, up.plan, up.layout);
+    let name = spec.name.clone();
+    let was_live: Vec<bool> = plan.live.iter().map(Option::is_some).collect();
+    let (respawn, moves, stale) = (plan.respawn, plan.moves, plan.stale);
     let created: Vec<String> = slots
         .iter()
         .zip(&was_live)
@@ -1020,26 +937,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
         .collect();
     let restarted: Vec<String> = respawn.iter().map(|&i| slots[i].name.clone()).collect();
     let moved: Vec<String> = moves.iter().map(|&i| slots[i].name.clone()).collect();
-    let agents: Vec<AgentRow> = slots
-        .iter()
-        .enumerate()
-        .map(|(i, s)| AgentRow {
-            name: s.name.clone(),
-            role: s.role,
-            position: i as i64,
-            command: s.command.clone().unwrap_or_default(),
-            window: s.window.clone(),
-            pane_id: pane_of[i].clone(),
-            worktree: s.worktree.as_ref().map(|w| w.display().to_string()),
-            branch: s.branch.clone(),
-            setup_error: s.setup_error.clone(),
-        })
-        .collect();
-    let action = match (&previous, session_exists) {
-        (_, true) => Bringing::Reconcile,
-        (Some(_), false) => Bringing::Start,
-        (None, false) => Bringing::Create,
-    };
+    let agents = agent_rows(&slots, &up.pane_of);
     let row = AgencyRow {
         name: name.clone(),
         template: spec.template.clone(),
@@ -1050,9 +948,9 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
         updated_at: String::new(),
     };
     let detail = json!({ "layout": layout.as_str(), "created": created, "restarted": restarted, "moved": moved });
-    let event = Event::new(&name, action.as_str(), detail);
+    let event = Event::new(&name, up.action.as_str(), detail);
     ctx.store.save_running(&row, &agents, &event).map_err(|e| {
-        if !session_exists {
+        if !up.session_exists {
             let _ = ctx.tmux.kill_session(&name);
         }
         Error::from(e)
@@ -1069,7 +967,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
     Ok(CreateReport {
         name: name.clone(),
         session: name,
-        action,
+        action: up.action,
         template: spec.template,
         layout: layout.as_str().into(),
         created,
@@ -1083,47 +981,27 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
             .filter(|s| s.role.is_agent())
             .map(|s| (s.name.clone(), s.permissions))
             .collect(),
-        warnings,
+        warnings: up.warnings,
     })
 }
 
-/// Agents whose live pane was started in another folder than the one they
-/// work in now (the project was set, or worktrees turned on or off, after
-/// they started): the ones to restart there (a shell at its prompt loses
-/// nothing; anything with `move_agents`), and the ones left as they are.
-fn misplaced(
-    slots: &[Slot],
-    pane_of: &[Option<String>],
-    panes: &[&PaneInfo],
-    move_agents: bool,
-) -> (Vec<usize>, Vec<Stale>) {
-    let mut moves = Vec::new();
-    let mut stale = Vec::new();
-    for (i, s) in slots.iter().enumerate() {
-        if !s.role.is_agent() || s.setup_error.is_some() {
-            continue;
-        }
-        let Some(p) = pane_of[i]
-            .as_ref()
-            .and_then(|id| panes.iter().find(|p| &p.pane_id == id && !p.dead))
-        else {
-            continue;
-        };
-        if p.start_path.is_empty() || Path::new(&p.start_path) == s.dir {
-            continue;
-        }
-        if move_agents || SHELLS.contains(&p.current_command.as_str()) {
-            moves.push(i);
-        } else {
-            stale.push(Stale {
-                agent: s.name.clone(),
-                running: p.current_command.clone(),
-                from: p.start_path.clone(),
-                to: s.dir.display().to_string(),
-            });
-        }
-    }
-    (moves, stale)
+/// The registry's rows of an agency's slots, with their panes.
+fn agent_rows(slots: &[Slot], pane_of: &[Option<String>]) -> Vec<AgentRow> {
+    slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| AgentRow {
+            name: s.name.clone(),
+            role: s.role,
+            position: i as i64,
+            command: s.command.clone().unwrap_or_default(),
+            window: s.window.clone(),
+            pane_id: pane_of[i].clone(),
+            worktree: s.worktree.as_ref().map(|w| w.display().to_string()),
+            branch: s.branch.clone(),
+            setup_error: s.setup_error.clone(),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1193,8 +1071,6 @@ pub fn list(ctx: &Ctx) -> Result<Vec<AgencyStatus>> {
 
 fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<AgencyStatus> {
     let row = ctx.store.agency(name)?;
-    let project = Project::open(&ctx.ws.project_dir()).ok();
-    let base = ctx.ws.base_branch();
     let ours: Vec<&PaneInfo> = panes
         .iter()
         .filter(|p| p.session == name && p.agency_home == root)
@@ -1203,7 +1079,38 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
         // So the kept pane of an exited agent shows its note (see reap_exited).
         let _ = ctx.tmux.reap_exited();
     }
-    let mut agents: Vec<AgentStatus> = ctx
+    let mut agents = registered_agents(ctx, name, &ours)?;
+    let (template, layout) = match &row {
+        Some(r) => (r.template.clone(), r.layout),
+        None => {
+            let (template, layout, unstarted) = unstarted_agents(ctx, name)?;
+            agents = unstarted;
+            (template, layout)
+        }
+    };
+    refine_states(ctx, name, &mut agents)?;
+    for (agent, queued, failed) in ctx.store.pending_counts(name)? {
+        if let Some(a) = agents.iter_mut().find(|a| a.name == agent) {
+            a.queued = queued;
+            a.failed = failed;
+        }
+    }
+    Ok(AgencyStatus {
+        name: name.to_string(),
+        running: !ours.is_empty(),
+        session: name.to_string(),
+        template,
+        layout,
+        agents,
+    })
+}
+
+/// The agents the registry knows, with their panes among `ours` and their
+/// worktrees' state.
+fn registered_agents(ctx: &Ctx, name: &str, ours: &[&PaneInfo]) -> Result<Vec<AgentStatus>> {
+    let project = Project::open(&ctx.ws.project_dir()).ok();
+    let base = ctx.ws.base_branch();
+    Ok(ctx
         .store
         .agents(name)?
         .into_iter()
@@ -1234,65 +1141,49 @@ fn status_of(ctx: &Ctx, name: &str, panes: &[PaneInfo], root: &str) -> Result<Ag
                 choices: Vec::new(),
             }
         })
-        .collect();
-    let (template, layout) = match &row {
-        Some(r) => (r.template.clone(), r.layout),
-        None => {
-            // Never started: describe it from its folder.
-            let spec = AgencySpec::load(&ctx.ws.agency_dir(name))?;
-            let default_cmd = ctx.ws.default_agent_command();
-            let profiles = profile::load(&ctx.ws.root)?;
-            let layout = spec.layout.unwrap_or_default();
-            agents = std::iter::once((
-                "coordinator".to_string(),
-                Role::Coordinator,
-                &spec.coordinator,
-            ))
-            .chain(
-                spec.agents
-                    .iter()
-                    .map(|a| (a.name.clone(), Role::Specialist, a)),
-            )
-            .map(|(n, role, a)| AgentStatus {
-                window: if layout == Layout::Panes {
-                    "agents".into()
-                } else {
-                    n.clone()
-                },
-                name: n,
-                role,
-                pane: None,
-                state: "exited".into(),
-                command: profile::resolve(&profiles, a, &default_cmd).0,
-                current_command: None,
-                queued: 0,
-                failed: 0,
-                worktree: None,
-                git: None,
-                setup_error: None,
-                permissions: Permissions::default(),
-                question: None,
-                choices: Vec::new(),
-            })
-            .collect();
-            (spec.template, layout)
-        }
-    };
-    refine_states(ctx, name, &mut agents)?;
-    for (agent, queued, failed) in ctx.store.pending_counts(name)? {
-        if let Some(a) = agents.iter_mut().find(|a| a.name == agent) {
-            a.queued = queued;
-            a.failed = failed;
-        }
-    }
-    Ok(AgencyStatus {
-        name: name.to_string(),
-        running: !ours.is_empty(),
-        session: name.to_string(),
-        template,
-        layout,
-        agents,
+        .collect())
+}
+
+/// An agency never started, described from its folder: its template,
+/// layout and agents (all `exited`).
+fn unstarted_agents(ctx: &Ctx, name: &str) -> Result<(String, Layout, Vec<AgentStatus>)> {
+    let spec = AgencySpec::load(&ctx.ws.agency_dir(name))?;
+    let default_cmd = ctx.ws.default_agent_command();
+    let profiles = profile::load(&ctx.ws.root)?;
+    let layout = spec.layout.unwrap_or_default();
+    let agents = std::iter::once((
+        "coordinator".to_string(),
+        Role::Coordinator,
+        &spec.coordinator,
+    ))
+    .chain(
+        spec.agents
+            .iter()
+            .map(|a| (a.name.clone(), Role::Specialist, a)),
+    )
+    .map(|(n, role, a)| AgentStatus {
+        window: if layout == Layout::Panes {
+            "agents".into()
+        } else {
+            n.clone()
+        },
+        name: n,
+        role,
+        pane: None,
+        state: "exited".into(),
+        command: profile::resolve(&profiles, a, &default_cmd).0,
+        current_command: None,
+        queued: 0,
+        failed: 0,
+        worktree: None,
+        git: None,
+        setup_error: None,
+        permissions: Permissions::default(),
+        question: None,
+        choices: Vec::new(),
     })
+    .collect();
+    Ok((spec.template, layout, agents))
 }
 
 /// Where an agent's profile can read its screen, `idle`/`busy`/`waiting`

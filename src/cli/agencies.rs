@@ -225,47 +225,12 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
     };
     let held = held_tasks(ctx, &all)?;
     if args.json {
-        let mut v = serde_json::to_value(&all).expect("plain data serializes");
-        for (a, agency) in v.as_array_mut().into_iter().flatten().zip(&held) {
-            for agent in a["agents"].as_array_mut().into_iter().flatten() {
-                let name = agent["name"].as_str().unwrap_or_default().to_string();
-                agent["tasks"] = serde_json::json!(agency.get(&name).cloned().unwrap_or_default());
-            }
-        }
-        return match &args.name {
-            Some(_) => print_json(&v[0]),
-            None => print_json(&v),
-        };
+        return status_json(&all, &held, args.name.is_some());
     }
     let me = super::invocation(&ctx.ws);
     let mut lines = Vec::new();
     for (i, a) in all.iter().enumerate() {
-        lines.push(format!(
-            "{} — {} (template {}, layout {})",
-            a.name,
-            if a.running { "running" } else { "stopped" },
-            a.template,
-            a.layout
-        ));
-        if !a.running {
-            let queued: i64 = a.agents.iter().map(|s| s.queued).sum();
-            let waiting = match queued {
-                0 => String::new(),
-                n => format!("{n} message(s) wait for it; "),
-            };
-            lines.push(format!("  {waiting}start it again: {me} create {}", a.name));
-        }
-        let w = a
-            .agents
-            .iter()
-            .map(|s| s.name.len())
-            .max()
-            .unwrap_or(5)
-            .max(5);
-        lines.push(format!(
-            "  {:w$}  {:11}  {:5}  {:8}  {:6}  {:6}  COMMAND",
-            "AGENT", "ROLE", "PANE", "STATE", "QUEUED", "FAILED"
-        ));
+        let w = agency_head(a, &me, &mut lines);
         for s in &a.agents {
             lines.push(format!(
                 "  {:w$}  {:11}  {:5}  {:8}  {:6}  {:6}  {}",
@@ -353,6 +318,55 @@ fn answer_hint(a: &AgencyStatus, s: &agency::AgentStatus, me: &str) -> String {
         "waits for you at a prompt: {me} answer {agency} {agent} {} --if-asks {if_asks}{others}, or look: {look}",
         first.as_str()
     )
+}
+
+/// `status --json`: the agencies (one, for `status NAME`), each agent with
+/// the tasks it holds.
+fn status_json(all: &[AgencyStatus], held: &[HashMap<String, Vec<Held>>], one: bool) -> Result<()> {
+    let mut v = serde_json::to_value(all).expect("plain data serializes");
+    for (a, agency) in v.as_array_mut().into_iter().flatten().zip(held) {
+        for agent in a["agents"].as_array_mut().into_iter().flatten() {
+            let name = agent["name"].as_str().unwrap_or_default().to_string();
+            agent["tasks"] = serde_json::json!(agency.get(&name).cloned().unwrap_or_default());
+        }
+    }
+    if one {
+        print_json(&v[0])
+    } else {
+        print_json(&v)
+    }
+}
+
+/// An agency's lines above its agents: its state, how to start it when
+/// stopped, the column headings. Returns the agent column's width.
+fn agency_head(a: &AgencyStatus, me: &str, lines: &mut Vec<String>) -> usize {
+    lines.push(format!(
+        "{} — {} (template {}, layout {})",
+        a.name,
+        if a.running { "running" } else { "stopped" },
+        a.template,
+        a.layout
+    ));
+    if !a.running {
+        let queued: i64 = a.agents.iter().map(|s| s.queued).sum();
+        let waiting = match queued {
+            0 => String::new(),
+            n => format!("{n} message(s) wait for it; "),
+        };
+        lines.push(format!("  {waiting}start it again: {me} create {}", a.name));
+    }
+    let w = a
+        .agents
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    lines.push(format!(
+        "  {:w$}  {:11}  {:5}  {:8}  {:6}  {:6}  COMMAND",
+        "AGENT", "ROLE", "PANE", "STATE", "QUEUED", "FAILED"
+    ));
+    w
 }
 
 /// Why a running agent's messages wait, and what to do, when they do.

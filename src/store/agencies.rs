@@ -185,10 +185,9 @@ pub(super) mod tests {
         (agency, agents)
     }
 
-    #[test]
-    fn state_change_records_event() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(dir.path()).unwrap();
+    /// A registry in `dir` where `sample` was created.
+    pub(crate) fn created(dir: &std::path::Path) -> Store {
+        let mut s = Store::open(dir).unwrap();
         let (a, agents) = sample();
         s.save_running(
             &a,
@@ -196,6 +195,13 @@ pub(super) mod tests {
             &Event::new("A", "create", serde_json::json!({})),
         )
         .unwrap();
+        s
+    }
+
+    #[test]
+    fn state_change_records_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = created(dir.path());
         s.set_state(
             "A",
             "stopped",

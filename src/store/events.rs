@@ -145,7 +145,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewMessage;
+    use crate::store::messages::tests::note;
 
     #[test]
     fn every_event_is_a_row_and_the_same_line() {
@@ -163,17 +163,7 @@ mod tests {
             serde_json::json!({"purge": false}),
         ))
         .unwrap();
-        s.queue_messages(&[NewMessage {
-            from: "human".into(),
-            agency: "A".into(),
-            agent: "coordinator".into(),
-            kind: "NOTE".into(),
-            body: "hi".into(),
-            payload: None,
-            origin: None,
-            deliver_at: None,
-        }])
-        .unwrap();
+        s.queue_messages(&[note("coordinator")]).unwrap();
         s.record_event(&Event::new("Gone", "kill", serde_json::json!({})))
             .unwrap();
         let rows: Vec<String> = s

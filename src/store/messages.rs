@@ -372,25 +372,28 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// A `NOTE` "hi" from the human to `A/<agent>`.
+    pub(crate) fn note(agent: &str) -> NewMessage {
+        NewMessage {
+            from: "human".into(),
+            agency: "A".into(),
+            agent: agent.into(),
+            kind: "NOTE".into(),
+            body: "hi".into(),
+            payload: None,
+            origin: None,
+            deliver_at: None,
+        }
+    }
 
     #[test]
     fn failures_end_in_failed_and_stay_visible() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
-        let ids = s
-            .queue_messages(&[NewMessage {
-                from: "human".into(),
-                agency: "A".into(),
-                agent: "x".into(),
-                kind: "NOTE".into(),
-                body: "hi".into(),
-                payload: None,
-                origin: None,
-                deliver_at: None,
-            }])
-            .unwrap();
+        let ids = s.queue_messages(&[note("x")]).unwrap();
         let m = s.message(ids[0]).unwrap().unwrap();
         for attempt in 1..=3 {
             let state = s.record_failure(&m, "pane gone", 3).unwrap();
@@ -420,13 +423,8 @@ mod tests {
         let mut s = Store::open(dir.path()).unwrap();
         let m = NewMessage {
             from: "outbox".into(),
-            agency: "A".into(),
-            agent: "coordinator".into(),
-            kind: "NOTE".into(),
-            body: "hi".into(),
-            payload: None,
             origin: Some("outbox:a.json:1".into()),
-            deliver_at: None,
+            ..note("coordinator")
         };
         assert_eq!(s.queue_messages(std::slice::from_ref(&m)).unwrap().len(), 1);
         assert!(s

@@ -130,6 +130,14 @@ fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     }
 }
 
+/// A write transaction holding the write lock from its start: a second
+/// writer waits its turn (the busy timeout) instead of failing when it
+/// first writes.
+fn immediate<'c>(conn: &'c mut Connection, path: &Path) -> StoreResult<Transaction<'c>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql_err(path))
+}
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -258,10 +266,7 @@ impl Store {
         }
         let db = self.path.clone();
         let sql_err = sql_err(&db);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(&sql_err)?;
+        let tx = immediate(&mut self.conn, &db)?;
         let version: i64 = tx
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(&sql_err)?;
@@ -286,10 +291,7 @@ impl Store {
     ) -> StoreResult<T> {
         let db = self.path.clone();
         let sql_err = sql_err(&db);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(&sql_err)?;
+        let tx = immediate(&mut self.conn, &db)?;
         let before = events_before(self.activity.as_ref(), &tx).map_err(&sql_err)?;
         let out = f(&tx).map_err(&sql_err)?;
         let recorded = events_after(&tx, before).map_err(&sql_err)?;
@@ -324,23 +326,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::agencies::tests::sample;
+    use crate::store::agencies::tests::{created, sample};
 
     #[test]
     fn migrations_apply_once_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(dir.path()).unwrap();
-        let (a, agents) = sample();
-        s.save_running(
-            &a,
-            &agents,
-            &crate::model::Event::new("A", "create", serde_json::json!({})),
-        )
-        .unwrap();
-        drop(s);
+        drop(created(dir.path()));
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.agencies().unwrap().len(), 1);
-        assert_eq!(s.agents("A").unwrap(), agents);
+        assert_eq!(s.agents("A").unwrap(), sample().1);
         let mode: String = s
             .conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))

@@ -209,20 +209,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewMessage;
+    use crate::store::messages::tests::note;
 
     fn message(s: &mut Store) -> i64 {
-        s.queue_messages(&[NewMessage {
-            from: "human".into(),
-            agency: "A".into(),
-            agent: "x".into(),
-            kind: "NOTE".into(),
-            body: "hi".into(),
-            payload: None,
-            origin: None,
-            deliver_at: None,
-        }])
-        .unwrap()[0]
+        s.queue_messages(&[note("x")]).unwrap()[0]
     }
 
     #[test]

@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::events::insert_event;
 use super::messages::insert_message;
 use super::{
-    events_after, events_before, sql_err, NewMessage, Store, StoreError, StoreResult, NOW,
+    events_after, events_before, immediate, sql_err, NewMessage, Store, StoreError, StoreResult,
+    NOW,
 };
 use crate::model::Event;
 
@@ -501,10 +502,7 @@ impl Store {
         f: impl FnOnce(&TaskTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql_err(&path))?;
+        let tx = immediate(&mut self.conn, &path)?;
         let before = events_before(self.activity.as_ref(), &tx).map_err(sql_err(&path))?;
         let ttx = TaskTx { tx, path };
         let out = f(&ttx)?;

@@ -133,36 +133,8 @@ impl Plan {
             return Err(Error::user(format!("{label} has no [[task]]"), hint));
         }
         let mut tasks = BTreeMap::new();
-        for t in file.task {
-            check_key("task key", &t.key)?;
-            let in_task = |e: Error| match e {
-                Error::User { message, hint } => Error::User {
-                    message: format!("task {:?}: {message}", t.key),
-                    hint,
-                },
-                e => e,
-            };
-            let title = clean_title(&t.title).map_err(in_task)?;
-            let body = clean_body(&t.body).map_err(in_task)?;
-            let agency = t
-                .agency
-                .as_deref()
-                .or(file.agency.as_deref().filter(|_| t.capability.is_none()));
-            let (agency, capability) =
-                destination(ctx, agency, t.capability.as_deref()).map_err(in_task)?;
-            let mut needs = t.needs.clone();
-            needs.sort();
-            needs.dedup();
-            let planned = Planned {
-                key: t.key.clone(),
-                title,
-                body,
-                agency,
-                capability,
-                needs,
-                parent: t.parent.clone(),
-                priority: t.priority,
-            };
+        for t in &file.task {
+            let planned = planned(ctx, t, file.agency.as_deref())?;
             if tasks.insert(t.key.clone(), planned).is_some() {
                 return Err(Error::user(
                     format!("{label}: the key {:?} is used twice", t.key),
@@ -170,43 +142,84 @@ impl Plan {
                 ));
             }
         }
-        for t in tasks.values() {
-            for k in t.needs.iter().chain(&t.parent) {
-                if !tasks.contains_key(k) {
-                    return Err(Error::user(
-                        format!(
-                            "task {:?} names {k:?}, which is not a key of this plan",
-                            t.key
-                        ),
-                        "needs and parent are keys of other [[task]]s in the same file",
-                    ));
-                }
-            }
-        }
-        let edges: BTreeMap<String, Vec<String>> = tasks
-            .values()
-            .map(|t| (t.key.clone(), t.needs.clone()))
-            .collect();
-        let order = graph::topo_order(&edges).map_err(|cycle| {
-            let message = if cycle.len() == 2 {
-                format!("task {:?} needs itself", cycle[0])
-            } else {
-                format!("the plan's needs make a loop: {}", cycle.join(" needs "))
-            };
-            Error::user(message, "a task can only need work that does not need it")
-        })?;
-        let parents: BTreeMap<String, Vec<String>> = tasks
-            .values()
-            .map(|t| (t.key.clone(), t.parent.iter().cloned().collect()))
-            .collect();
-        graph::topo_order(&parents).map_err(|cycle| {
-            Error::user(
-                format!("the plan's parents make a loop: {}", cycle.join(" under ")),
-                "a task cannot be (even indirectly) its own parent",
-            )
-        })?;
+        let order = order(&tasks)?;
         Ok(Plan { name, tasks, order })
     }
+}
+
+/// A `[[task]]` checked; `agency` is the file's (for a task that names no
+/// capability).
+fn planned(ctx: &Ctx, t: &PlanTask, agency: Option<&str>) -> Result<Planned> {
+    check_key("task key", &t.key)?;
+    let in_task = |e: Error| match e {
+        Error::User { message, hint } => Error::User {
+            message: format!("task {:?}: {message}", t.key),
+            hint,
+        },
+        e => e,
+    };
+    let title = clean_title(&t.title).map_err(in_task)?;
+    let body = clean_body(&t.body).map_err(in_task)?;
+    let agency = t
+        .agency
+        .as_deref()
+        .or(agency.filter(|_| t.capability.is_none()));
+    let (agency, capability) =
+        destination(ctx, agency, t.capability.as_deref()).map_err(in_task)?;
+    let mut needs = t.needs.clone();
+    needs.sort();
+    needs.dedup();
+    Ok(Planned {
+        key: t.key.clone(),
+        title,
+        body,
+        agency,
+        capability,
+        needs,
+        parent: t.parent.clone(),
+        priority: t.priority,
+    })
+}
+
+/// The plan's keys, what a task needs before it, once every key a task
+/// names is checked to be there and neither needs nor parents loop.
+fn order(tasks: &BTreeMap<String, Planned>) -> Result<Vec<String>> {
+    for t in tasks.values() {
+        for k in t.needs.iter().chain(&t.parent) {
+            if !tasks.contains_key(k) {
+                return Err(Error::user(
+                    format!(
+                        "task {:?} names {k:?}, which is not a key of this plan",
+                        t.key
+                    ),
+                    "needs and parent are keys of other [[task]]s in the same file",
+                ));
+            }
+        }
+    }
+    let edges: BTreeMap<String, Vec<String>> = tasks
+        .values()
+        .map(|t| (t.key.clone(), t.needs.clone()))
+        .collect();
+    let order = graph::topo_order(&edges).map_err(|cycle| {
+        let message = if cycle.len() == 2 {
+            format!("task {:?} needs itself", cycle[0])
+        } else {
+            format!("the plan's needs make a loop: {}", cycle.join(" needs "))
+        };
+        Error::user(message, "a task can only need work that does not need it")
+    })?;
+    let parents: BTreeMap<String, Vec<String>> = tasks
+        .values()
+        .map(|t| (t.key.clone(), t.parent.iter().cloned().collect()))
+        .collect();
+    graph::topo_order(&parents).map_err(|cycle| {
+        Error::user(
+            format!("the plan's parents make a loop: {}", cycle.join(" under ")),
+            "a task cannot be (even indirectly) its own parent",
+        )
+    })?;
+    Ok(order)
 }
 
 /// What applying a plan did (or would do, with `--dry-run`).
@@ -252,6 +265,20 @@ fn reconcile(g: &mut Graph<'_, '_>, plan: &Plan, dry_run: bool) -> Result<Applie
             .filter_map(|t| Some((t.key.clone()?, t)))
             .collect();
     // First every task with its needs (what it needs comes first) ...
+    apply_tasks(g, plan, &existing, &mut r)?;
+    // ... then parents, which may come later in that order.
+    apply_parents(g, plan, &mut r)?;
+    cancel_removed(g, plan, &existing, &mut r)?;
+    Ok(r)
+}
+
+/// Makes the plan's new tasks and updates the others, in the plan's order.
+fn apply_tasks(
+    g: &mut Graph<'_, '_>,
+    plan: &Plan,
+    existing: &BTreeMap<String, TaskRow>,
+    r: &mut Applied,
+) -> Result<()> {
     for key in &plan.order {
         let p = &plan.tasks[key];
         let needs: Vec<i64> = p.needs.iter().map(|k| r.tasks[k]).collect();
@@ -284,7 +311,11 @@ fn reconcile(g: &mut Graph<'_, '_>, plan: &Plan, dry_run: bool) -> Result<Applie
             }
         }
     }
-    // ... then parents, which may come later in that order.
+    Ok(())
+}
+
+/// Sets each task's parent (its key's task id) where it changed.
+fn apply_parents(g: &mut Graph<'_, '_>, plan: &Plan, r: &mut Applied) -> Result<()> {
     for (key, p) in &plan.tasks {
         let parent = p.parent.as_ref().map(|k| r.tasks[k]);
         let mut t = g.get(r.tasks[key])?;
@@ -304,8 +335,18 @@ fn reconcile(g: &mut Graph<'_, '_>, plan: &Plan, dry_run: bool) -> Result<Applie
             }
         }
     }
-    // Keys no longer in the plan.
-    for (key, t) in &existing {
+    Ok(())
+}
+
+/// Cancels the tasks whose keys left the plan, unless they are being
+/// worked on (kept) or finished.
+fn cancel_removed(
+    g: &mut Graph<'_, '_>,
+    plan: &Plan,
+    existing: &BTreeMap<String, TaskRow>,
+    r: &mut Applied,
+) -> Result<()> {
+    for (key, t) in existing {
         if plan.tasks.contains_key(key) {
             continue;
         }
@@ -320,7 +361,7 @@ fn reconcile(g: &mut Graph<'_, '_>, plan: &Plan, dry_run: bool) -> Result<Applie
             State::Done | State::Cancelled => {}
         }
     }
-    Ok(r)
+    Ok(())
 }
 
 enum Outcome {

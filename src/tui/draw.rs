@@ -45,6 +45,11 @@ pub fn draw(app: &App, f: &mut Frame) {
         f.render_widget(Paragraph::new(msg.as_str()).style(style), status);
     }
     f.render_widget(Paragraph::new(help_line(app)).dim(), help);
+    dialog(app, f);
+}
+
+/// The question of the mode the screen is in, over the rest.
+fn dialog(app: &App, f: &mut Frame) {
     match &app.mode {
         Mode::ConfirmApprove(id) => {
             let item = app.items.iter().find(|i| i.id == *id);
@@ -170,39 +175,7 @@ fn list(app: &App, f: &mut Frame, area: Rect) {
         .enumerate()
         .skip(start)
         .take(visible)
-        .map(|(n, i)| {
-            let (t, ts) = tests(i, !wide);
-            let changes = Cell::from(Line::from(vec![
-                Span::from(format!("{}f ", i.files_changed)),
-                Span::from(format!("+{}", i.insertions)).fg(Color::Green),
-                Span::from(format!(" -{}", i.deletions)).fg(Color::Red),
-            ]));
-            let mut cells = vec![
-                Cell::from(format!("#{}", i.id)),
-                Cell::from(i.agency.clone()),
-                Cell::from(i.title.clone()),
-                Cell::from(i.branch.clone()),
-                Cell::from(t).style(ts),
-            ];
-            if wide {
-                let cov = i.coverage.map_or(String::new(), |c| format!("{c:.0}%"));
-                cells.push(Cell::from(cov));
-            }
-            cells.push(changes);
-            cells.push(Cell::from(age(&i.created_at, app.now)));
-            if wide {
-                cells.push(Cell::from(i.demo.clone().unwrap_or_default()));
-            }
-            // Decided items are dim; the selection shows on top of that.
-            let mut style = Style::new();
-            if i.status != ApprovalStatus::Pending {
-                style = style.add_modifier(Modifier::DIM);
-            }
-            if n == app.selected {
-                style = style.add_modifier(Modifier::REVERSED);
-            }
-            Row::new(cells).style(style)
-        });
+        .map(|(n, i)| item_row(app, n, i, wide));
     // The demo link is worth showing whole: as wide as the longest (to 40).
     let demo_width = app
         .items
@@ -213,7 +186,56 @@ fn list(app: &App, f: &mut Frame, area: Rect) {
         .max()
         .unwrap_or(0)
         .clamp(4, 40) as u16;
-    let (widths, header) = if wide {
+    let (widths, header) = columns(wide, demo_width);
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(Style::new().bold().underlined()))
+        .block(Block::new().borders(Borders::TOP).title(format!(
+            "{} of {}",
+            app.selected + 1,
+            app.items.len()
+        )));
+    f.render_widget(table, area);
+}
+
+/// The row of item `n` of the queue.
+fn item_row<'a>(app: &App, n: usize, i: &'a ApprovalRow, wide: bool) -> Row<'a> {
+    let (t, ts) = tests(i, !wide);
+    let changes = Cell::from(Line::from(vec![
+        Span::from(format!("{}f ", i.files_changed)),
+        Span::from(format!("+{}", i.insertions)).fg(Color::Green),
+        Span::from(format!(" -{}", i.deletions)).fg(Color::Red),
+    ]));
+    let mut cells = vec![
+        Cell::from(format!("#{}", i.id)),
+        Cell::from(i.agency.clone()),
+        Cell::from(i.title.clone()),
+        Cell::from(i.branch.clone()),
+        Cell::from(t).style(ts),
+    ];
+    if wide {
+        let cov = i.coverage.map_or(String::new(), |c| format!("{c:.0}%"));
+        cells.push(Cell::from(cov));
+    }
+    cells.push(changes);
+    cells.push(Cell::from(age(&i.created_at, app.now)));
+    if wide {
+        cells.push(Cell::from(i.demo.clone().unwrap_or_default()));
+    }
+    // Decided items are dim; the selection shows on top of that.
+    let mut style = Style::new();
+    if i.status != ApprovalStatus::Pending {
+        style = style.add_modifier(Modifier::DIM);
+    }
+    if n == app.selected {
+        style = style.add_modifier(Modifier::REVERSED);
+    }
+    Row::new(cells).style(style)
+}
+
+/// The queue's column widths and headings; wide terminals get coverage
+/// and the demo link (`demo_width` wide) too.
+fn columns(wide: bool, demo_width: u16) -> (Vec<Constraint>, Vec<&'static str>) {
+    if wide {
         (
             vec![
                 Constraint::Length(6),
@@ -243,15 +265,7 @@ fn list(app: &App, f: &mut Frame, area: Rect) {
             ],
             vec!["ID", "AGENCY", "TITLE", "BRANCH", "TESTS", "CHANGES", "AGE"],
         )
-    };
-    let table = Table::new(rows, widths)
-        .header(Row::new(header).style(Style::new().bold().underlined()))
-        .block(Block::new().borders(Borders::TOP).title(format!(
-            "{} of {}",
-            app.selected + 1,
-            app.items.len()
-        )));
-    f.render_widget(table, area);
+    }
 }
 
 fn detail(app: &App, f: &mut Frame, area: Rect) {
@@ -347,8 +361,14 @@ fn text(app: &App, f: &mut Frame, area: Rect, title: &str, diff: bool) {
 }
 
 fn popup(f: &mut Frame, title: &str, lines: Vec<Line>) {
+    popup_of_width(f, title, lines, 70);
+}
+
+/// A bordered box over the middle of the screen, at most `width` wide and
+/// as high as `lines` wrap to.
+pub(crate) fn popup_of_width(f: &mut Frame, title: &str, lines: Vec<Line>, width: u16) {
     let area = f.area();
-    let w = area.width.saturating_sub(4).min(70);
+    let w = area.width.saturating_sub(4).min(width);
     // Room for the lines as they wrap inside the border.
     let inner = w.saturating_sub(2).max(1) as usize;
     let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();

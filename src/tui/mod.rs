@@ -20,6 +20,29 @@ use crate::model::ApprovalStatus;
 use crate::os::git::Project;
 use app::{Action, App, Effect, Filter};
 
+/// A signal on every write to the registry's folder (none if it cannot be
+/// watched: the screens' tick still refreshes them), and what watches it.
+pub(crate) fn watch_registry(
+    ctx: &Ctx,
+) -> (
+    Option<notify::RecommendedWatcher>,
+    mpsc::UnboundedReceiver<()>,
+) {
+    let (changed_tx, changed) = mpsc::unbounded_channel::<()>();
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok_and(|e| e.kind.is_modify() || e.kind.is_create()) {
+            let _ = changed_tx.send(());
+        }
+    })
+    .ok()
+    .and_then(|mut w| {
+        w.watch(&ctx.ws.registry_dir(), RecursiveMode::NonRecursive)
+            .ok()
+            .map(|_| w)
+    });
+    (watcher, changed)
+}
+
 /// Opens the screen until `q`. The terminal is restored on quit, on error
 /// and on panic (`ratatui::init` installs that hook).
 pub fn run(ctx: &mut Ctx, filter: Filter) -> Result<()> {
@@ -43,19 +66,8 @@ async fn event_loop(
     let mut app = App::new(filter, SystemTime::now());
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let (changed_tx, mut changed) = mpsc::unbounded_channel::<()>();
     // Any write to the registry (a submission, a decision elsewhere).
-    let _watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok_and(|e| e.kind.is_modify() || e.kind.is_create()) {
-            let _ = changed_tx.send(());
-        }
-    })
-    .ok()
-    .and_then(|mut w| {
-        w.watch(&ctx.ws.registry_dir(), RecursiveMode::NonRecursive)
-            .ok()
-            .map(|_| w)
-    });
+    let (_watcher, mut changed) = watch_registry(ctx);
     let mut pending = vec![Effect::Reload];
     loop {
         for effect in std::mem::take(&mut pending) {

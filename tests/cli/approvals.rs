@@ -302,7 +302,10 @@ fn test_summaries_are_parsed() {
     );
     assert!(out.contains("PASSED feature/t"), "{out}");
     // Failing tests fail the script too.
-    let out = std::process::Command::new(s.t.home.join("scripts/deploy-to-sandbox.sh"))
+    let out =
+        s.t.isolate(&mut std::process::Command::new(
+            s.t.home.join("scripts/deploy-to-sandbox.sh"),
+        ))
         .args([
             "CodeAgency",
             "feature/t",
@@ -437,6 +440,39 @@ fn approve_makes_a_merge_commit_when_main_moved() {
     );
     assert!(s.repo.join("m.txt").is_file() && s.repo.join("other.txt").is_file());
     assert_eq!(git(&s.repo, &["status", "--porcelain"]), "");
+}
+
+/// The tests read no one's git config (HOME and the global config are the
+/// test's own): with no identity anywhere, agency's merge commit is
+/// signed by agency itself; the repository's own identity wins.
+#[test]
+fn a_merge_commit_is_by_the_repositorys_identity_or_agency() {
+    let s = setup();
+    let by = |name: &str| {
+        branch(&s.repo, name, &[(&format!("{name}.txt"), "x\n")]);
+        commit(
+            &s.repo,
+            &[(&format!("main-{name}.txt"), "o\n")],
+            "main moves",
+        );
+        let item = submit(&s, name, "merge task", "echo '1 passed, 0 failed'");
+        let r = s.t.json(&["approve", &item["id"].to_string(), "--json"]);
+        assert_eq!(r["merge"], "merge-commit");
+        git(
+            &s.repo,
+            &["log", "-1", "--format=%an <%ae>|%cn <%ce>", "main"],
+        )
+    };
+    assert_eq!(
+        by("feature/none").trim(),
+        "agency <agency@localhost>|agency <agency@localhost>"
+    );
+    git(&s.repo, &["config", "user.name", "Repo Person"]);
+    git(&s.repo, &["config", "user.email", "repo@example.com"]);
+    assert_eq!(
+        by("feature/own").trim(),
+        "Repo Person <repo@example.com>|Repo Person <repo@example.com>"
+    );
 }
 
 #[test]

@@ -12,6 +12,9 @@ pub struct TestEnv {
     _dir: tempfile::TempDir,
     pub home: PathBuf,
     pub socket: String,
+    /// HOME for everything the test runs (see `isolate`), beside the
+    /// workspace's folder.
+    user_home: PathBuf,
 }
 
 impl TestEnv {
@@ -88,6 +91,9 @@ impl TestEnv {
             .unwrap()
             .join(rel.trim_start_matches('/'));
         std::fs::create_dir_all(home.parent().unwrap()).unwrap();
+        let user_home = dir.path().canonicalize().unwrap().join(".user-home");
+        std::fs::create_dir_all(&user_home).unwrap();
+        std::fs::write(user_home.join(".gitconfig"), "").unwrap();
         let socket = format!(
             "agency-test-{}-{}",
             std::process::id(),
@@ -97,7 +103,21 @@ impl TestEnv {
             _dir: dir,
             home,
             socket,
+            user_home,
         }
+    }
+
+    /// Nothing of the person running the tests reaches what they run: a
+    /// HOME of the test's own (where git2 looks for the global config) and,
+    /// for the git command, an empty global config and no system one. So
+    /// no git identity either: git2 signs as agency's own, and an agent
+    /// that commits names itself (as the demo's do). No GIT_AUTHOR_* here:
+    /// through tmux it would reach every pane and beat those names.
+    pub fn isolate<'c>(&self, c: &'c mut Command) -> &'c mut Command {
+        c.env("HOME", &self.user_home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env("GIT_CONFIG_GLOBAL", self.user_home.join(".gitconfig"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
     }
 
     pub fn root(&self) -> &Path {
@@ -113,6 +133,7 @@ impl TestEnv {
     /// `cmd`, running the binary at `program` (a link to it, say).
     pub fn cmd_of(&self, program: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(program);
+        self.isolate(&mut c);
         c.args(args)
             .env("AGENCY_TMUX_SOCKET", &self.socket)
             .env_remove("AGENCY_HOME")
@@ -181,7 +202,8 @@ impl TestEnv {
     /// AGENCY_HOME: the script finds its workspace), expecting success;
     /// returns stdout.
     pub fn script(&self, name: &str, args: &[&str]) -> String {
-        let out = Command::new(self.home.join("scripts").join(name))
+        let out = self
+            .isolate(&mut Command::new(self.home.join("scripts").join(name)))
             .args(args)
             .env("AGENCY_BIN", env!("CARGO_BIN_EXE_agency"))
             .env("AGENCY_TMUX_SOCKET", &self.socket)
@@ -203,7 +225,8 @@ impl TestEnv {
 
     /// Runs tmux on this test's server.
     pub fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
+        // The server it may start passes its environment to every pane.
+        self.isolate(&mut Command::new("tmux"))
             .env("SHELL", "/bin/sh")
             .arg("-L")
             .arg(&self.socket)
@@ -361,22 +384,33 @@ pub fn wait_for(what: &str, limit: Duration, mut pred: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// The git command in `dir`, reading no config but the repository's own.
+pub fn git_cmd(dir: &Path) -> Command {
+    let mut c = Command::new("git");
+    fixed_author(&mut c)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .current_dir(dir);
+    c
+}
+
+/// Runs git in `dir`, expecting success; returns stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
+    let out = git_cmd(dir).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "git {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// The author and committer of every commit the tests' own git makes.
+fn fixed_author(c: &mut Command) -> &mut Command {
+    c.env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
 }
 
 /// Writes files and commits them on the current branch.

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::{git, TestEnv};
+use crate::common::{git, git_cmd, TestEnv};
 
 type Tree = BTreeMap<String, String>;
 
@@ -130,9 +130,8 @@ impl Big {
     fn merged(&self) -> bool {
         let main = self.main();
         let tree = git(&self.repo, &["rev-parse", &format!("{main}^{{tree}}")]);
-        let contains = std::process::Command::new("git")
+        let contains = git_cmd(&self.repo)
             .args(["merge-base", "--is-ancestor", &self.new_head, &main])
-            .current_dir(&self.repo)
             .status()
             .unwrap()
             .success();
@@ -373,9 +372,8 @@ fn a_commit_racing_approve_is_never_lost() {
                     let tree = format!("{old}^{{tree}}");
                     let new = git(&repo, &["commit-tree", &tree, "-p", &old, "-m", "racing"]);
                     let new = new.trim();
-                    let ok = std::process::Command::new("git")
+                    let ok = git_cmd(&repo)
                         .args(["update-ref", "refs/heads/main", new, &old])
-                        .current_dir(&repo)
                         .output()
                         .unwrap()
                         .status
@@ -393,9 +391,8 @@ fn a_commit_racing_approve_is_never_lost() {
         let landed = racer.join().unwrap();
         let main = b.main();
         for c in &landed {
-            let kept = std::process::Command::new("git")
+            let kept = git_cmd(&b.repo)
                 .args(["merge-base", "--is-ancestor", c, &main])
-                .current_dir(&b.repo)
                 .status()
                 .unwrap()
                 .success();

@@ -149,7 +149,8 @@ fn the_demo_on_a_given_socket_prints_its_clean_up_and_a_second_one_fails_cleanly
         second.display()
     );
     // The clean-up line, pasted, ends the demo; then a demo runs again.
-    let sh = std::process::Command::new("sh")
+    let sh = t
+        .isolate(&mut std::process::Command::new("sh"))
         .args(["-c", clean])
         .env("AGENCY_TMUX_SOCKET", &t.socket)
         .output()

@@ -370,7 +370,8 @@ fn printed_commands_paste_from_anywhere() {
     // the same binary and workspace answer.
     let status = printed.replace(" attach A", " status A");
     let words = shlex::split(&status).unwrap();
-    let pasted = Command::new(&words[0])
+    let pasted = t
+        .isolate(&mut Command::new(&words[0]))
         .args(&words[1..])
         .env("AGENCY_TMUX_SOCKET", &t.socket)
         .current_dir(elsewhere)
@@ -536,7 +537,8 @@ fn files_the_tool_writes_follow_the_umask() {
             "umask {umask} && {BIN} init {home} && {BIN} --home {home} create A --agent-command cat",
             home = t.home.display()
         );
-        let out = Command::new("sh")
+        let out = t
+            .isolate(&mut Command::new("sh"))
             .args(["-c", &script])
             .env("AGENCY_TMUX_SOCKET", &t.socket)
             .env("SHELL", "/bin/sh")

@@ -117,6 +117,7 @@ fn seed_scripts_without_agency_say_so() {
     let t = TestEnv::new();
     let run = |bin: Option<&str>| {
         let mut c = std::process::Command::new(t.home.join("scripts/send-agency-message.sh"));
+        t.isolate(&mut c);
         c.args(["A", "coordinator", "hi"])
             .env("PATH", "/usr/bin:/bin")
             .env_remove("AGENCY_BIN")

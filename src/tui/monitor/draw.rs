@@ -5,15 +5,13 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{
-    Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Sparkline, Table, Wrap,
-};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TableRow, Sparkline, Table, Wrap};
 use ratatui::Frame;
 
 use super::app::{App, Decision, Mode, Row, View};
 use crate::monitor::{one_line, AgencyLine, Kind, NeedsYou};
 use crate::store::EventRow;
-use crate::tui::draw::age;
+use crate::tui::draw::{age, popup_of_width};
 
 pub fn draw(app: &App, f: &mut Frame) {
     let [title, body, status, help] = Layout::vertical([
@@ -585,7 +583,7 @@ fn popups(app: &App, f: &mut Frame) {
             ],
         ),
     };
-    popup(f, title, lines);
+    popup_of_width(f, title, lines, 76);
 }
 
 fn approval_what(app: &App, id: i64) -> String {
@@ -595,25 +593,4 @@ fn approval_what(app: &App, id: i64) -> String {
         .find(|n| n.kind == Kind::Approval && n.id == Some(id))
         .map(|n| format!(" ({})", one_line(&n.what)))
         .unwrap_or_default()
-}
-
-fn popup(f: &mut Frame, title: &str, lines: Vec<Line>) {
-    let area = f.area();
-    let w = area.width.saturating_sub(4).min(76);
-    let inner = w.saturating_sub(2).max(1) as usize;
-    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
-    let h = (rows as u16 + 2).min(area.height);
-    let rect = Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height.saturating_sub(h)) / 2,
-        width: w,
-        height: h,
-    };
-    f.render_widget(Clear, rect);
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(title.to_string())),
-        rect,
-    );
 }

@@ -12,8 +12,6 @@ use std::time::{Duration, SystemTime};
 
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
-use notify::{RecursiveMode, Watcher};
-use tokio::sync::mpsc;
 
 use crate::approval;
 use crate::context::Ctx;
@@ -47,19 +45,8 @@ async fn event_loop(
     let mut monitor = Monitor::new(BUDGET);
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let (changed_tx, mut changed) = mpsc::unbounded_channel::<()>();
     // Any write to the registry: a submission, a decision, a delivery.
-    let _watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok_and(|e| e.kind.is_modify() || e.kind.is_create()) {
-            let _ = changed_tx.send(());
-        }
-    })
-    .ok()
-    .and_then(|mut w| {
-        w.watch(&ctx.ws.registry_dir(), RecursiveMode::NonRecursive)
-            .ok()
-            .map(|_| w)
-    });
+    let (_watcher, mut changed) = crate::tui::watch_registry(ctx);
     let mut pending = vec![Effect::Reload];
     loop {
         for effect in std::mem::take(&mut pending) {
