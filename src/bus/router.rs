@@ -566,6 +566,7 @@ impl Router {
             match readiness(pane) {
                 Readiness::Ready if self.unsent.contains_key(&pane.unwrap().pane_id) => {}
                 Readiness::Ready => ready.push((m, pane.unwrap().pane_id.clone())),
+                Readiness::Shell if self.still_starting(ctx, m, pane.unwrap()) => {}
                 Readiness::Shell => {
                     notices.extend(self.show_to_shell(ctx, m, pane.unwrap())?);
                 }
@@ -677,6 +678,21 @@ impl Router {
             }
         }
         Ok(notices)
+    }
+
+    /// Whether `pane` shows a shell that is not `m`'s agent's program (its
+    /// profile lists another): the pane's shell has not started the agent
+    /// CLI yet. Nothing is shown there: it would land under the CLI's
+    /// prompt, which then is no longer the last line, and the message would
+    /// never be typed. It goes in once the CLI is up.
+    fn still_starting(&self, ctx: &Ctx, m: &MessageRow, pane: &PaneInfo) -> bool {
+        let default = ctx.ws.default_agent_command();
+        let spec = AgencySpec::load(&ctx.ws.agency_dir(&m.agency)).ok();
+        let p = match spec.as_ref().and_then(|s| s.agent(&m.agent)) {
+            Some(a) => profile::resolve(&self.profiles, a, &default).1,
+            None => profile::for_agent(&self.profiles, None, &default),
+        };
+        p.is_some_and(|p| !p.programs.contains(&pane.current_command))
     }
 
     /// See `still_the_router`.

@@ -68,7 +68,7 @@ impl<'t> Screen<'t> {
     /// next.
     fn select(&self, text: &str) {
         self.keys(&["g"]);
-        let first_marked = within(std::time::Duration::from_secs(10), || {
+        let first_marked = within(crate::common::PATIENCE, || {
             let screen = self.screen();
             let lines: Vec<&str> = screen.lines().collect();
             // The first row: under the needs-you header, or the first agency.
@@ -96,7 +96,8 @@ impl<'t> Screen<'t> {
                 return;
             }
             self.keys(&["j"]);
-            let moved = within(std::time::Duration::from_secs(2), || {
+            // A slow redraw on a loaded machine is no bottom row.
+            let moved = within(std::time::Duration::from_secs(10), || {
                 self.marked().is_some_and(|(i, _)| i != at)
             });
             if !moved {
@@ -412,6 +413,15 @@ fn monitor_json_ranks_what_needs_you() {
         .unwrap();
     t.tmux_ok(&["send-keys", "-t", &pane_of(&t, "CodeAgency", "b"), "C-d"]);
     wait_until("b exited", || state_of(&t, "b") == "exited");
+    // Until the router records the exit, each run dates it at its own look
+    // (a second apart on a loaded machine); then both say when it was.
+    wait_until("the router to record b's exit", || {
+        t.json(&["log", "--agency", "CodeAgency", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "agent.exited" && e["detail"]["agent"] == "b")
+    });
     // Not a terminal: JSON, with or without --json.
     let doc = t.json(&["monitor"]);
     assert_eq!(doc, {

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::common::{commit, git, lines_of, wait_for, wait_until, TestEnv};
+use crate::common::{commit, git, lines_of, wait_for_progress, wait_until, TestEnv};
 
 /// Counts of every table a task change could write, and when each task
 /// last changed.
@@ -218,11 +218,14 @@ needs = ["frontend", "api"]
     );
     let r = t.json(&["plan", "apply", plan.to_str().unwrap(), "--json"]);
     let id = |k: &str| r["tasks"][k].as_i64().unwrap();
-    // No key is pressed from here on: the agents do it all.
-    wait_for("every task to be done", Duration::from_secs(30), || {
+    // No key is pressed from here on: the agents do it all. Each step runs
+    // a few `agency` commands, slow on a loaded machine: the deadline is
+    // for the next task to be done, not for all four.
+    wait_for_progress("every task to be done", Duration::from_secs(60), 4, || {
         ["design", "frontend", "api", "integration"]
             .iter()
-            .all(|k| state(&t, id(k)) == "done")
+            .filter(|k| state(&t, id(k)) == "done")
+            .count()
     });
     let done: Vec<String> = lines_of(&log);
     let pos = |who: &str, k: &str| {
