@@ -64,7 +64,10 @@ pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
         },
         move_agents: args.move_agents,
     };
-    let report = agency::create(ctx, &opts)?;
+    let mut report = agency::create(ctx, &opts)?;
+    report
+        .warnings
+        .extend(crate::runtime::profile::warnings(&ctx.ws.root));
     // Tasks waiting for a capability it has go to it now.
     crate::tasks::route_waiting(ctx)?;
     // Said in every output: also with --json, where they are in the report.
@@ -226,6 +229,10 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
         None => agency::list(ctx)?,
     };
     let held = held_tasks(ctx, &all)?;
+    // An agent `starting` for good is most often this.
+    for w in crate::runtime::profile::warnings(&ctx.ws.root) {
+        eprintln!("warning: {w}");
+    }
     if args.json {
         let mut v = serde_json::to_value(&all).expect("plain data serializes");
         for (a, agency) in v.as_array_mut().into_iter().flatten().zip(&held) {

@@ -690,3 +690,76 @@ fn long_test_runs_show_progress_on_a_terminal_and_stream_with_a_flag() {
     assert!(s.contains("PASSED feature/slow"), "{s}");
     assert!(!s.contains("step-one"), "the progress line stays: {s}");
 }
+
+/// The first ```toml block after `## Agent profiles` in the README.
+fn readme_profile() -> String {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("## Agent profiles").expect("the section")..];
+    let block = &section[section.find("```toml\n").expect("a toml block") + 8..];
+    block[..block.find("```").unwrap()].to_string()
+}
+
+#[test]
+fn the_readme_s_example_profile_delivers_as_written() {
+    let t = TestEnv::new();
+    let profile = readme_profile();
+    assert!(profile.contains("programs = [\"mycli\"]"), "{profile}");
+    fs::write(t.home.join("profiles.toml"), &profile).unwrap();
+    // `mycli`: a line-reading CLI with a `> ` prompt (bash under that name,
+    // which is what tmux shows as the pane's program).
+    let bin = t.root().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink("/bin/bash", bin.join("mycli")).unwrap();
+    let got = t.root().join("got");
+    let script = t.root().join("mycli.sh");
+    fs::write(
+        &script,
+        format!(
+            "while :; do printf '> '; IFS= read -r line || exit 0; printf '%s\\n' \"$line\" >> {}; echo \"ok: ${{#line}} chars\"; done\n",
+            got.display()
+        ),
+    )
+    .unwrap();
+    let cmd = format!("exec {} {}", bin.join("mycli").display(), script.display());
+    let out = t.run(&["create", "My", "--agents", "bot", "--agent-command", &cmd]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        !stderr_of(&out).contains("profiles.toml"),
+        "the README's profile is warned about: {}",
+        stderr_of(&out)
+    );
+    let ids: Vec<String> = ["NOTE hello there", "NOTE and again"]
+        .iter()
+        .map(|b| t.ok(&["send", "-q", "My", "bot", b]).trim().to_string())
+        .collect();
+    let line = |i: usize, b: &str| format!("[msg #{} NOTE from human] {b}", ids[i]);
+    // The second goes in only once the first was seen taken.
+    wait_until("both messages", || {
+        fs::read_to_string(&got).is_ok_and(|g| g.contains(&line(1, "NOTE and again")))
+    });
+    let got = fs::read_to_string(&got).unwrap();
+    assert_eq!(
+        got.matches(&line(0, "NOTE hello there")).count(),
+        1,
+        "{got}"
+    );
+    // Taken at once: no Enter pressed again into the agent, nothing failed.
+    let inbox = t.json(&["inbox", "My", "bot", "--all", "--json"]);
+    for id in &ids {
+        let m = inbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"].as_i64().is_some_and(|n| n.to_string() == *id))
+            .unwrap();
+        assert_eq!(m["state"], "delivered", "{m}");
+    }
+    let log = t.json(&["log", "--agency", "My", "--json"]);
+    assert!(
+        !log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "message.resubmitted"),
+        "{log}"
+    );
+}
