@@ -1385,6 +1385,9 @@ pub struct KillReport {
     /// Whether a running session was ended.
     pub ended_session: bool,
     pub purged: bool,
+    /// Purged: its messages not yet delivered, now cancelled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cancelled: Vec<i64>,
 }
 
 /// What purging the agents' worktrees and branches would lose, one line per
@@ -1511,11 +1514,18 @@ pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillR
             fs::remove_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
         }
     }
+    // Gone from `list`, `status` and the monitor; nothing waits for it.
+    let cancelled = if purge {
+        ctx.store.forget_agency(name)?
+    } else {
+        Vec::new()
+    };
     ctx.store.write_agencies_mirror()?;
     Ok(KillReport {
         name: name.to_string(),
         ended_session,
         purged: purge,
+        cancelled,
     })
 }
 

@@ -469,7 +469,13 @@ pub fn kill(ctx: &mut Ctx, args: &KillArgs) -> Result<()> {
         "it was not running"
     };
     let files = if report.purged {
-        "its files were removed".to_string()
+        match report.cancelled.len() {
+            0 => "its files and its place in the registry were removed".to_string(),
+            n => format!(
+                "its files and its place in the registry were removed; {n} message(s) that had not reached it were cancelled (kept in `{} log`)",
+                super::invocation(&ctx.ws)
+            ),
+        }
     } else {
         format!(
             "its files are kept (start it again: {} create {})",

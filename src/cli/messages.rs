@@ -212,7 +212,7 @@ pub struct InboxArgs {
     pub agency: String,
     /// The agent: `coordinator` (or its own name), or a specialist
     pub agent: String,
-    /// Include acknowledged messages
+    /// Include acknowledged (and cancelled) messages
     #[arg(long)]
     pub all: bool,
     /// Print JSON
