@@ -537,7 +537,7 @@ fn submit_approve_and_reject_move_the_task_and_approval_unblocks_the_next() {
     });
     // A handoff with a task id moves the task; a label stays a label.
     t.ok(&["task", "claim", &b_s, "--agent", "CodeAgency/dev"]);
-    t.ok(&[
+    let out = t.ok(&[
         "handoff",
         "CodeAgency",
         "QAAgency",
@@ -546,6 +546,13 @@ fn submit_approve_and_reject_move_the_task_and_approval_unblocks_the_next() {
         "--branch",
         "feature/parser",
     ]);
+    // It says so: the task moved, and dev's claim ended.
+    assert!(
+        out.contains(&format!(
+            "task {b} \"Use the parser\" moved to QAAgency (ready, unclaimed); the claim of CodeAgency/dev on it ended"
+        )),
+        "{out}"
+    );
     let moved = task(&t, b);
     assert_eq!(
         (moved["agency"].as_str(), moved["state"].as_str()),
@@ -562,7 +569,7 @@ fn submit_approve_and_reject_move_the_task_and_approval_unblocks_the_next() {
         "--branch",
         "feature/parser",
     ]);
-    t.ok(&[
+    let label = t.json(&[
         "handoff",
         "CodeAgency",
         "QAAgency",
@@ -570,7 +577,10 @@ fn submit_approve_and_reject_move_the_task_and_approval_unblocks_the_next() {
         "the parser",
         "--branch",
         "feature/parser",
+        "--json",
     ]);
+    assert!(label.get("moved").is_none(), "{label}");
+    assert_eq!(label["task"], "the parser");
     assert_eq!(
         snapshot(&t).0[0..3].to_vec(),
         before,
