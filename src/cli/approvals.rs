@@ -217,6 +217,11 @@ fn print_deploy(r: &approval::SandboxReport) -> Result<()> {
         lines.push(format!("coverage {c}%"));
     }
     lines.push(format!("log: {}", r.run.log));
+    // No counts read from it: its last line most often says why (as after
+    // `submit`), e.g. a test runner that is not installed.
+    if r.run.summary.passed.is_none() && r.run.summary.failed.is_none() {
+        lines.extend(last_line(&r.run.log).map(|l| format!("it ended with: {l}")));
+    }
     if r.kept {
         lines.push(format!("worktree: {}", r.worktree));
     }
