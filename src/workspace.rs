@@ -110,6 +110,21 @@ pub struct TestCommand {
     pub found: Option<String>,
 }
 
+impl TestCommand {
+    /// A quick run that succeeds when the runner is installed (`None`:
+    /// nothing known to check).
+    pub fn probe(&self) -> Option<(&'static str, &'static [&'static str])> {
+        Some(match self.command.as_str() {
+            "cargo test" => ("cargo", &["--version"]),
+            "npm test" => ("npm", &["--version"]),
+            "python3 -m pytest" => ("python3", &["-m", "pytest", "--version"]),
+            "go test ./..." => ("go", &["version"]),
+            "make test" => ("make", &["--version"]),
+            _ => return None,
+        })
+    }
+}
+
 /// Recognises the project's test runner by its files: Cargo, npm (a `test`
 /// script), pytest, Go, make (a `test` target), in that order.
 pub fn detect_test_command(project: &Path) -> TestCommand {

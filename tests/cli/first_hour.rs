@@ -332,6 +332,43 @@ fn init_finds_the_project_s_test_command_and_says_so() {
 }
 
 #[test]
+fn init_warns_when_the_test_runner_it_found_does_not_run() {
+    // A Go project, on a PATH whose `go` fails, then one whose `go` works.
+    for (works, warned) in [(false, true), (true, false)] {
+        let t = TestEnv::bare();
+        let repo = t.root().join("project");
+        fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        commit(&repo, &[("go.mod", "module x\n")], "init");
+        let bin = t.root().join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let go = bin.join("go");
+        fs::write(&go, format!("#!/bin/sh\n[ \"$1\" = version ] && {works}\n")).unwrap();
+        fs::set_permissions(&go, fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        let out = t
+            .cmd(&[
+                "init",
+                t.home.to_str().unwrap(),
+                "--project",
+                repo.to_str().unwrap(),
+            ])
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let err = stderr_of(&out);
+        assert_eq!(
+            err.contains(
+                "warning: the tests would run `go test ./...`, but `go version` fails here"
+            ),
+            warned,
+            "go works: {works}: {err}"
+        );
+    }
+}
+
+#[test]
 fn init_warns_when_the_project_is_not_a_git_repository() {
     let t = TestEnv::bare();
     let out = t.run(&["init", t.home.to_str().unwrap()]);
