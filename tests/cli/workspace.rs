@@ -119,6 +119,7 @@ fn seed_scripts_without_agency_say_so() {
         let mut c = std::process::Command::new(t.home.join("scripts/send-agency-message.sh"));
         c.args(["A", "coordinator", "hi"])
             .env("PATH", "/usr/bin:/bin")
+            .env("AGENCY_TMUX_SOCKET", &t.socket)
             .env_remove("AGENCY_BIN")
             .env_remove("AGENCY_HOME");
         if let Some(b) = bin {
@@ -136,4 +137,13 @@ fn seed_scripts_without_agency_say_so() {
         assert!(err.starts_with("error: ") && err.contains(says), "{err}");
         assert!(err.contains("\nhint: "), "{err}");
     }
+    // Once an agency is up, registry/bin/agency is the binary to use.
+    t.ok(&["create", "A"]);
+    let out = run(None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("queued message"),
+        "{err}"
+    );
 }
