@@ -34,6 +34,33 @@ fn init_makes_the_layout_and_is_idempotent() {
 }
 
 #[test]
+fn a_failed_init_leaves_no_folder_behind() {
+    let t = TestEnv::bare();
+    let deep = t.home.join("deep/er");
+    let missing = t.root().join("no-such-project");
+    let out = t.run(&[
+        "init",
+        deep.to_str().unwrap(),
+        "--project",
+        missing.to_str().unwrap(),
+    ]);
+    crate::common::expect_user_error(&out, &["init --project missing"]);
+    assert!(!t.home.exists(), "{} was left behind", t.home.display());
+    // A folder that was there stays, with what it held.
+    fs::create_dir_all(&t.home).unwrap();
+    fs::write(t.home.join("mine.txt"), "x").unwrap();
+    let out = t.run(&[
+        "init",
+        deep.to_str().unwrap(),
+        "--project",
+        missing.to_str().unwrap(),
+    ]);
+    crate::common::expect_user_error(&out, &["init --project missing"]);
+    assert!(!t.home.join("deep").exists());
+    assert!(t.home.join("mine.txt").is_file());
+}
+
+#[test]
 fn init_project_sets_the_project() {
     let t = TestEnv::bare();
     let project = t.root().join("app");
