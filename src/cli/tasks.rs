@@ -471,8 +471,25 @@ fn next(ctx: &mut Ctx, a: &NextArgs) -> Result<()> {
         t.title
     )];
     lines.extend(n.body.lines().map(|l| format!("  {l}")));
-    lines.push(format!("when finished: agency task done {}", t.id));
+    lines.push(finish_line(ctx, &agency, &agent, t.id));
     print_lines(lines)
+}
+
+/// How to finish task `id`, as the briefing says: work on the agent's own
+/// branch goes through the human's approval (reported COMPLETE, submitted
+/// by the coordinator); other work is marked done.
+fn finish_line(ctx: &Ctx, agency: &str, agent: &str, id: i64) -> String {
+    let branch = ctx
+        .store
+        .agents(agency)
+        .ok()
+        .and_then(|rows| rows.into_iter().find(|a| a.name == agent)?.branch);
+    match branch {
+        Some(b) => format!(
+            "when finished: commit on {b} and report it to your coordinator, who submits it for review (it is done once the human approves): agency send {agency} coordinator \"COMPLETE task {id} on {b}\"; work with nothing to merge: agency task done {id}"
+        ),
+        None => format!("when finished: agency task done {id}"),
+    }
 }
 
 fn act(ctx: &mut Ctx, a: &NoteArgs, action: Action) -> Result<()> {

@@ -385,6 +385,31 @@ fn concurrent_next_never_claims_a_task_twice() {
 }
 
 #[test]
+fn task_next_says_how_to_finish_as_the_briefing_does() {
+    // An agent on its own branch: the work goes through approval.
+    let (t, _repo) = TestEnv::with_project();
+    t.receivers("CodeAgency", "dev");
+    let id = add(&t, &["Parse it", "--agency", "CodeAgency"]);
+    let out = t.ok(&["task", "next", "CodeAgency", "dev"]);
+    let last = out.lines().last().unwrap();
+    assert_eq!(
+        last,
+        format!(
+            "when finished: commit on agency/CodeAgency/dev and report it to your coordinator, who submits it for review (it is done once the human approves): agency send CodeAgency coordinator \"COMPLETE task {id} on agency/CodeAgency/dev\"; work with nothing to merge: agency task done {id}"
+        )
+    );
+    // No branch of its own (the project is no git repository): done.
+    let t = TestEnv::new();
+    t.receivers("Code", "dev");
+    let id = add(&t, &["Write it up", "--agency", "Code"]);
+    let out = t.ok(&["task", "next", "Code", "dev"]);
+    assert_eq!(
+        out.lines().last().unwrap(),
+        format!("when finished: agency task done {id}")
+    );
+}
+
+#[test]
 fn a_dead_claimers_task_is_reclaimed_after_the_lease_and_a_live_ones_is_not() {
     let t = TestEnv::new();
     t.set_config("lease = \"10m\"", "lease = \"1s\"");
