@@ -66,7 +66,7 @@ fn task_ids(s: &str) -> std::result::Result<Ids, String> {
 #[derive(Debug, Clone)]
 pub struct Ids(pub Vec<i64>);
 
-/// Add a task; prints its id
+/// Add a task; says where it went (`-q`: its id alone)
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   agency task add \"Design the API\" --agency CodeAgency --priority high
@@ -97,6 +97,9 @@ pub struct AddArgs {
     /// What to do and when it is done; `-` reads stdin
     #[arg(long, allow_hyphen_values = true)]
     pub body: Option<String>,
+    /// Print only the id (for scripts)
+    #[arg(short, long, conflicts_with = "json")]
+    pub quiet: bool,
     /// Print {"id": N}
     #[arg(long)]
     pub json: bool,
@@ -251,7 +254,19 @@ fn add(ctx: &mut Ctx, a: &AddArgs) -> Result<()> {
     if a.json {
         return print_json(&serde_json::json!({ "id": added.id }));
     }
-    print_lines([added.id.to_string()])
+    if a.quiet {
+        return print_lines([added.id.to_string()]);
+    }
+    let whose = match &added.agency {
+        Some(agency) => format!("for {agency}"),
+        None => "with no agency yet".to_string(),
+    };
+    let now = match added.state.as_str() {
+        "ready" if added.agency.is_some() => "ready: its coordinator is told".to_string(),
+        "waiting" => "waiting for the tasks it needs".to_string(),
+        s => s.to_string(),
+    };
+    print_lines([format!("task {} added {whose} ({now})", added.id)])
 }
 
 fn list(ctx: &mut Ctx, a: &ListArgs) -> Result<()> {

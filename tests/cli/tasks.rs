@@ -385,6 +385,30 @@ fn concurrent_next_never_claims_a_task_twice() {
 }
 
 #[test]
+fn task_add_says_where_the_task_went_and_q_prints_the_id() {
+    let t = TestEnv::new();
+    t.receivers("Code", "dev");
+    assert_eq!(
+        t.ok(&["task", "add", "Design", "--agency", "Code"]).trim(),
+        "task 1 added for Code (ready: its coordinator is told)"
+    );
+    assert_eq!(
+        t.ok(&["task", "add", "Build", "--agency", "Code", "--needs", "1"])
+            .trim(),
+        "task 2 added for Code (waiting for the tasks it needs)"
+    );
+    assert_eq!(
+        t.ok(&["task", "add", "Ship", "--agency", "Code", "-q"])
+            .trim(),
+        "3"
+    );
+    assert_eq!(
+        t.json(&["task", "add", "Tell", "--agency", "Code", "--json"]),
+        serde_json::json!({"id": 4})
+    );
+}
+
+#[test]
 fn task_next_says_how_to_finish_as_the_briefing_does() {
     // An agent on its own branch: the work goes through approval.
     let (t, _repo) = TestEnv::with_project();
