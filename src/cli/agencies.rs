@@ -288,10 +288,11 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
             ));
             if let Some(g) = &s.git {
                 lines.push(format!(
-                    "  {:w$}  branch {} (+{} -{} against the base), {} uncommitted",
+                    "  {:w$}  branch {}: {} commit(s) ahead of {}, {} behind; {} uncommitted file(s)",
                     "",
                     g.branch.as_deref().unwrap_or("(detached)"),
                     g.ahead,
+                    ctx.ws.base_branch(),
                     g.behind,
                     g.uncommitted
                 ));

@@ -92,6 +92,14 @@ fn each_specialist_gets_a_worktree_on_its_own_branch() {
         ),
         (Some(1), Some(1), Some(1))
     );
+    // In words: commits, not lines.
+    let text = t.ok(&["status", "CodeAgency"]);
+    assert!(
+        text.contains(
+            "branch agency/CodeAgency/py: 1 commit(s) ahead of main, 1 behind; 1 uncommitted file(s)"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
