@@ -115,6 +115,15 @@ fn moved_line(ctx: &Ctx, m: &approval::TaskMoved) -> String {
     )
 }
 
+/// `--timeout`: whole seconds, at least one (0 would stop the tests at once).
+fn timeout_secs(s: &str) -> std::result::Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("0 stops the tests before they start: give at least 1 second".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a number of seconds (e.g. 600)")),
+    }
+}
+
 /// Test branches in sandbox worktrees
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -151,8 +160,8 @@ pub struct DeployArgs {
     /// Test command (default: agency.json's test_command, else agency.toml's)
     #[arg(long, value_name = "CMD")]
     pub test_command: Option<String>,
-    /// Seconds before the tests are stopped
-    #[arg(long, default_value_t = approval::DEFAULT_TIMEOUT.as_secs())]
+    /// Seconds before the tests are stopped (at least 1)
+    #[arg(long, default_value_t = approval::DEFAULT_TIMEOUT.as_secs(), value_parser = timeout_secs)]
     pub timeout: u64,
     /// Keep the worktree afterwards
     #[arg(long)]
@@ -257,8 +266,8 @@ pub struct SubmitArgs {
     /// Test command (default: agency.json's test_command, else agency.toml's)
     #[arg(long, value_name = "CMD")]
     pub test_command: Option<String>,
-    /// Seconds before the tests are stopped
-    #[arg(long, default_value_t = approval::DEFAULT_TIMEOUT.as_secs())]
+    /// Seconds before the tests are stopped (at least 1)
+    #[arg(long, default_value_t = approval::DEFAULT_TIMEOUT.as_secs(), value_parser = timeout_secs)]
     pub timeout: u64,
     /// Print the test output as it comes (on stderr)
     #[arg(long, visible_alias = "verbose")]
