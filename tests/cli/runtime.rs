@@ -120,6 +120,26 @@ fn check_ins_are_listed_and_cancelled() {
         t.json(&["schedule", "--list", "--json"]),
         serde_json::json!([])
     );
+    // A time with its offset is that moment in UTC.
+    for (at, utc) in [
+        ("2099-01-01T11:30:00+02:30", "2099-01-01T09:00:00"),
+        ("2099-01-01T04:00:00-05:00", "2099-01-01T09:00:00"),
+        ("2099-01-01 09:00:00", "2099-01-01T09:00:00"),
+    ] {
+        let r = t.json(&["schedule", "Bus", "rx", "--at", at, "hi", "--json"]);
+        assert!(
+            r["deliver_at"].as_str().unwrap().starts_with(utc),
+            "{at}: {r}"
+        );
+        t.ok(&["schedule", "--cancel", &r["id"].to_string()]);
+    }
+    for bad in [
+        "2099-01-01T09:00:00+25:00",
+        "2099-01-01T09:00:00+0a:00",
+        "2099-01-01T09:00:00é+02:00",
+    ] {
+        t.fails(&["schedule", "Bus", "rx", "--at", bad, "hi"]);
+    }
     let err = t.fails(&["schedule", "--cancel", &id.to_string()]);
     assert!(err.contains(&format!("#{id}")), "{err}");
     t.fails(&["schedule", "Bus", "rx", "hi"]);
