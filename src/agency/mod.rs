@@ -1408,7 +1408,8 @@ fn purge_losses(
     let mut tips = Vec::new();
     for a in worktrees {
         let (dir, branch) = (a.worktree.as_deref().unwrap(), a.branch.as_deref().unwrap());
-        let risk = p.at_risk(Path::new(dir), branch, &removed)?;
+        let mut risk = p.at_risk(Path::new(dir), branch, &removed)?;
+        risk.uncommitted.retain(|f| !cli_history(f));
         tips.push(risk.tip.clone());
         if !risk.uncommitted.is_empty() {
             lost.push(format!(
@@ -1428,6 +1429,19 @@ fn purge_losses(
         }
     }
     Ok((lost, tips))
+}
+
+/// A file an agent CLI keeps for itself in its working folder (Aider's chat
+/// and input history, its tags cache): not work that purging would lose.
+fn cli_history(path: &str) -> bool {
+    [
+        ".aider.chat.history.md",
+        ".aider.input.history",
+        ".aider.llm.history",
+        ".aider.tags.cache.",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
 }
 
 /// `agency kill`: ends the agency's session and marks it stopped; its files
