@@ -5,7 +5,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::common::{lines_of, wait_until, TestEnv};
+use crate::common::{lines_of, wait_for, wait_until, TestEnv, PATIENCE};
 
 fn agent_field(t: &TestEnv, agency: &str, agent: &str, field: &str) -> serde_json::Value {
     let s = t.json(&["status", agency, "--json"]);
@@ -167,7 +167,7 @@ fn a_message_that_stays_in_the_input_box_is_failed_and_says_so() {
         .ok(&["send", "-q", "Stuck", "bot", "NOTE never taken"])
         .trim()
         .to_string();
-    wait_until("the message to fail", || {
+    wait_for("the message to fail", PATIENCE, || {
         message(&t, "Stuck", "bot", &id)["state"] == "failed"
     });
     let m = message(&t, "Stuck", "bot", &id);

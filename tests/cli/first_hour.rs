@@ -780,17 +780,21 @@ fn the_readme_s_example_profile_delivers_as_written() {
         1,
         "{got}"
     );
-    // Taken at once: no Enter pressed again into the agent, nothing failed.
-    let inbox = t.json(&["inbox", "My", "bot", "--all", "--json"]);
-    for id in &ids {
-        let m = inbox
+    // Recorded as delivered (the agent may read a message before the
+    // router records it), and nothing failed.
+    let state = |id: &str| {
+        t.json(&["inbox", "My", "bot", "--all", "--json"])
             .as_array()
             .unwrap()
             .iter()
-            .find(|m| m["id"].as_i64().is_some_and(|n| n.to_string() == *id))
-            .unwrap();
-        assert_eq!(m["state"], "delivered", "{m}");
-    }
+            .find(|m| m["id"].as_i64().is_some_and(|n| n.to_string() == id))
+            .unwrap()["state"]
+            .clone()
+    };
+    wait_until("the delivery records", || {
+        ids.iter().all(|id| state(id) == "delivered")
+    });
+    // Taken at once: no Enter pressed again into the agent.
     let log = t.json(&["log", "--agency", "My", "--json"]);
     assert!(
         !log.as_array()
