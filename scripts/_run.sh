@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs `agency` for the wrapper scripts beside this file: AGENCY_BIN, else
-# `agency` on PATH, else this repository's build; the workspace is
+# `agency` on PATH, else the workspace's registry/bin/agency (the binary that
+# brought its agencies up), else this repository's build; the workspace is
 # AGENCY_HOME, else the folder above scripts/.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,7 +15,7 @@ if [ -z "$bin" ]; then
   bin=$(command -v agency || true)
 fi
 if [ -z "$bin" ]; then
-  for built in "$here/../target/release/agency" "$here/../target/debug/agency"; do
+  for built in "$here/../registry/bin/agency" "$here/../target/release/agency" "$here/../target/debug/agency"; do
     if [ -x "$built" ]; then
       bin=$built
       break

@@ -20,7 +20,8 @@ use crate::store::ApprovalRow;
 use crate::tasks;
 use crate::workspace::{self, write_atomic, Workspace};
 
-/// How long the flow may take before the demo gives up.
+/// How long the flow may go without a step (an event) before the demo gives
+/// up: a slow machine takes longer over all, but keeps moving.
 const DEADLINE: Duration = Duration::from_secs(120);
 
 const TEST_SH: &str = r#"#!/bin/sh
@@ -361,6 +362,7 @@ fn flow(
     .id;
     progress(&format!("task {task} added for CodeAgency"));
 
+    let mut moved = Instant::now();
     loop {
         // The item is queued, then its task moves to review in a
         // transaction of its own: both are waited for, then told.
@@ -368,6 +370,7 @@ fn flow(
         let in_review = ctx.store.task(task)?.is_some_and(|t| t.state == "review");
         for e in ctx.store.events_after(None, seen)? {
             seen = e.id;
+            moved = Instant::now();
             if let Some(line) = describe(&e) {
                 progress(&line);
             }
@@ -382,10 +385,13 @@ fn flow(
             };
             return Ok((ctx, report));
         }
-        if start.elapsed() > DEADLINE {
+        if moved.elapsed() > DEADLINE {
             let me = workspace::invocation(&ctx.ws);
             return Err(Error::user(
-                format!("the demo's task did not reach the approval queue in {}s", DEADLINE.as_secs()),
+                format!(
+                    "the demo's task stopped short of the approval queue: nothing happened for {}s",
+                    DEADLINE.as_secs()
+                ),
                 format!(
                     "look at `{me} log` and the panes (`{me} attach CodeAgency`); clean up with `{me} kill CodeAgency; {me} kill QAAgency`, then remove {}",
                     workspace::quote(&ctx.ws.root.display().to_string())

@@ -113,6 +113,21 @@ pub struct TestCommand {
     pub found: Option<String>,
 }
 
+impl TestCommand {
+    /// A quick run that succeeds when the runner is installed (`None`:
+    /// nothing known to check).
+    pub fn probe(&self) -> Option<(&'static str, &'static [&'static str])> {
+        Some(match self.command.as_str() {
+            "cargo test" => ("cargo", &["--version"]),
+            "npm test" => ("npm", &["--version"]),
+            "python3 -m pytest" => ("python3", &["-m", "pytest", "--version"]),
+            "go test ./..." => ("go", &["version"]),
+            "make test" => ("make", &["--version"]),
+            _ => return None,
+        })
+    }
+}
+
 /// Recognises the project's test runner by its files: Cargo, npm (a `test`
 /// script), pytest, Go, make (a `test` target), in that order.
 pub fn detect_test_command(project: &Path) -> TestCommand {
@@ -434,8 +449,29 @@ fn check_root(root: &Path) -> Result<()> {
 }
 
 /// `agency init`: makes or completes a workspace at `dir`. Existing files are
-/// kept; only `project` is changed when `project` is given.
+/// kept; only `project` is changed when `project` is given. When it fails,
+/// the folders it made are removed again: nothing is left half-made.
 pub fn init(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
+    let made = first_missing(dir);
+    let report = init_at(dir, project);
+    if let (Err(_), Some(top)) = (&report, made) {
+        let _ = fs::remove_dir_all(top);
+    }
+    report
+}
+
+/// The outermost folder of `dir`'s path that does not exist yet (`dir`
+/// itself, or one of its parents).
+fn first_missing(dir: &Path) -> Option<PathBuf> {
+    let abs = std::path::absolute(dir).ok()?;
+    abs.ancestors()
+        // Nothing there at all: not even a link (whose target may be missing).
+        .take_while(|a| a.symlink_metadata().is_err())
+        .last()
+        .map(Path::to_path_buf)
+}
+
+fn init_at(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
     check_root(&std::path::absolute(dir).map_err(|e| WorkspaceError::io(dir.display(), e))?)?;
     let mut created = Vec::new();
     if !dir.exists() {

@@ -1324,6 +1324,9 @@ pub struct KillReport {
     /// Whether a running session was ended.
     pub ended_session: bool,
     pub purged: bool,
+    /// Purged: its messages not yet delivered, now cancelled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cancelled: Vec<i64>,
 }
 
 /// What purging the agents' worktrees and branches would lose, one line per
@@ -1344,7 +1347,8 @@ fn purge_losses(
     let mut tips = Vec::new();
     for a in worktrees {
         let (dir, branch) = (a.worktree.as_deref().unwrap(), a.branch.as_deref().unwrap());
-        let risk = p.at_risk(Path::new(dir), branch, &removed)?;
+        let mut risk = p.at_risk(Path::new(dir), branch, &removed)?;
+        risk.uncommitted.retain(|f| !cli_history(f));
         tips.push(risk.tip.clone());
         if !risk.uncommitted.is_empty() {
             lost.push(format!(
@@ -1364,6 +1368,19 @@ fn purge_losses(
         }
     }
     Ok((lost, tips))
+}
+
+/// A file an agent CLI keeps for itself in its working folder (Aider's chat
+/// and input history, its tags cache): not work that purging would lose.
+fn cli_history(path: &str) -> bool {
+    [
+        ".aider.chat.history.md",
+        ".aider.input.history",
+        ".aider.llm.history",
+        ".aider.tags.cache.",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
 }
 
 /// `agency kill`: ends the agency's session and marks it stopped; its files
@@ -1450,11 +1467,18 @@ pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillR
             fs::remove_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
         }
     }
+    // Gone from `list`, `status` and the monitor; nothing waits for it.
+    let cancelled = if purge {
+        ctx.store.forget_agency(name)?
+    } else {
+        Vec::new()
+    };
     ctx.store.write_agencies_mirror()?;
     Ok(KillReport {
         name: name.to_string(),
         ended_session,
         purged: purge,
+        cancelled,
     })
 }
 

@@ -73,9 +73,32 @@ pub struct HandoffRequest {
     pub priority: String,
 }
 
+/// What `agency handoff` did: the handoff, and the task it moved when
+/// `--task` named one by its id.
+#[derive(Debug, Clone, Serialize)]
+pub struct HandoffReport {
+    #[serde(flatten)]
+    pub handoff: HandoffRow,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved: Option<TaskMoved>,
+}
+
+/// A task a handoff moved to the receiving agency.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskMoved {
+    pub id: i64,
+    pub title: String,
+    pub from: Option<String>,
+    pub to: String,
+    /// Its state there (`ready` unless it was waiting on its needs).
+    pub state: String,
+    /// The agent whose claim on it ended (`AGENCY/AGENT`).
+    pub claim_ended: Option<String>,
+}
+
 /// `agency handoff`: records the branch's head and tells the receiving
 /// coordinator, in a `handoff` message carrying the same facts.
-pub fn handoff(ctx: &mut Ctx, r: &HandoffRequest) -> Result<HandoffRow> {
+pub fn handoff(ctx: &mut Ctx, r: &HandoffRequest) -> Result<HandoffReport> {
     validate_name("agency", &r.from)?;
     // Inside an agent's pane, handed over by its own agency only.
     bus::check_own_sender(ctx, &r.from, true)?;
@@ -115,10 +138,28 @@ pub fn handoff(ctx: &mut Ctx, r: &HandoffRequest) -> Result<HandoffRow> {
         created_at: String::new(),
     };
     let row = ctx.store.insert_handoff(&row)?;
+    let mut moved = None;
     if let Some(t) = task {
         tasks::hooks::handed_off(ctx, t.id, &r.to, row.message_id)?;
+        let now = ctx.store.task(t.id)?;
+        let holder = |a: &Option<String>, agency: &Option<String>| {
+            a.as_ref()
+                .map(|a| format!("{}/{a}", agency.as_deref().unwrap_or("-")))
+        };
+        moved = Some(TaskMoved {
+            id: t.id,
+            title: t.title.clone(),
+            from: t.agency.clone(),
+            to: r.to.clone(),
+            state: now.as_ref().map_or(t.state.clone(), |n| n.state.clone()),
+            claim_ended: holder(&t.agent, &t.agency)
+                .filter(|_| now.as_ref().is_none_or(|n| n.agent.is_none())),
+        });
     }
-    Ok(row)
+    Ok(HandoffReport {
+        handoff: row,
+        moved,
+    })
 }
 
 /// Which test command applies: `--test-command` when given (an explicit

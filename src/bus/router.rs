@@ -846,6 +846,9 @@ impl Router {
             Ok(p) => self.profiles = p,
             Err(e) => warn!("{e}"),
         }
+        for w in profile::warnings(&ctx.ws.root) {
+            warn!("{w}");
+        }
     }
 
     /// Looks again at panes just typed into: a message still in the input

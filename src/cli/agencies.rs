@@ -64,7 +64,10 @@ pub fn create(ctx: &mut Ctx, args: &CreateArgs) -> Result<()> {
         },
         move_agents: args.move_agents,
     };
-    let report = agency::create(ctx, &opts)?;
+    let mut report = agency::create(ctx, &opts)?;
+    report
+        .warnings
+        .extend(crate::runtime::profile::warnings(&ctx.ws.root));
     // Tasks waiting for a capability it has go to it now.
     crate::tasks::route_waiting(ctx)?;
     // Said in every output: also with --json, where they are in the report.
@@ -224,6 +227,10 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
         None => agency::list(ctx)?,
     };
     let held = held_tasks(ctx, &all)?;
+    // An agent `starting` for good is most often this.
+    for w in crate::runtime::profile::warnings(&ctx.ws.root) {
+        eprintln!("warning: {w}");
+    }
     if args.json {
         return status_json(&all, &held, args.name.is_some());
     }
@@ -244,10 +251,11 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
             ));
             if let Some(g) = &s.git {
                 lines.push(format!(
-                    "  {:w$}  branch {} (+{} -{} against the base), {} uncommitted",
+                    "  {:w$}  branch {}: {} commit(s) ahead of {}, {} behind; {} uncommitted file(s)",
                     "",
                     g.branch.as_deref().unwrap_or("(detached)"),
                     g.ahead,
+                    ctx.ws.base_branch(),
                     g.behind,
                     g.uncommitted
                 ));
@@ -497,7 +505,13 @@ pub fn kill(ctx: &mut Ctx, args: &KillArgs) -> Result<()> {
         "it was not running"
     };
     let files = if report.purged {
-        "its files were removed".to_string()
+        match report.cancelled.len() {
+            0 => "its files and its place in the registry were removed".to_string(),
+            n => format!(
+                "its files and its place in the registry were removed; {n} message(s) that had not reached it were cancelled (kept in `{} log`)",
+                super::invocation(&ctx.ws)
+            ),
+        }
     } else {
         format!(
             "its files are kept (start it again: {} create {})",

@@ -18,13 +18,14 @@ use crate::tui::app::Filter;
   agency handoff CodeAgency QAAgency --task T-42 --priority high      in an agent's pane: its own branch
 
 The receiving coordinator gets a `handoff` message with the task, branch, commit,
-artifacts, notes and priority."#)]
+artifacts, notes and priority. `--task 7` (a task's id) moves task 7 to the receiving
+agency, which then finishes and submits it; `--task T-42` (a label) moves no task."#)]
 pub struct HandoffArgs {
     /// The agency handing over
     pub from: String,
     /// The agency taking over (its coordinator is told)
     pub to: String,
-    /// What the work is: a task id (the task moves to TO) or a label
+    /// What the work is: a task's id moves that task to TO (ready there, unclaimed: a claim on it ends); any other text is a label, and no task moves
     #[arg(long)]
     pub task: String,
     /// The branch (default: AGENCY_BRANCH, set in an agent's pane)
@@ -82,15 +83,45 @@ pub fn handoff(ctx: &mut Ctx, a: &HandoffArgs) -> Result<()> {
     if a.json {
         return print_json(&h);
     }
-    print_lines([format!(
+    let mut lines = vec![format!(
         "handoff #{} of {} ({}) from {} to {}: message #{}",
-        h.id,
-        h.branch,
-        &h.commit[..10],
-        h.from,
-        h.to,
-        h.message_id.unwrap_or_default()
-    )])
+        h.handoff.id,
+        h.handoff.branch,
+        &h.handoff.commit[..10],
+        h.handoff.from,
+        h.handoff.to,
+        h.handoff.message_id.unwrap_or_default()
+    )];
+    lines.extend(h.moved.as_ref().map(|m| moved_line(ctx, m)));
+    print_lines(lines)
+}
+
+/// Says that `--task ID` moved the task (and ended a claim): with a label
+/// nothing moves, and the one who handed off may not expect it.
+fn moved_line(ctx: &Ctx, m: &approval::TaskMoved) -> String {
+    let claim = match &m.claim_ended {
+        Some(who) => format!("; the claim of {who} on it ended"),
+        None => String::new(),
+    };
+    format!(
+        "task {} \"{}\" moved to {} ({}, unclaimed){claim}: {} finishes and submits it (see `{} task show {}`; hand off under a label, not a task id, to keep a task)",
+        m.id,
+        m.title,
+        m.to,
+        m.state,
+        m.to,
+        super::invocation(&ctx.ws),
+        m.id
+    )
+}
+
+/// `--timeout`: whole seconds, at least one (0 would stop the tests at once).
+fn timeout_secs(s: &str) -> std::result::Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("0 stops the tests before they start: give at least 1 second".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a number of seconds (e.g. 600)")),
+    }
 }
 
 /// Test branches in sandbox worktrees
@@ -130,8 +161,8 @@ pub struct DeployArgs {
     /// refused in an agent's pane unless its permissions are `all`
     #[arg(long, value_name = "CMD")]
     pub test_command: Option<String>,
-    /// Seconds before the tests are stopped
-    #[arg(long, default_value_t = approval::DEFAULT_TIMEOUT.as_secs())]
+    /// Seconds before the tests are stopped (at least 1)
+    #[arg(long, default_value_t = approval::DEFAULT_TIMEOUT.as_secs(), value_parser = timeout_secs)]
     pub timeout: u64,
     /// Keep the worktree afterwards
     #[arg(long)]
@@ -196,6 +227,11 @@ fn print_deploy(r: &approval::SandboxReport) -> Result<()> {
         lines.push(format!("coverage {c}%"));
     }
     lines.push(format!("log: {}", r.run.log));
+    // No counts read from it: its last line most often says why (as after
+    // `submit`), e.g. a test runner that is not installed.
+    if r.run.summary.passed.is_none() && r.run.summary.failed.is_none() {
+        lines.extend(last_line(&r.run.log).map(|l| format!("it ended with: {l}")));
+    }
     if r.kept {
         lines.push(format!("worktree: {}", r.worktree));
     }
@@ -232,8 +268,8 @@ pub struct SubmitArgs {
     /// refused in an agent's pane unless its permissions are `all`
     #[arg(long, value_name = "CMD")]
     pub test_command: Option<String>,
-    /// Seconds before the tests are stopped
-    #[arg(long, default_value_t = approval::DEFAULT_TIMEOUT.as_secs())]
+    /// Seconds before the tests are stopped (at least 1)
+    #[arg(long, default_value_t = approval::DEFAULT_TIMEOUT.as_secs(), value_parser = timeout_secs)]
     pub timeout: u64,
     /// Print the test output as it comes (on stderr)
     #[arg(long, visible_alias = "verbose")]

@@ -213,7 +213,7 @@ pub struct InboxArgs {
     pub agency: String,
     /// The agent: `coordinator` (or its own name), or a specialist
     pub agent: String,
-    /// Include acknowledged messages
+    /// Include acknowledged (and cancelled) messages
     #[arg(long)]
     pub all: bool,
     /// Print JSON
@@ -446,6 +446,41 @@ fn task_upkeep(ws: &Workspace) -> impl FnMut(&mut Ctx) {
     }
 }
 
+/// `--at`: RFC 3339 in UTC (`Z` or none), or with an offset `+HH:MM` /
+/// `-HH:MM`, which is taken off to give UTC.
+fn parse_at(t: &str) -> std::result::Result<std::time::SystemTime, String> {
+    let t = t.trim();
+    let tail = t
+        .len()
+        .checked_sub(6)
+        .filter(|&i| t.is_char_boundary(i))
+        .map(|i| t.split_at(i));
+    let (local, offset) = match tail {
+        Some((local, off))
+            if off.is_ascii()
+                && (off.starts_with('+') || off.starts_with('-'))
+                && off.as_bytes()[3] == b':' =>
+        {
+            let num = |s: &str| s.parse::<u64>().map_err(|_| format!("bad offset {off:?}"));
+            let (h, m) = (num(&off[1..3])?, num(&off[4..6])?);
+            if h > 23 || m > 59 {
+                return Err(format!("bad offset {off:?}"));
+            }
+            let secs = std::time::Duration::from_secs(h * 3600 + m * 60);
+            (local, Some((off.starts_with('+'), secs)))
+        }
+        _ => (t.trim_end_matches('Z'), None),
+    };
+    let at = humantime::parse_rfc3339_weak(local).map_err(|e| e.to_string())?;
+    let utc = match offset {
+        None => Some(at),
+        // 17:00+02:00 is 15:00 UTC.
+        Some((true, d)) => at.checked_sub(d),
+        Some((false, d)) => at.checked_add(d),
+    };
+    utc.ok_or_else(|| "out of range".to_string())
+}
+
 /// Check-ins: a message delivered later (`--in 30m`, `--at TIME`), listed
 /// with `--list`, cancelled with `--cancel ID`
 #[derive(Debug, Args)]
@@ -467,7 +502,7 @@ pub struct ScheduleArgs {
     /// After this long: `90s`, `30m`, `2h`
     #[arg(long = "in", value_name = "DURATION", conflicts_with = "at")]
     pub after: Option<String>,
-    /// At this UTC time: `2026-11-22T15:00:00Z` or `2026-11-22 15:00:00`
+    /// At this time, in UTC (`2026-11-22T15:00:00Z`, `2026-11-22 15:00:00`) or with its offset (`2026-11-22T17:00:00+02:00`)
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// The message type (default: the text's leading word if it is one, else NOTE)
@@ -535,10 +570,10 @@ pub fn schedule(ctx: &mut Ctx, a: &ScheduleArgs) -> Result<()> {
                 .checked_add(d)
                 .ok_or_else(bus::too_far)?
         }
-        (None, Some(t)) => humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).map_err(|e| {
+        (None, Some(t)) => parse_at(t).map_err(|e| {
             Error::user(
                 format!("bad time {t:?}: {e}"),
-                "use UTC like 2026-11-22T15:00:00Z",
+                "use UTC like 2026-11-22T15:00:00Z, or give the offset: 2026-11-22T17:00:00+02:00",
             )
         })?,
         _ => {

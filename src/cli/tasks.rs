@@ -66,7 +66,7 @@ fn task_ids(s: &str) -> std::result::Result<Ids, String> {
 #[derive(Debug, Clone)]
 pub struct Ids(pub Vec<i64>);
 
-/// Add a task; prints its id
+/// Add a task; says where it went (`-q`: its id alone)
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   agency task add \"Design the API\" --agency CodeAgency --priority high
@@ -97,6 +97,9 @@ pub struct AddArgs {
     /// What to do and when it is done; `-` reads stdin
     #[arg(long, allow_hyphen_values = true)]
     pub body: Option<String>,
+    /// Print only the id (for scripts)
+    #[arg(short, long, conflicts_with = "json")]
+    pub quiet: bool,
     /// Print {"id": N}
     #[arg(long)]
     pub json: bool,
@@ -251,7 +254,19 @@ fn add(ctx: &mut Ctx, a: &AddArgs) -> Result<()> {
     if a.json {
         return print_json(&serde_json::json!({ "id": added.id }));
     }
-    print_lines([added.id.to_string()])
+    if a.quiet {
+        return print_lines([added.id.to_string()]);
+    }
+    let whose = match &added.agency {
+        Some(agency) => format!("for {agency}"),
+        None => "with no agency yet".to_string(),
+    };
+    let now = match added.state.as_str() {
+        "ready" if added.agency.is_some() => "ready: its coordinator is told".to_string(),
+        "waiting" => "waiting for the tasks it needs".to_string(),
+        s => s.to_string(),
+    };
+    print_lines([format!("task {} added {whose} ({now})", added.id)])
 }
 
 fn list(ctx: &mut Ctx, a: &ListArgs) -> Result<()> {
@@ -471,8 +486,25 @@ fn next(ctx: &mut Ctx, a: &NextArgs) -> Result<()> {
         t.title
     )];
     lines.extend(n.body.lines().map(|l| format!("  {l}")));
-    lines.push(format!("when finished: agency task done {}", t.id));
+    lines.push(finish_line(ctx, &agency, &agent, t.id));
     print_lines(lines)
+}
+
+/// How to finish task `id`, as the briefing says: work on the agent's own
+/// branch goes through the human's approval (reported COMPLETE, submitted
+/// by the coordinator); other work is marked done.
+fn finish_line(ctx: &Ctx, agency: &str, agent: &str, id: i64) -> String {
+    let branch = ctx
+        .store
+        .agents(agency)
+        .ok()
+        .and_then(|rows| rows.into_iter().find(|a| a.name == agent)?.branch);
+    match branch {
+        Some(b) => format!(
+            "when finished: commit on {b} and report it to your coordinator, who submits it for review (it is done once the human approves): agency send {agency} coordinator \"COMPLETE task {id} on {b}\"; work with nothing to merge: agency task done {id}"
+        ),
+        None => format!("when finished: agency task done {id}"),
+    }
 }
 
 fn act(ctx: &mut Ctx, a: &NoteArgs, action: Action) -> Result<()> {

@@ -38,6 +38,9 @@ pub fn init(home: Option<&Path>, args: &InitArgs) -> Result<()> {
         _ => args.dir.clone(),
     };
     let report = workspace::init(&dir, args.project.as_deref())?;
+    if let Some(w) = runner_missing(&report) {
+        eprintln!("warning: {w}");
+    }
     if args.json {
         return print_json(&report);
     }
@@ -77,6 +80,23 @@ pub fn init(home: Option<&Path>, args: &InitArgs) -> Result<()> {
         super::invocation(&ws)
     ));
     print_lines(lines)
+}
+
+/// The test command `init` found, when its runner does not run here: every
+/// sandbox run (and `submit`) would fail with "? passed, ? failed".
+fn runner_missing(report: &workspace::InitReport) -> Option<String> {
+    let t = report.test_command.as_ref()?;
+    let (program, args) = t.probe()?;
+    let dir = Workspace::open(report.root.clone()).ok()?.project_dir();
+    let limit = std::time::Duration::from_secs(20);
+    if crate::os::process::runs_ok(program, args, &dir, limit) {
+        return None;
+    }
+    Some(format!(
+        "the tests would run `{}`, but `{program} {}` fails here: install it (or set [sandbox] test_command in agency.toml), or every sandbox run fails",
+        t.command,
+        args.join(" ")
+    ))
 }
 
 /// List agency templates (built-in, and the workspace's own)

@@ -144,7 +144,8 @@ closed_set! {
 
 closed_set! {
     /// Where a message is: `queued` until typed into its pane, `failed`
-    /// when it could not be, `acked` once its agent says it has it.
+    /// when it could not be, `acked` once its agent says it has it,
+    /// `cancelled` when its agency was purged before it got there.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
     #[serde(rename_all = "lowercase")]
     pub enum MessageState ("message state") {
@@ -152,6 +153,8 @@ closed_set! {
         Delivered = "delivered",
         Failed = "failed",
         Acked = "acked",
+        /// Its agency was purged before it was delivered.
+        Cancelled = "cancelled",
     }
 }
 

@@ -295,6 +295,37 @@ pub fn shell_status(command: &str, env: &[(String, String)]) -> io::Result<ExitS
         .status()
 }
 
+/// Whether `program args` runs in `dir` and exits 0 within `limit`, its
+/// output dropped (a check that a tool is installed). Past the limit it is
+/// killed, with what it started.
+pub fn runs_ok(program: &str, args: &[&str], dir: &Path, limit: Duration) -> bool {
+    let Ok(mut child) = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+    else {
+        return false;
+    };
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) => return s.success(),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => {
+                signal_group(child.id(), Signal::KILL);
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+}
+
 /// Runs `program args` to its end, output to this process's own, stdin
 /// closed.
 pub fn status(program: &Path, args: &[&str]) -> io::Result<ExitStatus> {

@@ -429,6 +429,47 @@ pub fn load(workspace: &Path) -> Result<BTreeMap<String, Profile>> {
     compile(specs)
 }
 
+/// What looks wrong in the workspace's own `profiles.toml` though it loads:
+/// a `ready` or `input` regex that needs blanks at the end of a line never
+/// matches, since tmux drops them from the screen it prints. Empty when
+/// there is no such file (or it does not load: `load` says why).
+pub fn warnings(workspace: &Path) -> Vec<String> {
+    let own = workspace.join("profiles.toml");
+    let Some(specs) = std::fs::read_to_string(&own)
+        .ok()
+        .and_then(|t| toml::from_str::<BTreeMap<String, ProfileSpec>>(&t).ok())
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, s) in &specs {
+        if let Some(r) = s.ready.as_deref().filter(|r| ends_in_blank(r)) {
+            out.push(format!(
+                "profile {name} in profiles.toml: ready = '{r}' wants a space at the end of the line, and tmux drops those: it never matches; end it with `\\s*$` (e.g. '^>\\s*$')"
+            ));
+        }
+        if let Some(r) = s.input.as_deref().filter(|r| ends_in_blank(r)) {
+            out.push(format!(
+                "profile {name} in profiles.toml: input = '{r}' wants a space after the prompt, and tmux drops it when the box is empty: an empty box is never found; use `\\s?` (e.g. '^>\\s?(.*)$')"
+            ));
+        }
+    }
+    out
+}
+
+/// Whether a regex needs a blank right before its `$` (also before a last
+/// group that may be empty, as in `^> (.*)$`).
+fn ends_in_blank(re: &str) -> bool {
+    let Some(body) = re.strip_suffix('$') else {
+        return false;
+    };
+    let body = ["(.*)", "(.*?)"]
+        .iter()
+        .find_map(|g| body.strip_suffix(g))
+        .unwrap_or(body);
+    [" ", "\\s", " +", "\\s+"].iter().any(|b| body.ends_with(b))
+}
+
 /// The built-in profiles alone.
 pub fn builtins() -> BTreeMap<String, Profile> {
     compile(toml::from_str(BUILTIN).expect("built-in profiles parse"))
@@ -748,6 +789,45 @@ mod tests {
         // Answered: its prompt is back below the question.
         assert_eq!(m.screen_state("Allow? [y/n] y\n> \n"), ScreenState::Idle);
         assert!(p["gemini"].unset_env.contains(&"CI".to_string()));
+    }
+
+    #[test]
+    fn a_prompt_regex_that_needs_a_trailing_space_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let warn = |ready: &str, input: &str| {
+            std::fs::write(
+                dir.path().join("profiles.toml"),
+                format!("[mycli]\nprograms = [\"mycli\"]\nready = '{ready}'\ninput = '{input}'\n"),
+            )
+            .unwrap();
+            load(dir.path()).unwrap();
+            warnings(dir.path())
+        };
+        // The README's example before it was fixed: both never match.
+        let w = warn("^> $", "^> (.*)$");
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("ready = '^> $'") && w[0].contains("\\s*$"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("input = '^> (.*)$'") && w[1].contains("\\s?"),
+            "{w:?}"
+        );
+        for (ready, input) in [("^>\\s$", "^> +$"), ("^>\\ $", "^>\\s(.*?)$")] {
+            assert_eq!(warn(ready, input).len(), 2, "{ready} {input}");
+        }
+        // Fixed, and shapes that need no trailing blank.
+        for (ready, input) in [
+            ("^>\\s*$", "^>\\s?(.*)$"),
+            ("^> ?$", "^> (.+)$"),
+            ("^fake>", "^❯\\s(.*)"),
+        ] {
+            assert_eq!(warn(ready, input), Vec::<String>::new(), "{ready} {input}");
+        }
+        // None for the built-in profiles, nor without a profiles.toml.
+        std::fs::remove_file(dir.path().join("profiles.toml")).unwrap();
+        assert!(warnings(dir.path()).is_empty());
     }
 
     #[test]

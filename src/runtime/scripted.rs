@@ -161,29 +161,52 @@ impl Registry {
         if self.seen.contains(&claimed.id) {
             return None;
         }
-        let store = Store::open(&self.dir).ok()?;
-        let m = store.message(claimed.id).ok()??;
+        // A registry busy or being migrated right now is no reason to drop
+        // a message the router typed: it is asked again, a few times.
+        let mut tries = 0;
+        let (m, next) = loop {
+            match self.lookup(claimed.id) {
+                Ok(found) => break found?,
+                Err(_) if tries < 5 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(_) => return None,
+            }
+        };
         let mine = m.agency == self.agency && m.agent == self.agent;
         let head = Header::new(m.id, &m.kind, &m.from).to_string();
-        // Typed before it is recorded: a queued one must be the next, or
-        // have been recorded as delivered since it was read.
-        let next = match m.state {
-            MessageState::Delivered => true,
-            MessageState::Queued => {
-                store
-                    .next_per_recipient()
-                    .ok()?
-                    .iter()
-                    .any(|n| n.id == m.id)
-                    || store.message(m.id).ok()??.state == MessageState::Delivered
-            }
-            _ => false,
-        };
         if !(mine && next && line.trim_start().starts_with(&head)) {
             return None;
         }
         self.seen.insert(m.id);
         Some(m)
+    }
+
+    /// Message `id` and whether the router may have typed it: delivered,
+    /// or (typed before it is recorded) queued as its recipient's next, or
+    /// recorded as delivered since it was read.
+    fn lookup(&self, id: i64) -> std::result::Result<Option<(MessageRow, bool)>, ()> {
+        let store = Store::open(&self.dir).map_err(|_| ())?;
+        let Some(m) = store.message(id).map_err(|_| ())? else {
+            return Ok(None);
+        };
+        let next = match m.state {
+            MessageState::Delivered => true,
+            MessageState::Queued => {
+                store
+                    .next_per_recipient()
+                    .map_err(|_| ())?
+                    .iter()
+                    .any(|n| n.id == m.id)
+                    || store
+                        .message(m.id)
+                        .map_err(|_| ())?
+                        .is_some_and(|n| n.state == MessageState::Delivered)
+            }
+            _ => false,
+        };
+        Ok(Some((m, next)))
     }
 
     /// Waits (a while) until the router has recorded `id` as delivered, so
@@ -335,6 +358,55 @@ fn handle(rules: &[Rule], registry: &Registry, row: &MessageRow) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_registry_that_cannot_be_read_for_a_moment_drops_no_typed_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
+        let id = {
+            let mut s = Store::open(&ready).unwrap();
+            let ids = s
+                .queue_messages(&[crate::store::NewMessage {
+                    from: "human".into(),
+                    agency: "A".into(),
+                    agent: "dev".into(),
+                    kind: "NOTE".into(),
+                    body: "hello".into(),
+                    payload: None,
+                    origin: None,
+                    deliver_at: None,
+                }])
+                .unwrap();
+            let m = s.message(ids[0]).unwrap().unwrap();
+            s.mark_delivered(&[&m]).unwrap();
+            ids[0]
+        };
+        // For now the registry's database is no database at all.
+        let registry = dir.path().join("registry");
+        std::fs::create_dir_all(&registry).unwrap();
+        std::fs::write(registry.join("agency.db"), "not a database, yet").unwrap();
+        let (from, to) = (ready.join("agency.db"), registry.join("agency.db"));
+        let fix = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            std::fs::rename(from, to).unwrap();
+        });
+        let mut r = Registry {
+            dir: registry,
+            agency: "A".into(),
+            agent: "dev".into(),
+            seen: HashSet::new(),
+        };
+        let line = format!("[msg #{id} NOTE from human] hello");
+        let claimed = Received {
+            id,
+            kind: "NOTE".into(),
+            from: "human".into(),
+            body: "hello".into(),
+        };
+        let got = r.verify(&line, &claimed);
+        fix.join().unwrap();
+        assert_eq!(got.map(|m| m.id), Some(id));
+    }
 
     #[test]
     fn rules_match_by_type_and_regex() {

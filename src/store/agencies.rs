@@ -154,6 +154,35 @@ impl Store {
             insert_event(tx, event)
         })
     }
+
+    /// A purged agency leaves the registry's list: its rows and its agents'
+    /// go, and its messages not yet delivered (queued or failed) are
+    /// cancelled, kept with what they said; delivered ones stay as they
+    /// are. One transaction, with a `message.cancelled` event for each.
+    /// Returns the ids cancelled.
+    pub fn forget_agency(&mut self, agency: &str) -> StoreResult<Vec<i64>> {
+        self.write_tx(|tx| {
+            let cancelled: Vec<(i64, String, String)> = tx
+                .prepare(
+                    "UPDATE messages SET state = 'cancelled',
+                       last_error = 'cancelled: its agency was purged'
+                     WHERE agency = ?1 AND state IN ('queued', 'failed')
+                     RETURNING id, agent, kind",
+                )?
+                .query_map([agency], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (id, agent, kind) in &cancelled {
+                let detail =
+                    serde_json::json!({"id": id, "to": format!("{agency}/{agent}"), "type": kind});
+                insert_event(tx, &Event::new(agency, "message.cancelled", detail))?;
+            }
+            tx.execute("DELETE FROM agents WHERE agency = ?1", [agency])?;
+            tx.execute("DELETE FROM agencies WHERE name = ?1", [agency])?;
+            let mut ids: Vec<i64> = cancelled.into_iter().map(|(id, _, _)| id).collect();
+            ids.sort_unstable();
+            Ok(ids)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -330,7 +330,8 @@ impl Store {
         self.query(
             &format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages
-                 WHERE agency = ?1 AND agent = ?2 AND (?3 OR state != 'acked') ORDER BY id"
+                 WHERE agency = ?1 AND agent = ?2 AND (?3 OR state NOT IN ('acked', 'cancelled'))
+                 ORDER BY id"
             ),
             params![agency, agent, all],
             message_from_row,

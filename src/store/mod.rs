@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/005_schedule.sql"),
     include_str!("migrations/010_tasks.sql"),
     include_str!("migrations/016_monitor.sql"),
+    include_str!("migrations/017_cancelled.sql"),
 ];
 
 /// How long a writer waits for another process's transaction.
@@ -340,6 +341,68 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    // 017 makes the messages table again (for the `cancelled` state): the
+    // rows, their ids and the id counter are what they were.
+    #[test]
+    fn the_cancelled_state_migration_keeps_messages_and_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agency.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..7] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 7).unwrap();
+            for i in 1..=3 {
+                conn.execute(
+                    "INSERT INTO messages (sender, agency, agent, kind, body, state, created_at, deliver_at)
+                     VALUES ('human', 'A', 'dev', 'NOTE', ?1, 'delivered', 'then', ?2)",
+                    rusqlite::params![format!("m{i}"), (i == 2).then_some("later")],
+                )
+                .unwrap();
+            }
+            // The last one was a check-in, cancelled: its id is not free.
+            conn.execute("DELETE FROM messages WHERE id = 3", [])
+                .unwrap();
+        }
+        let mut s = Store::open(dir.path()).unwrap();
+        let rows: Vec<(i64, String, Option<String>)> = s
+            .conn
+            .prepare("SELECT id, body, deliver_at FROM messages ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (1, "m1".into(), None),
+                (2, "m2".into(), Some("later".into()))
+            ]
+        );
+        let ids = s
+            .queue_messages(&[messages::NewMessage {
+                from: "human".into(),
+                agency: "A".into(),
+                agent: "dev".into(),
+                kind: "NOTE".into(),
+                body: "m4".into(),
+                payload: None,
+                origin: None,
+                deliver_at: None,
+            }])
+            .unwrap();
+        assert_eq!(ids, [4]);
+        s.conn
+            .execute("UPDATE messages SET state = 'cancelled' WHERE id = 1", [])
+            .unwrap();
+        assert_eq!(
+            s.message(1).unwrap().unwrap().state,
+            crate::model::MessageState::Cancelled
+        );
     }
 
     // A process (the router) still holds a deleted database: a new one

@@ -715,7 +715,7 @@ fn take(g: &mut Graph<'_, '_>, t: &mut TaskRow, agency: &str, agent: &str) -> Re
     )?;
     if g.actor != by {
         let head = format!(
-            "task #{} assigned to you: {} (agency task show {}; when finished: agency task done {})",
+            "task #{} assigned to you: {} (agency task show {}; when finished: work on your branch is reported COMPLETE to your coordinator for review, other work is agency task done {})",
             t.id, t.title, t.id, t.id
         );
         let actor = g.actor.to_string();

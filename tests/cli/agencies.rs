@@ -250,6 +250,92 @@ fn kill_purge_removes_the_folder() {
 }
 
 #[test]
+fn a_purged_agency_leaves_the_list_and_its_undelivered_messages_are_cancelled() {
+    let t = TestEnv::new();
+    t.ok(&["create", "Kept"]);
+    t.ok(&["create", "Gone"]);
+    t.ok(&["kill", "Gone"]);
+    // Stopped: what is sent to it waits; one has failed, one got there.
+    let send = |body: &str| {
+        t.ok(&["send", "-q", "Gone", "coordinator", body])
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let (queued, failed, delivered) = (send("NOTE one"), send("NOTE two"), send("NOTE three"));
+    let db = t.db();
+    db.execute(
+        "UPDATE messages SET state = 'failed', last_error = 'x' WHERE id = ?1",
+        [failed],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE messages SET state = 'delivered' WHERE id = ?1",
+        [delivered],
+    )
+    .unwrap();
+    // Stopped but not purged: `create` starts it again, as status says.
+    assert!(t.ok(&["status", "Gone"]).contains("create Gone"));
+    let out = t.ok(&["kill", "Gone", "--purge"]);
+    assert!(
+        out.contains("2 message(s) that had not reached it were cancelled"),
+        "{out}"
+    );
+    // Gone from the list, from status and from the monitor.
+    let names: Vec<String> = t
+        .json(&["list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["Kept"]);
+    let err = crate::common::expect_user_error(&t.run(&["status", "Gone"]), &["status Gone"]);
+    assert!(!err.contains("create Gone"), "{err}");
+    let monitor = t.json(&["monitor", "--json"]);
+    for part in ["agencies", "needs_you"] {
+        assert!(!monitor[part].to_string().contains("\"Gone\""), "{monitor}");
+    }
+    // Its messages are kept, cancelled (the delivered one as it was), and
+    // the log says so.
+    let state = |id: i64| -> String {
+        t.db()
+            .query_row("SELECT state FROM messages WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        [state(queued), state(failed), state(delivered)],
+        ["cancelled", "cancelled", "delivered"]
+    );
+    let log = t.json(&["log", "--json"]);
+    let cancelled: Vec<i64> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message.cancelled")
+        .map(|e| e["detail"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(cancelled, [queued, failed]);
+    // A new Gone starts afresh: nothing of the old one waits for it (the
+    // one delivered stays in the record); `--all` still shows them.
+    t.ok(&["create", "Gone"]);
+    let ids = |all: bool| -> Vec<i64> {
+        let mut args = vec!["inbox", "Gone", "coordinator", "--json"];
+        args.extend(all.then_some("--all"));
+        t.json(&args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(false), [delivered]);
+    assert_eq!(ids(true), [queued, failed, delivered]);
+}
+
+#[test]
 fn agents_flag_replaces_the_specialists() {
     let t = TestEnv::new();
     t.ok(&[

@@ -275,6 +275,21 @@ fn test_summaries_are_parsed() {
     assert_eq!(fail["tests_passed"], 3);
     assert_eq!(fail["tests_failed"], 2);
     assert_eq!(fail["exit_code"], 101);
+    // No summary read: the log's last line says why.
+    let out = s.t.run(&[
+        "sandbox",
+        "deploy",
+        "CodeAgency",
+        "feature/t",
+        "--test-command",
+        "echo 'collecting'; echo '/usr/bin/python3: No module named pytest' >&2; exit 1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("? passed, ? failed"), "{stdout}");
+    assert!(
+        stdout.contains("it ended with: /usr/bin/python3: No module named pytest"),
+        "{stdout}"
+    );
     // The full output is kept, and the tests ran inside the branch's checkout.
     let log = s.t.json(&[
         "sandbox",

@@ -158,3 +158,17 @@ fn unknown_or_broken_profiles_are_errors_and_start_nothing() {
         assert!(!t.tmux(&["has-session", "-t", "=Prof"]).status.success());
     }
 }
+
+#[test]
+fn a_test_timeout_of_zero_is_refused_before_anything_runs() {
+    let t = TestEnv::new();
+    for cmd in [
+        &["sandbox", "deploy", "A", "main", "--timeout", "0"][..],
+        &["submit", "A", "--task", "x", "--timeout", "0"],
+    ] {
+        let out = t.run(cmd);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {err}");
+        assert!(err.contains("give at least 1 second"), "{cmd:?}: {err}");
+    }
+}

@@ -359,9 +359,14 @@ pub fn expect_user_error(out: &Output, what: &[&str]) -> String {
     stderr
 }
 
+/// How long `wait_until` waits. It only costs time when a test fails, so it
+/// is sized for a loaded 2-core CI machine (five builds at once), not for
+/// a quiet one, where every wait is well under a second.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
 /// Polls `pred` until it holds or the deadline passes.
 pub fn wait_until(what: &str, pred: impl FnMut() -> bool) {
-    wait_for(what, Duration::from_secs(10), pred)
+    wait_for(what, PATIENCE, pred)
 }
 
 /// Lines of a file, empty if it does not exist yet.
@@ -382,6 +387,33 @@ pub fn wait_for(what: &str, limit: Duration, mut pred: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("timed out waiting for {what}");
+}
+
+/// Polls `count` until it reaches `target`; fails only when it has not
+/// grown for `step` (a long chain of steps, each slow on a loaded machine,
+/// is not held to one deadline for all).
+pub fn wait_for_progress(
+    what: &str,
+    step: Duration,
+    target: usize,
+    mut count: impl FnMut() -> usize,
+) {
+    let (mut last, mut since) = (0, Instant::now());
+    loop {
+        let n = count();
+        if n >= target {
+            return;
+        }
+        if n > last {
+            (last, since) = (n, Instant::now());
+        }
+        assert!(
+            since.elapsed() < step,
+            "timed out waiting for {what}: {n} of {target}, no progress for {}s",
+            step.as_secs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The git command in `dir`, reading no config but the repository's own.

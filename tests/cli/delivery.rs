@@ -5,7 +5,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::common::{lines_of, wait_for, wait_until, TestEnv};
+use crate::common::{lines_of, wait_for, wait_until, TestEnv, PATIENCE};
 
 fn agent_field(t: &TestEnv, agency: &str, agent: &str, field: &str) -> serde_json::Value {
     let s = t.json(&["status", agency, "--json"]);
@@ -80,6 +80,59 @@ fn a_batch_that_fails_half_way_types_no_message_twice() {
     assert_eq!(message(&t, "Two", "b", &b)["state"], "queued");
 }
 
+#[test]
+fn an_agent_cli_still_starting_in_its_shell_gets_no_shell_notice_and_its_message_later() {
+    let t = TestEnv::new();
+    let rules = t.root().join("rules.toml");
+    let marker = t.root().join("marker");
+    let gate = t.root().join("gate");
+    fs::write(
+        &rules,
+        format!(
+            "[[rule]]\ntype = \"TASK\"\nwhen = 'make tea'\nrun = ['echo done > {}']\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    // `bot`'s pane runs its shell until the gate opens, as every agent
+    // CLI's pane does for a moment (longer on a loaded machine); `sh1` is
+    // a shell agent.
+    let spec = serde_json::json!({
+        "name": "S",
+        "coordinator": {"name": "sh1", "role_file": "coordinator.md"},
+        "agents": [{"name": "bot", "role_file": "agents/bot.md",
+            "command": format!(
+                "while [ ! -e {} ]; do sleep 0.05; done; exec \"$AGENCY_BIN\" agent scripted --rules {}",
+                gate.display(), rules.display()
+            )}],
+    });
+    let dir = t.home.join("agencies/S");
+    fs::create_dir_all(dir.join("agents")).unwrap();
+    fs::write(dir.join("agency.json"), spec.to_string()).unwrap();
+    fs::write(dir.join("coordinator.md"), "# sh1\n").unwrap();
+    fs::write(dir.join("agents/bot.md"), "# bot\n").unwrap();
+    t.ok(&["create", "S"]);
+    t.ok(&["send", "S", "bot", "TASK make tea"]);
+    // Queued after bot's: once sh1's pane shows it, the router has looked
+    // at bot's message with bot's pane still in its shell.
+    t.ok(&["send", "S", "sh1", "NOTE shown-to-the-shell"]);
+    let screen = |w: &str| t.tmux_ok(&["capture-pane", "-p", "-J", "-t", &format!("S:{w}")]);
+    wait_until("sh1's notice", || {
+        screen("coordinator").contains("shown-to-the-shell")
+    });
+    // Shown there, it would sit under the scripted agent's prompt, which
+    // then never shows as the last line: nothing would be typed.
+    assert!(
+        !screen("bot").contains("make tea"),
+        "shown in a starting agent's pane: {}",
+        screen("bot")
+    );
+    fs::write(&gate, "").unwrap();
+    wait_until("the rule to run", || {
+        fs::read_to_string(&marker).is_ok_and(|s| s.ends_with('\n'))
+    });
+}
+
 /// A fake agent CLI whose input box never lets go of what is typed into
 /// it: each Enter draws the same line again.
 fn stuck_agent(t: &TestEnv) -> String {
@@ -114,7 +167,7 @@ fn a_message_that_stays_in_the_input_box_is_failed_and_says_so() {
         .ok(&["send", "-q", "Stuck", "bot", "NOTE never taken"])
         .trim()
         .to_string();
-    wait_for("the message to fail", Duration::from_secs(20), || {
+    wait_for("the message to fail", PATIENCE, || {
         message(&t, "Stuck", "bot", &id)["state"] == "failed"
     });
     let m = message(&t, "Stuck", "bot", &id);
@@ -173,9 +226,7 @@ done
         .iter()
         .map(|b| t.ok(&["send", "-q", "Slow", "bot", b]).trim().to_string())
         .collect();
-    wait_for("both messages", Duration::from_secs(15), || {
-        lines_of(&got).len() >= 2
-    });
+    wait_until("both messages", || lines_of(&got).len() >= 2);
     assert_eq!(
         lines_of(&got),
         [

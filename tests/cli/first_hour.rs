@@ -332,6 +332,43 @@ fn init_finds_the_project_s_test_command_and_says_so() {
 }
 
 #[test]
+fn init_warns_when_the_test_runner_it_found_does_not_run() {
+    // A Go project, on a PATH whose `go` fails, then one whose `go` works.
+    for (works, warned) in [(false, true), (true, false)] {
+        let t = TestEnv::bare();
+        let repo = t.root().join("project");
+        fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        commit(&repo, &[("go.mod", "module x\n")], "init");
+        let bin = t.root().join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let go = bin.join("go");
+        fs::write(&go, format!("#!/bin/sh\n[ \"$1\" = version ] && {works}\n")).unwrap();
+        fs::set_permissions(&go, fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        let out = t
+            .cmd(&[
+                "init",
+                t.home.to_str().unwrap(),
+                "--project",
+                repo.to_str().unwrap(),
+            ])
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let err = stderr_of(&out);
+        assert_eq!(
+            err.contains(
+                "warning: the tests would run `go test ./...`, but `go version` fails here"
+            ),
+            warned,
+            "go works: {works}: {err}"
+        );
+    }
+}
+
+#[test]
 fn init_warns_when_the_project_is_not_a_git_repository() {
     let t = TestEnv::bare();
     let out = t.run(&["init", t.home.to_str().unwrap()]);
@@ -714,4 +751,81 @@ fn long_test_runs_show_progress_on_a_terminal_and_stream_with_a_flag() {
     let s = screen();
     assert!(s.contains("PASSED feature/slow"), "{s}");
     assert!(!s.contains("step-one"), "the progress line stays: {s}");
+}
+
+/// The first ```toml block after `## Agent profiles` in the README.
+fn readme_profile() -> String {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("## Agent profiles").expect("the section")..];
+    let block = &section[section.find("```toml\n").expect("a toml block") + 8..];
+    block[..block.find("```").unwrap()].to_string()
+}
+
+#[test]
+fn the_readme_s_example_profile_delivers_as_written() {
+    let t = TestEnv::new();
+    let profile = readme_profile();
+    assert!(profile.contains("programs = [\"mycli\"]"), "{profile}");
+    fs::write(t.home.join("profiles.toml"), &profile).unwrap();
+    // `mycli`: a line-reading CLI with a `> ` prompt (bash under that name,
+    // which is what tmux shows as the pane's program).
+    let bin = t.root().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink("/bin/bash", bin.join("mycli")).unwrap();
+    let got = t.root().join("got");
+    let script = t.root().join("mycli.sh");
+    fs::write(
+        &script,
+        format!(
+            "while :; do printf '> '; IFS= read -r line || exit 0; printf '%s\\n' \"$line\" >> {}; echo \"ok: ${{#line}} chars\"; done\n",
+            got.display()
+        ),
+    )
+    .unwrap();
+    let cmd = format!("exec {} {}", bin.join("mycli").display(), script.display());
+    let out = t.run(&["create", "My", "--agents", "bot", "--agent-command", &cmd]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        !stderr_of(&out).contains("profiles.toml"),
+        "the README's profile is warned about: {}",
+        stderr_of(&out)
+    );
+    let ids: Vec<String> = ["NOTE hello there", "NOTE and again"]
+        .iter()
+        .map(|b| t.ok(&["send", "-q", "My", "bot", b]).trim().to_string())
+        .collect();
+    let line = |i: usize, b: &str| format!("[msg #{} NOTE from human] {b}", ids[i]);
+    // The second goes in only once the first was seen taken.
+    wait_until("both messages", || {
+        fs::read_to_string(&got).is_ok_and(|g| g.contains(&line(1, "NOTE and again")))
+    });
+    let got = fs::read_to_string(&got).unwrap();
+    assert_eq!(
+        got.matches(&line(0, "NOTE hello there")).count(),
+        1,
+        "{got}"
+    );
+    // Recorded as delivered (the agent may read a message before the
+    // router records it), and nothing failed.
+    let state = |id: &str| {
+        t.json(&["inbox", "My", "bot", "--all", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"].as_i64().is_some_and(|n| n.to_string() == id))
+            .unwrap()["state"]
+            .clone()
+    };
+    wait_until("the delivery records", || {
+        ids.iter().all(|id| state(id) == "delivered")
+    });
+    // Taken at once: no Enter pressed again into the agent.
+    let log = t.json(&["log", "--agency", "My", "--json"]);
+    assert!(
+        !log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "message.resubmitted"),
+        "{log}"
+    );
 }

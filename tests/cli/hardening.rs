@@ -298,7 +298,7 @@ fn long_messages_role_files_and_many_agents_fit_through_tmux() {
     for (i, a) in ["a0", "a1", "a2"].iter().enumerate() {
         wait_for(
             &format!("{a}'s long message"),
-            Duration::from_secs(20),
+            crate::common::PATIENCE,
             || fs::read(file(a)).unwrap_or_default().len() >= start[i] + expect[i].len(),
         );
         let got = fs::read_to_string(file(a)).unwrap();
@@ -636,7 +636,7 @@ fn a_removed_router_lock_never_leaves_two_routers() {
 
 /// Like `wait_until`, but says whether the condition came true.
 fn wait_for_result(mut pred: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + crate::common::PATIENCE;
     while std::time::Instant::now() < deadline {
         if pred() {
             return true;

@@ -68,7 +68,7 @@ impl<'t> Screen<'t> {
     /// next.
     fn select(&self, text: &str) {
         self.keys(&["g"]);
-        let first_marked = within(std::time::Duration::from_secs(10), || {
+        let first_marked = within(crate::common::PATIENCE, || {
             let screen = self.screen();
             let lines: Vec<&str> = screen.lines().collect();
             // The first row: under the needs-you header, or the first agency.
@@ -96,7 +96,8 @@ impl<'t> Screen<'t> {
                 return;
             }
             self.keys(&["j"]);
-            let moved = within(std::time::Duration::from_secs(2), || {
+            // A slow redraw on a loaded machine is no bottom row.
+            let moved = within(std::time::Duration::from_secs(10), || {
                 self.marked().is_some_and(|(i, _)| i != at)
             });
             if !moved {

@@ -14,8 +14,11 @@ use proptest::prelude::*;
 use crate::common::TestEnv;
 
 /// Control characters other than newline and tab.
+/// A control character (but newline and tab), or a bidi control that
+/// reorders what a terminal shows.
 fn has_control(s: &str) -> bool {
-    s.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+    s.chars()
+        .any(|c| (c.is_control() && c != '\n' && c != '\t') || agency::model::is_bidi_control(c))
 }
 
 /// Any text, rich in what terminals, pastes and tmux react to.

@@ -3,7 +3,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::common::{lines_of, wait_for, wait_until, TestEnv};
+use crate::common::{lines_of, wait_until, TestEnv};
 
 #[test]
 fn restore_after_the_server_died_delivers_what_was_queued() {
@@ -63,15 +63,15 @@ fn a_check_in_arrives_after_its_time_and_not_before() {
     wait_until("the immediate message", || {
         fs::read_to_string(&file).is_ok_and(|s| s.contains("right away"))
     });
-    assert!(
-        start.elapsed() < Duration::from_secs(4),
-        "too slow to tell early from on time"
-    );
-    assert!(
-        !fs::read_to_string(&file).unwrap().contains("check-in"),
-        "delivered early"
-    );
-    wait_for("the check-in", Duration::from_secs(15), || {
+    // Seen before the check-in was due (not on a machine too loaded to
+    // tell; the records below still show it was not early).
+    if start.elapsed() < Duration::from_secs(4) {
+        assert!(
+            !fs::read_to_string(&file).unwrap().contains("check-in"),
+            "delivered early"
+        );
+    }
+    wait_until("the check-in", || {
         fs::read_to_string(&file).is_ok_and(|s| s.contains("check-in: how far?"))
     });
     assert!(start.elapsed() >= Duration::from_secs(4));
@@ -120,6 +120,26 @@ fn check_ins_are_listed_and_cancelled() {
         t.json(&["schedule", "--list", "--json"]),
         serde_json::json!([])
     );
+    // A time with its offset is that moment in UTC.
+    for (at, utc) in [
+        ("2099-01-01T11:30:00+02:30", "2099-01-01T09:00:00"),
+        ("2099-01-01T04:00:00-05:00", "2099-01-01T09:00:00"),
+        ("2099-01-01 09:00:00", "2099-01-01T09:00:00"),
+    ] {
+        let r = t.json(&["schedule", "Bus", "rx", "--at", at, "hi", "--json"]);
+        assert!(
+            r["deliver_at"].as_str().unwrap().starts_with(utc),
+            "{at}: {r}"
+        );
+        t.ok(&["schedule", "--cancel", &r["id"].to_string()]);
+    }
+    for bad in [
+        "2099-01-01T09:00:00+25:00",
+        "2099-01-01T09:00:00+0a:00",
+        "2099-01-01T09:00:00é+02:00",
+    ] {
+        t.fails(&["schedule", "Bus", "rx", "--at", bad, "hi"]);
+    }
     let err = t.fails(&["schedule", "--cancel", &id.to_string()]);
     assert!(err.contains(&format!("#{id}")), "{err}");
     t.fails(&["schedule", "Bus", "rx", "hi"]);
@@ -168,7 +188,7 @@ fn a_message_to_a_slow_starting_agent_waits_for_its_prompt_and_arrives_once() {
         .ok(&["send", "-q", "Slow", "bot", "TASK hello there"])
         .trim()
         .to_string();
-    wait_for("the message", Duration::from_secs(15), || got.is_file());
+    wait_until("the message", || got.is_file());
     wait_until("the ack", || {
         t.json(&["inbox", "Slow", "bot", "--all", "--json"])[0]["state"] == "acked"
     });
@@ -222,9 +242,7 @@ done
         .ok(&["send", "-q", "Lossy", "bot", "NOTE two"])
         .trim()
         .to_string();
-    wait_for("both messages", Duration::from_secs(15), || {
-        crate::common::lines_of(&got).len() >= 2
-    });
+    wait_until("both messages", || crate::common::lines_of(&got).len() >= 2);
     assert_eq!(
         crate::common::lines_of(&got),
         vec![

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::common::{commit, git, lines_of, wait_for, wait_until, TestEnv};
+use crate::common::{commit, git, lines_of, wait_for_progress, wait_until, TestEnv};
 
 /// Counts of every table a task change could write, and when each task
 /// last changed.
@@ -218,11 +218,14 @@ needs = ["frontend", "api"]
     );
     let r = t.json(&["plan", "apply", plan.to_str().unwrap(), "--json"]);
     let id = |k: &str| r["tasks"][k].as_i64().unwrap();
-    // No key is pressed from here on: the agents do it all.
-    wait_for("every task to be done", Duration::from_secs(30), || {
+    // No key is pressed from here on: the agents do it all. Each step runs
+    // a few `agency` commands, slow on a loaded machine: the deadline is
+    // for the next task to be done, not for all four.
+    wait_for_progress("every task to be done", Duration::from_secs(60), 4, || {
         ["design", "frontend", "api", "integration"]
             .iter()
-            .all(|k| state(&t, id(k)) == "done")
+            .filter(|k| state(&t, id(k)) == "done")
+            .count()
     });
     let done: Vec<String> = lines_of(&log);
     let pos = |who: &str, k: &str| {
@@ -379,6 +382,55 @@ fn concurrent_next_never_claims_a_task_twice() {
     assert!(t
         .ok(&["task", "next", "Pool", "w1"])
         .starts_with("nothing ready"));
+}
+
+#[test]
+fn task_add_says_where_the_task_went_and_q_prints_the_id() {
+    let t = TestEnv::new();
+    t.receivers("Code", "dev");
+    assert_eq!(
+        t.ok(&["task", "add", "Design", "--agency", "Code"]).trim(),
+        "task 1 added for Code (ready: its coordinator is told)"
+    );
+    assert_eq!(
+        t.ok(&["task", "add", "Build", "--agency", "Code", "--needs", "1"])
+            .trim(),
+        "task 2 added for Code (waiting for the tasks it needs)"
+    );
+    assert_eq!(
+        t.ok(&["task", "add", "Ship", "--agency", "Code", "-q"])
+            .trim(),
+        "3"
+    );
+    assert_eq!(
+        t.json(&["task", "add", "Tell", "--agency", "Code", "--json"]),
+        serde_json::json!({"id": 4})
+    );
+}
+
+#[test]
+fn task_next_says_how_to_finish_as_the_briefing_does() {
+    // An agent on its own branch: the work goes through approval.
+    let (t, _repo) = TestEnv::with_project();
+    t.receivers("CodeAgency", "dev");
+    let id = add(&t, &["Parse it", "--agency", "CodeAgency"]);
+    let out = t.ok(&["task", "next", "CodeAgency", "dev"]);
+    let last = out.lines().last().unwrap();
+    assert_eq!(
+        last,
+        format!(
+            "when finished: commit on agency/CodeAgency/dev and report it to your coordinator, who submits it for review (it is done once the human approves): agency send CodeAgency coordinator \"COMPLETE task {id} on agency/CodeAgency/dev\"; work with nothing to merge: agency task done {id}"
+        )
+    );
+    // No branch of its own (the project is no git repository): done.
+    let t = TestEnv::new();
+    t.receivers("Code", "dev");
+    let id = add(&t, &["Write it up", "--agency", "Code"]);
+    let out = t.ok(&["task", "next", "Code", "dev"]);
+    assert_eq!(
+        out.lines().last().unwrap(),
+        format!("when finished: agency task done {id}")
+    );
 }
 
 #[test]
@@ -550,7 +602,7 @@ fn submit_approve_and_reject_move_the_task_and_approval_unblocks_the_next() {
     });
     // A handoff with a task id moves the task; a label stays a label.
     t.ok(&["task", "claim", &b_s, "--agent", "CodeAgency/dev"]);
-    t.ok(&[
+    let out = t.ok(&[
         "handoff",
         "CodeAgency",
         "QAAgency",
@@ -559,6 +611,13 @@ fn submit_approve_and_reject_move_the_task_and_approval_unblocks_the_next() {
         "--branch",
         "feature/parser",
     ]);
+    // It says so: the task moved, and dev's claim ended.
+    assert!(
+        out.contains(&format!(
+            "task {b} \"Use the parser\" moved to QAAgency (ready, unclaimed); the claim of CodeAgency/dev on it ended"
+        )),
+        "{out}"
+    );
     let moved = task(&t, b);
     assert_eq!(
         (moved["agency"].as_str(), moved["state"].as_str()),
@@ -575,7 +634,7 @@ fn submit_approve_and_reject_move_the_task_and_approval_unblocks_the_next() {
         "--branch",
         "feature/parser",
     ]);
-    t.ok(&[
+    let label = t.json(&[
         "handoff",
         "CodeAgency",
         "QAAgency",
@@ -583,7 +642,10 @@ fn submit_approve_and_reject_move_the_task_and_approval_unblocks_the_next() {
         "the parser",
         "--branch",
         "feature/parser",
+        "--json",
     ]);
+    assert!(label.get("moved").is_none(), "{label}");
+    assert_eq!(label["task"], "the parser");
     assert_eq!(
         snapshot(&t).0[0..3].to_vec(),
         before,

@@ -34,6 +34,33 @@ fn init_makes_the_layout_and_is_idempotent() {
 }
 
 #[test]
+fn a_failed_init_leaves_no_folder_behind() {
+    let t = TestEnv::bare();
+    let deep = t.home.join("deep/er");
+    let missing = t.root().join("no-such-project");
+    let out = t.run(&[
+        "init",
+        deep.to_str().unwrap(),
+        "--project",
+        missing.to_str().unwrap(),
+    ]);
+    crate::common::expect_user_error(&out, &["init --project missing"]);
+    assert!(!t.home.exists(), "{} was left behind", t.home.display());
+    // A folder that was there stays, with what it held.
+    fs::create_dir_all(&t.home).unwrap();
+    fs::write(t.home.join("mine.txt"), "x").unwrap();
+    let out = t.run(&[
+        "init",
+        deep.to_str().unwrap(),
+        "--project",
+        missing.to_str().unwrap(),
+    ]);
+    crate::common::expect_user_error(&out, &["init --project missing"]);
+    assert!(!t.home.join("deep").exists());
+    assert!(t.home.join("mine.txt").is_file());
+}
+
+#[test]
 fn init_project_sets_the_project() {
     let t = TestEnv::bare();
     let project = t.root().join("app");
@@ -120,6 +147,7 @@ fn seed_scripts_without_agency_say_so() {
         t.isolate(&mut c);
         c.args(["A", "coordinator", "hi"])
             .env("PATH", "/usr/bin:/bin")
+            .env("AGENCY_TMUX_SOCKET", &t.socket)
             .env_remove("AGENCY_BIN")
             .env_remove("AGENCY_HOME");
         if let Some(b) = bin {
@@ -137,4 +165,13 @@ fn seed_scripts_without_agency_say_so() {
         assert!(err.starts_with("error: ") && err.contains(says), "{err}");
         assert!(err.contains("\nhint: "), "{err}");
     }
+    // Once an agency is up, registry/bin/agency is the binary to use.
+    t.ok(&["create", "A"]);
+    let out = run(None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("queued message"),
+        "{err}"
+    );
 }

@@ -92,6 +92,14 @@ fn each_specialist_gets_a_worktree_on_its_own_branch() {
         ),
         (Some(1), Some(1), Some(1))
     );
+    // In words: commits, not lines.
+    let text = t.ok(&["status", "CodeAgency"]);
+    assert!(
+        text.contains(
+            "branch agency/CodeAgency/py: 1 commit(s) ahead of main, 1 behind; 1 uncommitted file(s)"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
@@ -202,11 +210,13 @@ fn purge_refuses_to_lose_work() {
     t.ok(&["create", "A", "--agents", "x", "--agent-command", "cat"]);
     let x = t.home.join("agencies/A/worktrees/x");
     fs::write(x.join("unsaved.txt"), "precious").unwrap();
+    // Aider's own history and cache are not work.
+    fs::write(x.join(".aider.chat.history.md"), "# chat").unwrap();
+    fs::write(x.join(".aider.input.history"), "hi").unwrap();
+    fs::create_dir_all(x.join(".aider.tags.cache.v4")).unwrap();
+    fs::write(x.join(".aider.tags.cache.v4/cache.db"), "x").unwrap();
     let err = t.fails(&["kill", "A", "--purge"]);
-    assert!(
-        err.contains("unsaved.txt") && err.contains("uncommitted"),
-        "{err}"
-    );
+    assert!(err.contains("1 uncommitted file(s) (unsaved.txt)"), "{err}");
     assert!(x.join("unsaved.txt").is_file());
     assert!(
         t.tmux(&["has-session", "-t", "=A"]).status.success(),
@@ -219,8 +229,10 @@ fn purge_refuses_to_lose_work() {
         "{err}"
     );
     assert!(git(&repo, &["branch", "--list", "agency/A/x"]).contains("agency/A/x"));
-    // Merged into main, nothing is lost: purge goes through.
+    // Merged into main, nothing is lost (Aider's history is no work): purge
+    // goes through.
     git(&repo, &["merge", "-q", "--ff-only", "agency/A/x"]);
+    fs::write(x.join(".aider.llm.history"), "log").unwrap();
     t.ok(&["kill", "A", "--purge"]);
     assert!(!t.home.join("agencies/A").exists());
     assert_eq!(git(&repo, &["branch", "--list", "agency/A/x"]), "");

@@ -518,8 +518,12 @@ fn popups(app: &App, f: &mut Frame) {
             "approve",
             vec![
                 Line::from(format!(
-                    "Approve #{id} and merge it{}?",
-                    approval_what(app, *id)
+                    "Approve {} and merge it into {}?",
+                    approval_named(app, *id),
+                    app.approval
+                        .as_ref()
+                        .filter(|a| a.id == *id)
+                        .map_or("the base branch", |a| a.base_branch.as_str())
                 )),
                 Line::from(""),
                 Line::from("y approves; any other key cancels").dim(),
@@ -529,8 +533,8 @@ fn popups(app: &App, f: &mut Frame) {
             "approve despite failing tests",
             vec![
                 Line::from(format!(
-                    "#{id}{} did not pass its tests.",
-                    approval_what(app, *id)
+                    "{} did not pass its tests.",
+                    approval_named(app, *id)
                 )),
                 Line::from(""),
                 Line::from("F (shift-f) merges it anyway; any other key cancels"),
@@ -586,11 +590,11 @@ fn popups(app: &App, f: &mut Frame) {
     popup_of_width(f, title, lines, 76);
 }
 
-fn approval_what(app: &App, id: i64) -> String {
+/// `#ID title (branch, tests)` as its row says, else `#ID`.
+fn approval_named(app: &App, id: i64) -> String {
     app.snap
         .needs_you
         .iter()
         .find(|n| n.kind == Kind::Approval && n.id == Some(id))
-        .map(|n| format!(" ({})", one_line(&n.what)))
-        .unwrap_or_default()
+        .map_or(format!("#{id}"), |n| one_line(&n.what))
 }
