@@ -212,7 +212,12 @@ fn check_free(socket: &str) -> Result<()> {
         Some(h) if homes.iter().all(|x| x == h) => {
             let ws = format!("{me} --home {}", workspace::quote(h));
             let kills: Vec<String> = taken.iter().map(|t| format!("{ws} kill {t}")).collect();
-            format!("{} && rm -rf {}", kills.join(" && "), workspace::quote(h))
+            // The router may still write into the folder: stop it first.
+            format!(
+                "{} && {ws} router --stop && rm -rf {}",
+                kills.join(" && "),
+                workspace::quote(h)
+            )
         }
         _ => taken
             .iter()

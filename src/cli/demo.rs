@@ -91,12 +91,12 @@ fn summary(r: &crate::demo::DemoReport, i: &ApprovalRow) -> Vec<String> {
     }
     lines.push(match &r.socket {
         Some(s) => format!(
-            "clean up: tmux -L {} kill-server; rm -rf {home} (its router stops when the folder goes)",
+            "clean up: tmux -L {} kill-server; {ws} router --stop && rm -rf {home}",
             quote(s)
         ),
         // The user's own tmux server: only the demo's sessions go.
         None => format!(
-            "clean up: {ws} kill CodeAgency && {ws} kill QAAgency && rm -rf {home}"
+            "clean up: {ws} kill CodeAgency && {ws} kill QAAgency && {ws} router --stop && rm -rf {home}"
         ),
     });
     lines

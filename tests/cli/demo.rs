@@ -126,7 +126,7 @@ fn the_demo_on_a_given_socket_prints_its_clean_up_and_a_second_one_fails_cleanly
         .unwrap_or_else(|| panic!("no clean-up line in {summary}"));
     assert_eq!(
         clean,
-        format!("{me} --home {home} kill CodeAgency && {me} --home {home} kill QAAgency && rm -rf {home}")
+        format!("{me} --home {home} kill CodeAgency && {me} --home {home} kill QAAgency && {me} --home {home} router --stop && rm -rf {home}")
     );
     assert!(
         summary.contains(&format!("decide: {me} --home {home} approvals")),
