@@ -450,6 +450,23 @@ fn typed_mark(id: i64) -> String {
     format!("agency-typed-{id}")
 }
 
+/// Each message's keys, then a mark that they were typed: tmux stops a
+/// sequence at its first failing command, and the marks printed tell which
+/// messages went in before it. None is typed again.
+fn typing_ops(ready: &[(&MessageRow, String, Option<Profile>)]) -> Vec<Op> {
+    ready
+        .iter()
+        .flat_map(|(m, pane, p)| {
+            let mut ops = delivery_ops(m, pane, p.as_ref());
+            ops.push(Op::Print {
+                pane: pane.clone(),
+                text: typed_mark(m.id),
+            });
+            ops
+        })
+        .collect()
+}
+
 /// A message typed into an agent whose profile can read its input box:
 /// checked after a moment, and submitted again if it is still there.
 /// Nothing more is typed into its pane until it is known to be taken.
@@ -563,12 +580,49 @@ impl Router {
         if next.is_empty() {
             return Ok(0);
         }
+        let ready = self.ready_panes(ctx, &next)?;
+        let ready = self.prompt_ready(ctx, ready)?;
+        if ready.is_empty() {
+            return Ok(0);
+        }
+        let ops = typing_ops(&ready);
+        // Checked again right before typing: a second router must never
+        // type what this one types.
+        if !self.holds_lock(&ctx.ws.registry_dir()) {
+            return Ok(0);
+        }
+        let (printed, result) = ctx.tmux.batch_printing(&ops);
+        let n_typed = ready
+            .iter()
+            .take_while(|(m, _, _)| printed.contains(&typed_mark(m.id)))
+            .count();
+        if let (Err(e), Some((m, _, _))) = (result, ready.get(n_typed)) {
+            // The one it stopped at; those after it wait for the next cycle.
+            // Not `?`: the messages typed before it must still be recorded.
+            if let Err(err) = ctx.store.record_failure(m, &e.to_string(), MAX_ATTEMPTS) {
+                warn!("#{}: {e}; not recorded: {err}", m.id);
+            }
+            self.mirror_dirty = true;
+        }
+        let typed = &ready[..n_typed];
+        self.watch_unsent(typed);
+        let delivered: Vec<&MessageRow> = typed.iter().map(|(m, _, _)| *m).collect();
+        self.record_delivered(ctx, &delivered)
+    }
+
+    /// The messages of `next` whose pane can take them now, with that pane.
+    /// A shell's are shown in its pane instead (see `show_to_shell`).
+    fn ready_panes<'m>(
+        &mut self,
+        ctx: &mut Ctx,
+        next: &'m [MessageRow],
+    ) -> Result<Vec<(&'m MessageRow, String)>> {
         let panes = ctx.tmux.list_panes()?;
         let root = ctx.ws.root.display().to_string();
         let mut pane_ids: HashMap<String, HashMap<String, Option<String>>> = HashMap::new();
         let mut ready: Vec<(&MessageRow, String)> = Vec::new();
         let mut notices = Vec::new();
-        for m in &next {
+        for m in next {
             if !pane_ids.contains_key(&m.agency) {
                 let rows = ctx.store.agents(&m.agency)?;
                 pane_ids.insert(
@@ -597,44 +651,12 @@ impl Router {
             // Only a courtesy: the message waits in the inbox either way.
             let _ = ctx.tmux.batch(&notices);
         }
-        let ready = self.prompt_ready(ctx, ready)?;
-        if ready.is_empty() {
-            return Ok(0);
-        }
-        // Each message's keys, then a mark that they were typed: tmux stops
-        // a sequence at its first failing command, and the marks printed
-        // tell which messages went in before it. None is typed again.
-        let ops: Vec<Op> = ready
-            .iter()
-            .flat_map(|(m, pane, p)| {
-                let mut ops = delivery_ops(m, pane, p.as_ref());
-                ops.push(Op::Print {
-                    pane: pane.clone(),
-                    text: typed_mark(m.id),
-                });
-                ops
-            })
-            .collect();
-        // Checked again right before typing: a second router must never
-        // type what this one types.
-        if !self.holds_lock(&ctx.ws.registry_dir()) {
-            return Ok(0);
-        }
-        let (printed, result) = ctx.tmux.batch_printing(&ops);
-        let n_typed = ready
-            .iter()
-            .take_while(|(m, _, _)| printed.contains(&typed_mark(m.id)))
-            .count();
-        let typed: Vec<&(&MessageRow, String, Option<Profile>)> = ready[..n_typed].iter().collect();
-        let delivered: Vec<&MessageRow> = typed.iter().map(|(m, _, _)| *m).collect();
-        if let (Err(e), Some((m, _, _))) = (result, ready.get(n_typed)) {
-            // The one it stopped at; those after it wait for the next cycle.
-            // Not `?`: the messages typed before it must still be recorded.
-            if let Err(err) = ctx.store.record_failure(m, &e.to_string(), MAX_ATTEMPTS) {
-                warn!("#{}: {e}; not recorded: {err}", m.id);
-            }
-            self.mirror_dirty = true;
-        }
+        Ok(ready)
+    }
+
+    /// Messages just typed into agents whose profile can read their input
+    /// box are looked at again (see `verify`) before more is typed there.
+    fn watch_unsent(&mut self, typed: &[(&MessageRow, String, Option<Profile>)]) {
         for (m, pane, p) in typed {
             if let Some(p) = p.as_ref().filter(|p| p.input.is_some()) {
                 self.unsent.insert(
@@ -655,13 +677,17 @@ impl Router {
                 );
             }
         }
+    }
+
+    /// Records `delivered` as typed; returns how many they are.
+    fn record_delivered(&mut self, ctx: &mut Ctx, delivered: &[&MessageRow]) -> Result<usize> {
         if delivered.is_empty() {
             return Ok(0);
         }
-        for m in &delivered {
+        for m in delivered {
             debug!("typed #{} {} from {} into {}", m.id, m.kind, m.from, m.to);
         }
-        if let Err(e) = ctx.store.mark_delivered(&delivered) {
+        if let Err(e) = ctx.store.mark_delivered(delivered) {
             // Typed, maybe read already: never typed again. Its recipient
             // gets nothing more until the record is written.
             self.typed.extend(delivered.iter().map(|m| (*m).clone()));
