@@ -541,6 +541,17 @@ impl Unsent {
     }
 }
 
+/// What one round of looks at unsent messages calls for.
+#[derive(Default)]
+struct Looks {
+    /// Submit keys to press again.
+    presses: Vec<Op>,
+    /// (message id, agency, recipient, press number) of each press.
+    resubmitted: Vec<(i64, String, String, u32)>,
+    /// Messages given up on, with why.
+    failed: Vec<(Unsent, String)>,
+}
+
 #[derive(Default)]
 struct Router {
     /// Agent profiles, loaded again when the workspace's `profiles.toml`
@@ -878,6 +889,21 @@ impl Router {
     /// box (the submit key was lost, or arrived while the program was
     /// still taking the paste) gets the submit key again.
     fn verify(&mut self, ctx: &mut Ctx) -> Result<()> {
+        let due = self.due_looks(ctx)?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let screens = ctx.tmux.capture(&due)?;
+        let mut looks = Looks::default();
+        for (pane, screen) in due.into_iter().zip(screens) {
+            self.look_at(pane, &screen, &mut looks);
+        }
+        self.act_on(ctx, looks)
+    }
+
+    /// The panes whose typed message is due for a look. A pane that has
+    /// gone cannot be captured: it is forgotten.
+    fn due_looks(&mut self, ctx: &Ctx) -> Result<Vec<String>> {
         let due: Vec<String> = self
             .unsent
             .iter()
@@ -885,9 +911,8 @@ impl Router {
             .map(|(p, _)| p.clone())
             .collect();
         if due.is_empty() {
-            return Ok(());
+            return Ok(due);
         }
-        // A pane that has gone cannot be captured: forget it.
         let live: HashSet<String> = ctx
             .tmux
             .list_panes()?
@@ -900,64 +925,71 @@ impl Router {
         for p in gone {
             self.unsent.remove(&p);
         }
-        if due.is_empty() {
-            return Ok(());
-        }
-        let screens = ctx.tmux.capture(&due)?;
-        let mut presses = Vec::new();
-        let mut resubmitted = Vec::new();
-        let mut failed = Vec::new();
-        for (pane, screen) in due.into_iter().zip(screens) {
-            let u = self.unsent.get_mut(&pane).expect("present");
-            match u.look(&screen) {
-                Look::Taken => {
-                    self.unsent.remove(&pane);
-                }
-                Look::Wait => {}
-                Look::Unread if u.typed_at.elapsed() >= TAKE_LIMIT => {
-                    let why = format!(
-                        "{} showed nothing of it for {}s after it was typed",
-                        u.to,
-                        TAKE_LIMIT.as_secs()
-                    );
-                    failed.push((self.unsent.remove(&pane).expect("present"), why));
-                }
-                Look::Unread => u.at = Instant::now(),
-                Look::Unsent if u.presses >= MAX_RESUBMITS => {
-                    let why = format!(
-                        "still in the input box of {} after {} presses of {}",
-                        u.to,
-                        u.presses + 1,
-                        u.profile.submit
-                    );
-                    failed.push((self.unsent.remove(&pane).expect("present"), why));
-                }
-                Look::Unsent => {
-                    // Worth a line: it tells which CLIs lose submit keys.
-                    info!(
-                        "{} still in the input box of {pane} ({}): {} again",
-                        u.head, u.profile.name, u.profile.submit
-                    );
-                    presses.push(Op::PressKey {
-                        pane: pane.clone(),
-                        key: u.profile.submit.clone(),
-                    });
-                    resubmitted.push((u.id, u.agency.clone(), u.to.clone(), u.presses + 1));
-                    u.presses += 1;
-                    u.screen = None;
-                    u.at = Instant::now();
-                }
+        Ok(due)
+    }
+
+    /// Reads `screen` of `pane` for its unsent message, and notes in
+    /// `looks` what to do about it.
+    fn look_at(&mut self, pane: String, screen: &str, looks: &mut Looks) {
+        let u = self.unsent.get_mut(&pane).expect("present");
+        match u.look(screen) {
+            Look::Taken => {
+                self.unsent.remove(&pane);
+            }
+            Look::Wait => {}
+            Look::Unread if u.typed_at.elapsed() >= TAKE_LIMIT => {
+                let why = format!(
+                    "{} showed nothing of it for {}s after it was typed",
+                    u.to,
+                    TAKE_LIMIT.as_secs()
+                );
+                looks
+                    .failed
+                    .push((self.unsent.remove(&pane).expect("present"), why));
+            }
+            Look::Unread => u.at = Instant::now(),
+            Look::Unsent if u.presses >= MAX_RESUBMITS => {
+                let why = format!(
+                    "still in the input box of {} after {} presses of {}",
+                    u.to,
+                    u.presses + 1,
+                    u.profile.submit
+                );
+                looks
+                    .failed
+                    .push((self.unsent.remove(&pane).expect("present"), why));
+            }
+            Look::Unsent => {
+                // Worth a line: it tells which CLIs lose submit keys.
+                info!(
+                    "{} still in the input box of {pane} ({}): {} again",
+                    u.head, u.profile.name, u.profile.submit
+                );
+                looks.presses.push(Op::PressKey {
+                    pane: pane.clone(),
+                    key: u.profile.submit.clone(),
+                });
+                looks
+                    .resubmitted
+                    .push((u.id, u.agency.clone(), u.to.clone(), u.presses + 1));
+                u.presses += 1;
+                u.screen = None;
+                u.at = Instant::now();
             }
         }
-        for (u, why) in failed {
+    }
+
+    /// Records the messages given up on, and presses the submit keys again.
+    fn act_on(&mut self, ctx: &mut Ctx, looks: Looks) -> Result<()> {
+        for (u, why) in looks.failed {
             warn!("{} failed: {why}", u.head);
             if ctx.store.fail_delivered(u.id, &u.to, &u.agency, &why)? {
                 self.mirror_dirty = true;
             }
         }
-        if !presses.is_empty() && ctx.tmux.batch(&presses).is_ok() {
+        if !looks.presses.is_empty() && ctx.tmux.batch(&looks.presses).is_ok() {
             // What `agency metrics` counts as resubmitted.
-            for (id, agency, to, press) in resubmitted {
+            for (id, agency, to, press) in looks.resubmitted {
                 let detail = serde_json::json!({"id": id, "to": to, "press": press});
                 if let Err(e) = ctx.record(Event::new(&agency, "message.resubmitted", detail)) {
                     warn!("#{id}: {e}");
