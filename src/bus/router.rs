@@ -268,42 +268,62 @@ pub fn run_with(ws: Workspace, mut upkeep: impl FnMut(&mut Ctx)) -> Result<()> {
         std::process::id(),
         ctx.ws.root.display()
     );
-    loop {
+    while router.keeps_serving(&mut ctx, &registry, &mut live) {
+        router.tick(&mut ctx, &mut upkeep, sock.as_ref());
+    }
+    Ok(())
+}
+
+impl Router {
+    /// Whether this router goes on: false (and why, in the log) once the
+    /// workspace is gone, another router serves it, or no agency runs.
+    fn keeps_serving(&mut self, ctx: &mut Ctx, registry: &Path, live: &mut Liveness) -> bool {
         if !registry.is_dir() {
             info!("the workspace is gone; stopping");
-            return Ok(());
+            return false;
         }
-        if !router.holds_lock(&registry) {
+        if !self.holds_lock(registry) {
             info!("another router serves this workspace now; stopping");
-            return Ok(());
+            return false;
         }
         if ctx.store.replaced() {
-            router.reopen(&mut ctx);
+            self.reopen(ctx);
             // A new registry knows no agency yet: wait for one as at start.
-            live = Liveness {
+            *live = Liveness {
                 seen: false,
                 started: Instant::now(),
             };
         }
-        if live.done(&ctx) && router.typed.is_empty() && router.may_stop(&ctx) {
+        if live.done(ctx) && self.typed.is_empty() && self.may_stop(ctx) {
             // Queued messages wait in the registry; `create` starts a router.
             info!("no agency is running; stopping");
-            return Ok(());
+            return false;
         }
-        if let Err(e) = outbox::ingest(&mut ctx) {
+        true
+    }
+
+    /// One turn of the loop: takes in the outbox, delivers, and sleeps
+    /// when there was nothing to deliver.
+    fn tick(
+        &mut self,
+        ctx: &mut Ctx,
+        upkeep: &mut impl FnMut(&mut Ctx),
+        sock: Option<&UnixDatagram>,
+    ) {
+        if let Err(e) = outbox::ingest(ctx) {
             warn!("outbox: {e}");
         }
-        upkeep(&mut ctx);
-        let delivered = match router.cycle(&mut ctx) {
+        upkeep(ctx);
+        let delivered = match self.cycle(ctx) {
             Ok(n) => n,
             Err(e) => {
                 warn!("{e}");
                 0
             }
         };
-        router.maybe_write_mirror(&ctx, delivered == 0);
+        self.maybe_write_mirror(ctx, delivered == 0);
         if delivered == 0 {
-            wait(sock.as_ref());
+            wait(sock);
         }
     }
 }
