@@ -268,42 +268,62 @@ pub fn run_with(ws: Workspace, mut upkeep: impl FnMut(&mut Ctx)) -> Result<()> {
         std::process::id(),
         ctx.ws.root.display()
     );
-    loop {
+    while router.keeps_serving(&mut ctx, &registry, &mut live) {
+        router.tick(&mut ctx, &mut upkeep, sock.as_ref());
+    }
+    Ok(())
+}
+
+impl Router {
+    /// Whether this router goes on: false (and why, in the log) once the
+    /// workspace is gone, another router serves it, or no agency runs.
+    fn keeps_serving(&mut self, ctx: &mut Ctx, registry: &Path, live: &mut Liveness) -> bool {
         if !registry.is_dir() {
             info!("the workspace is gone; stopping");
-            return Ok(());
+            return false;
         }
-        if !router.holds_lock(&registry) {
+        if !self.holds_lock(registry) {
             info!("another router serves this workspace now; stopping");
-            return Ok(());
+            return false;
         }
         if ctx.store.replaced() {
-            router.reopen(&mut ctx);
+            self.reopen(ctx);
             // A new registry knows no agency yet: wait for one as at start.
-            live = Liveness {
+            *live = Liveness {
                 seen: false,
                 started: Instant::now(),
             };
         }
-        if live.done(&ctx) && router.typed.is_empty() && router.may_stop(&ctx) {
+        if live.done(ctx) && self.typed.is_empty() && self.may_stop(ctx) {
             // Queued messages wait in the registry; `create` starts a router.
             info!("no agency is running; stopping");
-            return Ok(());
+            return false;
         }
-        if let Err(e) = outbox::ingest(&mut ctx) {
+        true
+    }
+
+    /// One turn of the loop: takes in the outbox, delivers, and sleeps
+    /// when there was nothing to deliver.
+    fn tick(
+        &mut self,
+        ctx: &mut Ctx,
+        upkeep: &mut impl FnMut(&mut Ctx),
+        sock: Option<&UnixDatagram>,
+    ) {
+        if let Err(e) = outbox::ingest(ctx) {
             warn!("outbox: {e}");
         }
-        upkeep(&mut ctx);
-        let delivered = match router.cycle(&mut ctx) {
+        upkeep(ctx);
+        let delivered = match self.cycle(ctx) {
             Ok(n) => n,
             Err(e) => {
                 warn!("{e}");
                 0
             }
         };
-        router.maybe_write_mirror(&ctx, delivered == 0);
+        self.maybe_write_mirror(ctx, delivered == 0);
         if delivered == 0 {
-            wait(sock.as_ref());
+            wait(sock);
         }
     }
 }
@@ -450,6 +470,23 @@ fn typed_mark(id: i64) -> String {
     format!("agency-typed-{id}")
 }
 
+/// Each message's keys, then a mark that they were typed: tmux stops a
+/// sequence at its first failing command, and the marks printed tell which
+/// messages went in before it. None is typed again.
+fn typing_ops(ready: &[(&MessageRow, String, Option<Profile>)]) -> Vec<Op> {
+    ready
+        .iter()
+        .flat_map(|(m, pane, p)| {
+            let mut ops = delivery_ops(m, pane, p.as_ref());
+            ops.push(Op::Print {
+                pane: pane.clone(),
+                text: typed_mark(m.id),
+            });
+            ops
+        })
+        .collect()
+}
+
 /// A message typed into an agent whose profile can read its input box:
 /// checked after a moment, and submitted again if it is still there.
 /// Nothing more is typed into its pane until it is known to be taken.
@@ -524,6 +561,17 @@ impl Unsent {
     }
 }
 
+/// What one round of looks at unsent messages calls for.
+#[derive(Default)]
+struct Looks {
+    /// Submit keys to press again.
+    presses: Vec<Op>,
+    /// (message id, agency, recipient, press number) of each press.
+    resubmitted: Vec<(i64, String, String, u32)>,
+    /// Messages given up on, with why.
+    failed: Vec<(Unsent, String)>,
+}
+
 #[derive(Default)]
 struct Router {
     /// Agent profiles, loaded again when the workspace's `profiles.toml`
@@ -563,12 +611,49 @@ impl Router {
         if next.is_empty() {
             return Ok(0);
         }
+        let ready = self.ready_panes(ctx, &next)?;
+        let ready = self.prompt_ready(ctx, ready)?;
+        if ready.is_empty() {
+            return Ok(0);
+        }
+        let ops = typing_ops(&ready);
+        // Checked again right before typing: a second router must never
+        // type what this one types.
+        if !self.holds_lock(&ctx.ws.registry_dir()) {
+            return Ok(0);
+        }
+        let (printed, result) = ctx.tmux.batch_printing(&ops);
+        let n_typed = ready
+            .iter()
+            .take_while(|(m, _, _)| printed.contains(&typed_mark(m.id)))
+            .count();
+        if let (Err(e), Some((m, _, _))) = (result, ready.get(n_typed)) {
+            // The one it stopped at; those after it wait for the next cycle.
+            // Not `?`: the messages typed before it must still be recorded.
+            if let Err(err) = ctx.store.record_failure(m, &e.to_string(), MAX_ATTEMPTS) {
+                warn!("#{}: {e}; not recorded: {err}", m.id);
+            }
+            self.mirror_dirty = true;
+        }
+        let typed = &ready[..n_typed];
+        self.watch_unsent(typed);
+        let delivered: Vec<&MessageRow> = typed.iter().map(|(m, _, _)| *m).collect();
+        self.record_delivered(ctx, &delivered)
+    }
+
+    /// The messages of `next` whose pane can take them now, with that pane.
+    /// A shell's are shown in its pane instead (see `show_to_shell`).
+    fn ready_panes<'m>(
+        &mut self,
+        ctx: &mut Ctx,
+        next: &'m [MessageRow],
+    ) -> Result<Vec<(&'m MessageRow, String)>> {
         let panes = ctx.tmux.list_panes()?;
         let root = ctx.ws.root.display().to_string();
         let mut pane_ids: HashMap<String, HashMap<String, Option<String>>> = HashMap::new();
         let mut ready: Vec<(&MessageRow, String)> = Vec::new();
         let mut notices = Vec::new();
-        for m in &next {
+        for m in next {
             if !pane_ids.contains_key(&m.agency) {
                 let rows = ctx.store.agents(&m.agency)?;
                 pane_ids.insert(
@@ -597,44 +682,12 @@ impl Router {
             // Only a courtesy: the message waits in the inbox either way.
             let _ = ctx.tmux.batch(&notices);
         }
-        let ready = self.prompt_ready(ctx, ready)?;
-        if ready.is_empty() {
-            return Ok(0);
-        }
-        // Each message's keys, then a mark that they were typed: tmux stops
-        // a sequence at its first failing command, and the marks printed
-        // tell which messages went in before it. None is typed again.
-        let ops: Vec<Op> = ready
-            .iter()
-            .flat_map(|(m, pane, p)| {
-                let mut ops = delivery_ops(m, pane, p.as_ref());
-                ops.push(Op::Print {
-                    pane: pane.clone(),
-                    text: typed_mark(m.id),
-                });
-                ops
-            })
-            .collect();
-        // Checked again right before typing: a second router must never
-        // type what this one types.
-        if !self.holds_lock(&ctx.ws.registry_dir()) {
-            return Ok(0);
-        }
-        let (printed, result) = ctx.tmux.batch_printing(&ops);
-        let n_typed = ready
-            .iter()
-            .take_while(|(m, _, _)| printed.contains(&typed_mark(m.id)))
-            .count();
-        let typed: Vec<&(&MessageRow, String, Option<Profile>)> = ready[..n_typed].iter().collect();
-        let delivered: Vec<&MessageRow> = typed.iter().map(|(m, _, _)| *m).collect();
-        if let (Err(e), Some((m, _, _))) = (result, ready.get(n_typed)) {
-            // The one it stopped at; those after it wait for the next cycle.
-            // Not `?`: the messages typed before it must still be recorded.
-            if let Err(err) = ctx.store.record_failure(m, &e.to_string(), MAX_ATTEMPTS) {
-                warn!("#{}: {e}; not recorded: {err}", m.id);
-            }
-            self.mirror_dirty = true;
-        }
+        Ok(ready)
+    }
+
+    /// Messages just typed into agents whose profile can read their input
+    /// box are looked at again (see `verify`) before more is typed there.
+    fn watch_unsent(&mut self, typed: &[(&MessageRow, String, Option<Profile>)]) {
         for (m, pane, p) in typed {
             if let Some(p) = p.as_ref().filter(|p| p.input.is_some()) {
                 self.unsent.insert(
@@ -655,13 +708,17 @@ impl Router {
                 );
             }
         }
+    }
+
+    /// Records `delivered` as typed; returns how many they are.
+    fn record_delivered(&mut self, ctx: &mut Ctx, delivered: &[&MessageRow]) -> Result<usize> {
         if delivered.is_empty() {
             return Ok(0);
         }
-        for m in &delivered {
+        for m in delivered {
             debug!("typed #{} {} from {} into {}", m.id, m.kind, m.from, m.to);
         }
-        if let Err(e) = ctx.store.mark_delivered(&delivered) {
+        if let Err(e) = ctx.store.mark_delivered(delivered) {
             // Typed, maybe read already: never typed again. Its recipient
             // gets nothing more until the record is written.
             self.typed.extend(delivered.iter().map(|m| (*m).clone()));
@@ -855,6 +912,21 @@ impl Router {
     /// box (the submit key was lost, or arrived while the program was
     /// still taking the paste) gets the submit key again.
     fn verify(&mut self, ctx: &mut Ctx) -> Result<()> {
+        let due = self.due_looks(ctx)?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let screens = ctx.tmux.capture(&due)?;
+        let mut looks = Looks::default();
+        for (pane, screen) in due.into_iter().zip(screens) {
+            self.look_at(pane, &screen, &mut looks);
+        }
+        self.act_on(ctx, looks)
+    }
+
+    /// The panes whose typed message is due for a look. A pane that has
+    /// gone cannot be captured: it is forgotten.
+    fn due_looks(&mut self, ctx: &Ctx) -> Result<Vec<String>> {
         let due: Vec<String> = self
             .unsent
             .iter()
@@ -862,9 +934,8 @@ impl Router {
             .map(|(p, _)| p.clone())
             .collect();
         if due.is_empty() {
-            return Ok(());
+            return Ok(due);
         }
-        // A pane that has gone cannot be captured: forget it.
         let live: HashSet<String> = ctx
             .tmux
             .list_panes()?
@@ -877,64 +948,71 @@ impl Router {
         for p in gone {
             self.unsent.remove(&p);
         }
-        if due.is_empty() {
-            return Ok(());
-        }
-        let screens = ctx.tmux.capture(&due)?;
-        let mut presses = Vec::new();
-        let mut resubmitted = Vec::new();
-        let mut failed = Vec::new();
-        for (pane, screen) in due.into_iter().zip(screens) {
-            let u = self.unsent.get_mut(&pane).expect("present");
-            match u.look(&screen) {
-                Look::Taken => {
-                    self.unsent.remove(&pane);
-                }
-                Look::Wait => {}
-                Look::Unread if u.typed_at.elapsed() >= TAKE_LIMIT => {
-                    let why = format!(
-                        "{} showed nothing of it for {}s after it was typed",
-                        u.to,
-                        TAKE_LIMIT.as_secs()
-                    );
-                    failed.push((self.unsent.remove(&pane).expect("present"), why));
-                }
-                Look::Unread => u.at = Instant::now(),
-                Look::Unsent if u.presses >= MAX_RESUBMITS => {
-                    let why = format!(
-                        "still in the input box of {} after {} presses of {}",
-                        u.to,
-                        u.presses + 1,
-                        u.profile.submit
-                    );
-                    failed.push((self.unsent.remove(&pane).expect("present"), why));
-                }
-                Look::Unsent => {
-                    // Worth a line: it tells which CLIs lose submit keys.
-                    info!(
-                        "{} still in the input box of {pane} ({}): {} again",
-                        u.head, u.profile.name, u.profile.submit
-                    );
-                    presses.push(Op::PressKey {
-                        pane: pane.clone(),
-                        key: u.profile.submit.clone(),
-                    });
-                    resubmitted.push((u.id, u.agency.clone(), u.to.clone(), u.presses + 1));
-                    u.presses += 1;
-                    u.screen = None;
-                    u.at = Instant::now();
-                }
+        Ok(due)
+    }
+
+    /// Reads `screen` of `pane` for its unsent message, and notes in
+    /// `looks` what to do about it.
+    fn look_at(&mut self, pane: String, screen: &str, looks: &mut Looks) {
+        let u = self.unsent.get_mut(&pane).expect("present");
+        match u.look(screen) {
+            Look::Taken => {
+                self.unsent.remove(&pane);
+            }
+            Look::Wait => {}
+            Look::Unread if u.typed_at.elapsed() >= TAKE_LIMIT => {
+                let why = format!(
+                    "{} showed nothing of it for {}s after it was typed",
+                    u.to,
+                    TAKE_LIMIT.as_secs()
+                );
+                looks
+                    .failed
+                    .push((self.unsent.remove(&pane).expect("present"), why));
+            }
+            Look::Unread => u.at = Instant::now(),
+            Look::Unsent if u.presses >= MAX_RESUBMITS => {
+                let why = format!(
+                    "still in the input box of {} after {} presses of {}",
+                    u.to,
+                    u.presses + 1,
+                    u.profile.submit
+                );
+                looks
+                    .failed
+                    .push((self.unsent.remove(&pane).expect("present"), why));
+            }
+            Look::Unsent => {
+                // Worth a line: it tells which CLIs lose submit keys.
+                info!(
+                    "{} still in the input box of {pane} ({}): {} again",
+                    u.head, u.profile.name, u.profile.submit
+                );
+                looks.presses.push(Op::PressKey {
+                    pane: pane.clone(),
+                    key: u.profile.submit.clone(),
+                });
+                looks
+                    .resubmitted
+                    .push((u.id, u.agency.clone(), u.to.clone(), u.presses + 1));
+                u.presses += 1;
+                u.screen = None;
+                u.at = Instant::now();
             }
         }
-        for (u, why) in failed {
+    }
+
+    /// Records the messages given up on, and presses the submit keys again.
+    fn act_on(&mut self, ctx: &mut Ctx, looks: Looks) -> Result<()> {
+        for (u, why) in looks.failed {
             warn!("{} failed: {why}", u.head);
             if ctx.store.fail_delivered(u.id, &u.to, &u.agency, &why)? {
                 self.mirror_dirty = true;
             }
         }
-        if !presses.is_empty() && ctx.tmux.batch(&presses).is_ok() {
+        if !looks.presses.is_empty() && ctx.tmux.batch(&looks.presses).is_ok() {
             // What `agency metrics` counts as resubmitted.
-            for (id, agency, to, press) in resubmitted {
+            for (id, agency, to, press) in looks.resubmitted {
                 let detail = serde_json::json!({"id": id, "to": to, "press": press});
                 if let Err(e) = ctx.record(Event::new(&agency, "message.resubmitted", detail)) {
                     warn!("#{id}: {e}");

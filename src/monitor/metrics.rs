@@ -199,86 +199,113 @@ struct TaskLog<'e> {
 /// oldest first), counting what happened at or after `since` (Unix
 /// seconds; `None`: all) up to `until`.
 pub fn compute(events: &[EventRow], since: Option<f64>, until: f64) -> (Metrics, Vec<Metrics>) {
-    let in_period = |t: f64| since.is_none_or(|s| t >= s) && t <= until;
-    let mut tally = Tally {
-        agencies: BTreeMap::new(),
-        overall: Acc::default(),
-    };
-    let at = |e: &EventRow| secs(&e.at).unwrap_or(0.0);
-    let mut tasks: BTreeMap<i64, TaskLog> = BTreeMap::new();
-    // Approval id → (agency, task label, submitted at).
-    let mut submitted: HashMap<i64, (String, String, f64)> = HashMap::new();
-    // (agency, task label) → times items were rejected.
-    let mut rejections: HashMap<(String, String), Vec<f64>> = HashMap::new();
-    // Per agent (agency, agent): its prompts, as (waiting at, end, answered by).
-    let mut prompts: HashMap<(String, String), Vec<Prompt>> = HashMap::new();
-    let mut handoffs: Vec<&EventRow> = Vec::new();
-    let mut acks: HashMap<i64, f64> = HashMap::new();
-    let mut acts: HashMap<(String, String), Vec<(i64, f64)>> = HashMap::new();
+    let mut r = Reading::new(Period { since, until });
     for e in events {
+        r.read(e);
+    }
+    r.count_prompts();
+    r.count_handoffs();
+    r.count_tasks();
+    let overall = std::mem::take(&mut r.tally.overall).metrics(None);
+    let agencies = r
+        .tally
+        .agencies
+        .into_iter()
+        .map(|(name, acc)| acc.metrics(Some(name)))
+        .collect();
+    (overall, agencies)
+}
+
+/// When an event is counted: at or after `since` (`None`: all), up to
+/// `until`.
+struct Period {
+    since: Option<f64>,
+    until: f64,
+}
+
+impl Period {
+    fn has(&self, t: f64) -> bool {
+        self.since.is_none_or(|s| t >= s) && t <= self.until
+    }
+}
+
+fn at(e: &EventRow) -> f64 {
+    secs(&e.at).unwrap_or(0.0)
+}
+
+/// What `compute` gathers from the log, oldest event first: some events
+/// are counted as read, others once the whole log is known.
+struct Reading<'e> {
+    period: Period,
+    tally: Tally,
+    tasks: BTreeMap<i64, TaskLog<'e>>,
+    /// Approval id → (agency, task label, submitted at).
+    submitted: HashMap<i64, (String, String, f64)>,
+    /// (agency, task label) → times items were rejected.
+    rejections: HashMap<(String, String), Vec<f64>>,
+    /// Per agent (agency, agent): its prompts, as (waiting at, end, answered by).
+    prompts: HashMap<(String, String), Vec<Prompt>>,
+    handoffs: Vec<&'e EventRow>,
+    acks: HashMap<i64, f64>,
+    acts: HashMap<(String, String), Vec<(i64, f64)>>,
+}
+
+impl<'e> Reading<'e> {
+    fn new(period: Period) -> Self {
+        Reading {
+            period,
+            tally: Tally {
+                agencies: BTreeMap::new(),
+                overall: Acc::default(),
+            },
+            tasks: BTreeMap::new(),
+            submitted: HashMap::new(),
+            rejections: HashMap::new(),
+            prompts: HashMap::new(),
+            handoffs: Vec::new(),
+            acks: HashMap::new(),
+            acts: HashMap::new(),
+        }
+    }
+
+    fn read(&mut self, e: &'e EventRow) {
         let t = at(e);
         let agency = e.agency.clone().unwrap_or_default();
         let d = &e.detail;
         if e.kind.starts_with("task.") {
             if let Some(id) = d["id"].as_i64() {
-                tasks.entry(id).or_default().events.push(e);
+                self.tasks.entry(id).or_default().events.push(e);
             }
-            continue;
+            return;
         }
         match e.kind.as_str() {
             "approval.submitted" => {
                 if let Some(id) = d["id"].as_i64() {
                     let task = d["task"].as_str().unwrap_or_default().to_string();
-                    acts.entry((agency.clone(), task.clone()))
+                    self.acts
+                        .entry((agency.clone(), task.clone()))
                         .or_default()
                         .push((e.id, t));
-                    submitted.insert(id, (agency, task, t));
+                    self.submitted.insert(id, (agency, task, t));
                 }
             }
-            "approval.approved" | "approval.rejected" => {
-                let Some(item) = d["id"].as_i64().and_then(|id| submitted.get(&id)) else {
-                    continue;
-                };
-                let key = (item.0.clone(), item.1.clone());
-                let rejected_before = rejections
-                    .get(&key)
-                    .is_some_and(|r| r.iter().any(|x| *x <= t));
-                if e.kind == "approval.rejected" {
-                    rejections.entry(key).or_default().push(t);
-                }
-                if !in_period(t) {
-                    continue;
-                }
-                let approved = e.kind == "approval.approved";
-                let wait = t - item.2;
-                tally.add(Some(&item.0), |a| {
-                    if approved {
-                        a.approved += 1;
-                        if !rejected_before {
-                            a.first_pass += 1;
-                        }
-                    } else {
-                        a.rejected += 1;
-                    }
-                    a.approval_wait.push(wait);
-                });
-            }
+            "approval.approved" | "approval.rejected" => self.read_decision(e, t),
             "handoff" => {
                 let from = d["from"].as_str().unwrap_or_default().to_string();
                 let task = d["task"].as_str().unwrap_or_default().to_string();
-                acts.entry((from, task)).or_default().push((e.id, t));
-                handoffs.push(e);
+                self.acts.entry((from, task)).or_default().push((e.id, t));
+                self.handoffs.push(e);
             }
             "message.acked" => {
                 if let Some(id) = d["id"].as_i64() {
-                    acks.entry(id).or_insert(t);
+                    self.acks.entry(id).or_insert(t);
                 }
             }
             "message.delivered" | "message.failed" | "message.resubmitted" | "message.retried"
-                if in_period(t) =>
+                if self.period.has(t) =>
             {
                 let kind = e.kind.clone();
-                tally.add(Some(&agency), |a| match kind.as_str() {
+                self.tally.add(Some(&agency), |a| match kind.as_str() {
                     "message.delivered" => a.messages.delivered += 1,
                     "message.failed" => a.messages.failed += 1,
                     "message.resubmitted" => a.messages.resubmitted += 1,
@@ -286,84 +313,127 @@ pub fn compute(events: &[EventRow], since: Option<f64>, until: f64) -> (Metrics,
                 });
             }
             "agent.waiting" | "agent.resumed" | "agent.exited" | "answer" => {
-                let Some(agent) = d["agent"].as_str() else {
-                    continue;
-                };
-                let list = prompts.entry((agency, agent.to_string())).or_default();
-                let open = list.last_mut().filter(|p| p.end.is_none());
-                match (e.kind.as_str(), open) {
-                    ("agent.waiting", Some(_)) => {}
-                    ("agent.waiting", None) => list.push(Prompt {
-                        start: t,
-                        end: None,
-                        by_agent: false,
-                    }),
-                    ("answer", Some(p)) => {
-                        p.end = Some(t);
-                        p.by_agent = d["by"].as_str().is_some_and(|b| b != "human");
-                    }
-                    (_, Some(p)) if e.kind != "answer" => p.end = Some(t),
-                    _ => {}
-                }
+                self.read_prompt(e, t, agency)
             }
             _ => {}
         }
     }
-    for ((agency, _), list) in &prompts {
-        for p in list {
-            match p.end {
-                Some(end) if in_period(end) => {
-                    tally.add(Some(agency), |a| a.prompt_wait.push(end - p.start))
-                }
-                None if in_period(p.start) || since.is_none() => {
-                    tally.add(Some(agency), |a| a.prompts_open += 1)
-                }
-                _ => {}
-            }
-        }
-    }
-    for h in &handoffs {
-        let t = at(h);
-        if !in_period(t) {
-            continue;
-        }
-        let to = h.detail["to"].as_str().unwrap_or_default();
-        match first_action(h, &tasks, &acks, &acts) {
-            Some(end) => tally.add(Some(to), |a| a.handoff.push(end - t)),
-            None => tally.add(Some(to), |a| a.handoffs_open += 1),
-        }
-    }
-    for log in tasks.values() {
-        let Some(done) = log.events.iter().rev().find(|e| e.kind == "task.done") else {
-            continue;
+
+    /// An approval approved or rejected.
+    fn read_decision(&mut self, e: &EventRow, t: f64) {
+        let Some(item) = e.detail["id"]
+            .as_i64()
+            .and_then(|id| self.submitted.get(&id))
+        else {
+            return;
         };
-        let t = at(done);
-        if !in_period(t) {
-            continue;
+        let key = (item.0.clone(), item.1.clone());
+        let rejected_before = self
+            .rejections
+            .get(&key)
+            .is_some_and(|r| r.iter().any(|x| *x <= t));
+        if e.kind == "approval.rejected" {
+            self.rejections.entry(key).or_default().push(t);
         }
-        let ready = log
-            .events
-            .iter()
-            .find(|e| e.detail["state"] == "ready")
-            .map(|e| at(e));
-        let autonomous = without_human(log, done, &prompts);
-        tally.add(done.agency.as_deref(), |a| {
-            a.completed += 1;
-            if autonomous {
-                a.autonomous += 1;
+        if !self.period.has(t) {
+            return;
+        }
+        let approved = e.kind == "approval.approved";
+        let wait = t - item.2;
+        self.tally.add(Some(&item.0), |a| {
+            if approved {
+                a.approved += 1;
+                if !rejected_before {
+                    a.first_pass += 1;
+                }
+            } else {
+                a.rejected += 1;
             }
-            if let Some(r) = ready.filter(|r| *r <= t) {
-                a.ready_to_done.push(t - r);
-            }
+            a.approval_wait.push(wait);
         });
     }
-    let overall = std::mem::take(&mut tally.overall).metrics(None);
-    let agencies = tally
-        .agencies
-        .into_iter()
-        .map(|(name, acc)| acc.metrics(Some(name)))
-        .collect();
-    (overall, agencies)
+
+    /// An agent's prompt opened, or closed by an answer, the agent going on
+    /// or exiting.
+    fn read_prompt(&mut self, e: &EventRow, t: f64, agency: String) {
+        let d = &e.detail;
+        let Some(agent) = d["agent"].as_str() else {
+            return;
+        };
+        let list = self.prompts.entry((agency, agent.to_string())).or_default();
+        let open = list.last_mut().filter(|p| p.end.is_none());
+        match (e.kind.as_str(), open) {
+            ("agent.waiting", Some(_)) => {}
+            ("agent.waiting", None) => list.push(Prompt {
+                start: t,
+                end: None,
+                by_agent: false,
+            }),
+            ("answer", Some(p)) => {
+                p.end = Some(t);
+                p.by_agent = d["by"].as_str().is_some_and(|b| b != "human");
+            }
+            (_, Some(p)) if e.kind != "answer" => p.end = Some(t),
+            _ => {}
+        }
+    }
+
+    fn count_prompts(&mut self) {
+        for ((agency, _), list) in &self.prompts {
+            for p in list {
+                match p.end {
+                    Some(end) if self.period.has(end) => self
+                        .tally
+                        .add(Some(agency), |a| a.prompt_wait.push(end - p.start)),
+                    None if self.period.has(p.start) || self.period.since.is_none() => {
+                        self.tally.add(Some(agency), |a| a.prompts_open += 1)
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn count_handoffs(&mut self) {
+        for h in &self.handoffs {
+            let t = at(h);
+            if !self.period.has(t) {
+                continue;
+            }
+            let to = h.detail["to"].as_str().unwrap_or_default();
+            match first_action(h, &self.tasks, &self.acks, &self.acts) {
+                Some(end) => self.tally.add(Some(to), |a| a.handoff.push(end - t)),
+                None => self.tally.add(Some(to), |a| a.handoffs_open += 1),
+            }
+        }
+    }
+
+    fn count_tasks(&mut self) {
+        for log in self.tasks.values() {
+            let Some(done) = log.events.iter().rev().find(|e| e.kind == "task.done") else {
+                continue;
+            };
+            let t = at(done);
+            if !self.period.has(t) {
+                continue;
+            }
+            let ready = log
+                .events
+                .iter()
+                .find(|e| e.detail["state"] == "ready")
+                .map(|e| at(e));
+            let autonomous = without_human(log, done, &self.prompts);
+            self.tally.add(done.agency.as_deref(), |a| {
+                a.completed += 1;
+                if autonomous {
+                    a.autonomous += 1;
+                }
+                if let Some(r) = ready.filter(|r| *r <= t) {
+                    a.ready_to_done.push(t - r);
+                }
+            });
+        }
+    }
 }
 
 struct Prompt {

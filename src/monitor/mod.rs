@@ -288,6 +288,22 @@ fn agency_lines(
 /// agents, blocked tasks, failed messages, exited agents), oldest first.
 pub fn needs_you(ctx: &Ctx, live: &[AgencyLive]) -> Result<Vec<NeedsYou>> {
     let me = invocation(&ctx.ws);
+    let mut out = pending_approvals(ctx, &me)?;
+    out.extend(stopped_agents(ctx, &me, live)?);
+    out.extend(blocked_tasks(ctx, &me)?);
+    out.extend(failed_messages(ctx, &me)?);
+    // Stable: approvals stay in id order, the rest oldest first.
+    out.sort_by(|a, b| {
+        a.kind.cmp(&b.kind).then_with(|| match a.kind {
+            Kind::Approval => a.id.cmp(&b.id),
+            _ => a.since.cmp(&b.since),
+        })
+    });
+    Ok(out)
+}
+
+/// Approvals waiting for the human's decision.
+fn pending_approvals(ctx: &Ctx, me: &str) -> Result<Vec<NeedsYou>> {
     let mut out = Vec::new();
     for a in ctx.store.approvals(Some(ApprovalStatus::Pending))? {
         let failed = !a.passed();
@@ -309,6 +325,12 @@ pub fn needs_you(ctx: &Ctx, live: &[AgencyLive]) -> Result<Vec<NeedsYou>> {
             tests_failed: failed,
         });
     }
+    Ok(out)
+}
+
+/// Agents of running agencies that wait at a prompt or have exited.
+fn stopped_agents(ctx: &Ctx, me: &str, live: &[AgencyLive]) -> Result<Vec<NeedsYou>> {
+    let mut out = Vec::new();
     for agency in live.iter().filter(|a| a.running) {
         for a in &agency.agents {
             let (kind, event) = match a.state.as_str() {
@@ -332,7 +354,7 @@ pub fn needs_you(ctx: &Ctx, live: &[AgencyLive]) -> Result<Vec<NeedsYou>> {
                         "asks: {}",
                         a.question.as_deref().unwrap_or("(a permission prompt)")
                     ),
-                    answer_command(&me, &agency.name, &a.name, a.question.as_deref()),
+                    answer_command(me, &agency.name, &a.name, a.question.as_deref()),
                 ),
                 _ => (
                     match &a.setup_error {
@@ -355,6 +377,12 @@ pub fn needs_you(ctx: &Ctx, live: &[AgencyLive]) -> Result<Vec<NeedsYou>> {
             });
         }
     }
+    Ok(out)
+}
+
+/// Tasks marked blocked.
+fn blocked_tasks(ctx: &Ctx, me: &str) -> Result<Vec<NeedsYou>> {
+    let mut out = Vec::new();
     for t in ctx.store.tasks(&TaskFilter {
         agency: None,
         state: Some("blocked".into()),
@@ -375,6 +403,12 @@ pub fn needs_you(ctx: &Ctx, live: &[AgencyLive]) -> Result<Vec<NeedsYou>> {
             tests_failed: false,
         });
     }
+    Ok(out)
+}
+
+/// Messages the router gave up on.
+fn failed_messages(ctx: &Ctx, me: &str) -> Result<Vec<NeedsYou>> {
+    let mut out = Vec::new();
     for (m, at) in ctx.store.failed_messages()? {
         out.push(NeedsYou {
             kind: Kind::Failed,
@@ -397,13 +431,6 @@ pub fn needs_you(ctx: &Ctx, live: &[AgencyLive]) -> Result<Vec<NeedsYou>> {
             tests_failed: false,
         });
     }
-    // Stable: approvals stay in id order, the rest oldest first.
-    out.sort_by(|a, b| {
-        a.kind.cmp(&b.kind).then_with(|| match a.kind {
-            Kind::Approval => a.id.cmp(&b.id),
-            _ => a.since.cmp(&b.since),
-        })
-    });
     Ok(out)
 }
 

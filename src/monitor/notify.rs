@@ -179,17 +179,57 @@ pub fn item(ctx: &Ctx, e: &EventRow) -> Result<Option<Item>> {
     let me = me(&ctx.ws);
     let agency = e.agency.clone().unwrap_or_default();
     let id = e.detail["id"].as_i64();
-    let agent = e.detail["agent"].as_str().map(str::to_string);
-    let need = |what: String, agent: Option<String>, id: Option<i64>, command: String| NeedsYou {
+    let ask = match kind {
+        Kind::Approval => approval_ask(ctx, &me, id)?,
+        Kind::Waiting | Kind::Exited => agent_ask(ctx, &me, e, kind, &agency),
+        Kind::Blocked => blocked_ask(ctx, &me, id)?,
+        Kind::Failed => failed_ask(ctx, &me, id)?,
+    };
+    let Some(ask) = ask else {
+        return Ok(None);
+    };
+    let need = NeedsYou {
         kind,
-        agency: agency.clone(),
-        agent,
-        id,
-        what: one_line(&what),
+        agency,
+        agent: ask.agent,
+        id: ask.id,
+        what: one_line(&ask.what),
         since: parse_time(&e.at).map(rfc3339),
-        command,
+        command: ask.command,
         tests_failed: false,
     };
+    Ok(Some(Item { event: e.id, need }))
+}
+
+/// What one item asks, and of whom.
+struct Ask {
+    what: String,
+    agent: Option<String>,
+    id: Option<i64>,
+    command: String,
+}
+
+/// Approval `id`, while it is pending.
+fn approval_ask(ctx: &Ctx, me: &str, id: Option<i64>) -> Result<Option<Ask>> {
+    let Some(a) = id
+        .map(|i| ctx.store.approval(i))
+        .transpose()?
+        .flatten()
+        .filter(|a| a.status == ApprovalStatus::Pending)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Ask {
+        what: format!("approval #{} {} ({})", a.id, a.title, a.branch),
+        agent: None,
+        id: Some(a.id),
+        command: format!("{me} approvals"),
+    }))
+}
+
+/// An agent waiting at a prompt or exited, while that is the newest thing
+/// known of it.
+fn agent_ask(ctx: &Ctx, me: &str, e: &EventRow, kind: Kind, agency: &str) -> Option<Ask> {
     let lifecycle = [
         "agent.waiting",
         "agent.resumed",
@@ -199,89 +239,78 @@ pub fn item(ctx: &Ctx, e: &EventRow) -> Result<Option<Item>> {
     let still_latest = |name: &str| -> Result<bool> {
         Ok(ctx
             .store
-            .last_agent_event(&agency, name, &lifecycle)?
+            .last_agent_event(agency, name, &lifecycle)?
             .is_some_and(|l| l.id == e.id))
     };
-    let need = match kind {
-        Kind::Approval => {
-            let Some(a) = id
-                .map(|i| ctx.store.approval(i))
-                .transpose()?
-                .flatten()
-                .filter(|a| a.status == ApprovalStatus::Pending)
-            else {
-                return Ok(None);
-            };
-            need(
-                format!("approval #{} {} ({})", a.id, a.title, a.branch),
-                None,
-                Some(a.id),
-                format!("{me} approvals"),
-            )
-        }
-        Kind::Waiting | Kind::Exited => {
-            let Some(name) = agent.clone().filter(|n| still_latest(n).unwrap_or(false)) else {
-                return Ok(None);
-            };
-            let (what, command) = if kind == Kind::Waiting {
-                let asks = e.detail["question"].as_str();
-                let q = asks.unwrap_or("(a permission prompt)");
-                (
-                    format!("{agency}/{name} asks: {q}"),
-                    super::answer_command(&me, &agency, &name, asks),
-                )
-            } else {
-                (
-                    format!("{agency}/{name} exited"),
-                    format!("{me} status {} --restart", quote(&agency)),
-                )
-            };
-            need(what, Some(name), None, command)
-        }
-        Kind::Blocked => {
-            let Some(t) = id
-                .map(|i| ctx.store.task(i))
-                .transpose()?
-                .flatten()
-                .filter(|t| t.state == "blocked")
-            else {
-                return Ok(None);
-            };
-            need(
-                format!(
-                    "task #{} {} blocked: {}",
-                    t.id,
-                    t.title,
-                    t.reason.as_deref().unwrap_or("no reason given")
-                ),
-                t.agent.clone(),
-                Some(t.id),
-                format!("{me} task show {}", t.id),
-            )
-        }
-        Kind::Failed => {
-            let Some(m) = id
-                .map(|i| ctx.store.message(i))
-                .transpose()?
-                .flatten()
-                .filter(|m| m.state == MessageState::Failed)
-            else {
-                return Ok(None);
-            };
-            need(
-                format!(
-                    "message #{} to {} failed: {}",
-                    m.id,
-                    m.to,
-                    m.last_error.as_deref().unwrap_or("not delivered")
-                ),
-                Some(m.agent.clone()),
-                Some(m.id),
-                format!("{me} inbox {} {}", quote(&m.agency), quote(&m.agent)),
-            )
-        }
+    let name = e.detail["agent"]
+        .as_str()
+        .map(str::to_string)
+        .filter(|n| still_latest(n).unwrap_or(false))?;
+    let (what, command) = if kind == Kind::Waiting {
+        let asks = e.detail["question"].as_str();
+        let q = asks.unwrap_or("(a permission prompt)");
+        (
+            format!("{agency}/{name} asks: {q}"),
+            super::answer_command(me, agency, &name, asks),
+        )
+    } else {
+        (
+            format!("{agency}/{name} exited"),
+            format!("{me} status {} --restart", quote(agency)),
+        )
     };
-    Ok(Some(Item { event: e.id, need }))
+    Some(Ask {
+        what,
+        agent: Some(name),
+        id: None,
+        command,
+    })
+}
+
+/// Task `id`, while it is blocked.
+fn blocked_ask(ctx: &Ctx, me: &str, id: Option<i64>) -> Result<Option<Ask>> {
+    let Some(t) = id
+        .map(|i| ctx.store.task(i))
+        .transpose()?
+        .flatten()
+        .filter(|t| t.state == "blocked")
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Ask {
+        what: format!(
+            "task #{} {} blocked: {}",
+            t.id,
+            t.title,
+            t.reason.as_deref().unwrap_or("no reason given")
+        ),
+        agent: t.agent.clone(),
+        id: Some(t.id),
+        command: format!("{me} task show {}", t.id),
+    }))
+}
+
+/// Message `id`, while it stays failed.
+fn failed_ask(ctx: &Ctx, me: &str, id: Option<i64>) -> Result<Option<Ask>> {
+    let Some(m) = id
+        .map(|i| ctx.store.message(i))
+        .transpose()?
+        .flatten()
+        .filter(|m| m.state == MessageState::Failed)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Ask {
+        what: format!(
+            "message #{} to {} failed: {}",
+            m.id,
+            m.to,
+            m.last_error.as_deref().unwrap_or("not delivered")
+        ),
+        agent: Some(m.agent.clone()),
+        id: Some(m.id),
+        command: format!("{me} inbox {} {}", quote(&m.agency), quote(&m.agent)),
+    }))
 }
 
 pub fn document(ws: &Workspace, items: Vec<Item>) -> Document {

@@ -101,6 +101,24 @@ fn agent(name: &str, role: Role, n: usize, state: &str) -> AgentLive {
 /// specialists), in a spread of states, with `events` events over the last
 /// hour and the needs-you rows of `every_kind`.
 pub fn fleet(agencies: usize, per: usize, events: usize) -> Snapshot {
+    let lines = agency_lines(agencies, per);
+    let mut feed = feed(agencies, events);
+    let (throughput, done_last_hour) = feed.throughput(unix(now()));
+    let mut needs_you = every_kind();
+    needs_you.extend(stopped_agents(&lines));
+    needs_you.sort_by_key(|n| n.kind);
+    Snapshot {
+        needs_you,
+        agencies: lines,
+        events: feed.events.iter().cloned().collect(),
+        throughput,
+        done_last_hour,
+        router: Some(4242),
+    }
+}
+
+/// `agencies` agencies of `per` agents each, in a spread of states.
+fn agency_lines(agencies: usize, per: usize) -> Vec<AgencyLine> {
     const STATES: [&str; 8] = [
         "busy", "idle", "busy", "busy", "idle", "waiting", "busy", "exited",
     ];
@@ -131,6 +149,11 @@ pub fn fleet(agencies: usize, per: usize, events: usize) -> Snapshot {
             agents,
         });
     }
+    lines
+}
+
+/// `events` events over the last hour, spread over `agencies` agencies.
+fn feed(agencies: usize, events: usize) -> Feed {
     let mut feed = Feed::default();
     let start = unix(now()) - 3600;
     let kinds = [
@@ -154,9 +177,12 @@ pub fn fleet(agencies: usize, per: usize, events: usize) -> Snapshot {
             })
             .collect(),
     );
-    let (throughput, done_last_hour) = feed.throughput(unix(now()));
-    // Every waiting or exited agent of a running agency needs you too.
-    let mut needs_you = every_kind();
+    feed
+}
+
+/// Every waiting or exited agent of a running agency needs you too.
+fn stopped_agents(lines: &[AgencyLine]) -> Vec<NeedsYou> {
+    let mut needs_you = Vec::new();
     for l in lines.iter().filter(|l| l.running) {
         for a in &l.agents {
             let kind = match a.state.as_str() {
@@ -179,13 +205,5 @@ pub fn fleet(agencies: usize, per: usize, events: usize) -> Snapshot {
             });
         }
     }
-    needs_you.sort_by_key(|n| n.kind);
-    Snapshot {
-        needs_you,
-        agencies: lines,
-        events: feed.events.iter().cloned().collect(),
-        throughput,
-        done_last_hour,
-        router: Some(4242),
-    }
+    needs_you
 }

@@ -88,6 +88,17 @@ pub struct Scanner {
     pub captured: usize,
 }
 
+/// An agent's state as its pane alone tells it: `unknown` when only its
+/// screen can tell.
+fn pane_state(pane: Option<&PaneInfo>) -> &'static str {
+    match pane {
+        None => "exited",
+        Some(p) if p.dead => "exited",
+        Some(p) if SHELLS.contains(&p.current_command.as_str()) => "idle",
+        Some(_) => "unknown",
+    }
+}
+
 pub fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -135,13 +146,7 @@ impl Scanner {
             .filter(|p| p.agency_home == root)
             .map(|p| (p.pane_id.as_str(), p))
             .collect();
-        let dead = ours.values().filter(|p| p.dead).count();
-        if dead > self.dead {
-            // So a kept pane of an exited agent shows its note (see
-            // `Tmux::reap_exited`); once per new death, not every look.
-            let _ = ctx.tmux.reap_exited();
-        }
-        self.dead = dead;
+        self.note_deaths(ctx, &ours);
         let default_cmd = ctx.ws.default_agent_command();
         let mut rows: BTreeMap<String, Vec<crate::store::AgentRow>> = BTreeMap::new();
         for (agency, a) in ctx.store.all_agents()? {
@@ -174,33 +179,14 @@ impl Scanner {
                 if !a.role.is_agent() {
                     continue;
                 }
-                let state = match pane {
-                    None => "exited",
-                    Some(p) if p.dead => "exited",
-                    Some(p) if SHELLS.contains(&p.current_command.as_str()) => "idle",
-                    Some(_) => "unknown",
-                };
+                let state = pane_state(pane);
                 if state == "unknown" {
                     let p = pane.expect("has a pane");
-                    let prof = self
-                        .spec(ctx, &agency.name)
-                        .and_then(|s| s.agent(&a.name))
-                        .cloned();
-                    let profiles = self.profiles(ctx);
-                    if let Some(entry) = prof {
-                        if let (_, Some(prof)) = profile::resolve(profiles, &entry, &default_cmd) {
-                            if prof.ready.is_some() || prof.waiting.is_some() || prof.busy.is_some()
-                            {
-                                let act = activity.get(&p.pane_id).copied().unwrap_or(now);
-                                wanted.push((
-                                    out.len(),
-                                    live.agents.len(),
-                                    p.pane_id.clone(),
-                                    prof.clone(),
-                                    act,
-                                ));
-                            }
-                        }
+                    if let Some(prof) =
+                        self.screen_profile(ctx, &agency.name, &a.name, &default_cmd)
+                    {
+                        let act = activity.get(&p.pane_id).copied().unwrap_or(now);
+                        wanted.push((out.len(), live.agents.len(), p.pane_id.clone(), prof, act));
                     }
                 }
                 live.agents.push(AgentLive {
@@ -221,6 +207,32 @@ impl Scanner {
         self.looks.retain(|p, _| present.contains(p.as_str()));
         self.track_since(&mut out, now);
         Ok(out)
+    }
+
+    /// Counts the dead panes of this workspace. So a kept pane of an exited
+    /// agent shows its note (see `Tmux::reap_exited`), they are reaped once
+    /// per new death, not every look.
+    fn note_deaths(&mut self, ctx: &Ctx, ours: &HashMap<&str, &PaneInfo>) {
+        let dead = ours.values().filter(|p| p.dead).count();
+        if dead > self.dead {
+            let _ = ctx.tmux.reap_exited();
+        }
+        self.dead = dead;
+    }
+
+    /// The profile of `agent`, when it can read the agent's screen.
+    fn screen_profile(
+        &mut self,
+        ctx: &Ctx,
+        agency: &str,
+        agent: &str,
+        default_cmd: &str,
+    ) -> Option<Profile> {
+        let entry = self.spec(ctx, agency).and_then(|s| s.agent(agent)).cloned();
+        let profiles = self.profiles(ctx);
+        let (_, prof) = profile::resolve(profiles, &entry?, default_cmd);
+        prof.filter(|p| p.ready.is_some() || p.waiting.is_some() || p.busy.is_some())
+            .cloned()
     }
 
     /// Captures the screens that may have changed (within the budget) and

@@ -94,6 +94,30 @@ pub fn prepare(repo: &Repository, old: Oid, new: Oid) -> GitResult<Prepared> {
         .workdir()
         .ok_or_else(|| GitError::Git(git2::Error::from_str("no working folder")))?
         .to_path_buf();
+    let changes = changes(repo, old, new)?;
+    let stage = repo.path().join("agency-checkout");
+    if stage.exists() {
+        fs::remove_dir_all(&stage).map_err(|e| io_err(&stage, e))?;
+    }
+    let filemode = repo
+        .config()
+        .and_then(|c| c.get_bool("core.filemode"))
+        .unwrap_or(true);
+    let mut p = Prepared {
+        workdir,
+        stage,
+        changes,
+        filemode,
+    };
+    p.stage_side(repo, "new", |_| true)?;
+    p.find_standing(repo)?;
+    p.stand_behind_links();
+    Ok(p)
+}
+
+/// Each file that differs between commits `old` and `new`, with its two
+/// sides (none where it is absent).
+fn changes(repo: &Repository, old: Oid, new: Oid) -> GitResult<BTreeMap<String, Change>> {
     let old_tree = repo.find_commit(old)?.tree()?;
     let new_tree = repo.find_commit(new)?.tree()?;
     let diff = repo.diff_tree_to_tree(Some(&old_tree), Some(&new_tree), None)?;
@@ -123,58 +147,50 @@ pub fn prepare(repo: &Repository, old: Oid, new: Oid) -> GitResult<Prepared> {
             }
         }
     }
-    let stage = repo.path().join("agency-checkout");
-    if stage.exists() {
-        fs::remove_dir_all(&stage).map_err(|e| io_err(&stage, e))?;
-    }
-    let filemode = repo
-        .config()
-        .and_then(|c| c.get_bool("core.filemode"))
-        .unwrap_or(true);
-    let mut p = Prepared {
-        workdir,
-        stage,
-        changes,
-        filemode,
-    };
-    p.stage_side(repo, "new", |_| true)?;
-    let index = repo.index()?;
-    let index_time = fs::metadata(repo.path().join("index"))
-        .ok()
-        .map(|m| (m.mtime(), m.mtime_nsec()));
-    let mut unsure = std::collections::HashSet::new();
-    for (path, c) in p.changes.iter_mut() {
-        let wd = p.workdir.join(path);
-        c.stamp = stamp(&wd);
-        // Cheapest first: the index's word, then the file's bytes.
-        c.standing = if is_gitlink(c.new) || is_gitlink(c.old) {
-            // Submodules are not checked out here: only the index follows.
-            Standing::New
-        } else if unchanged_per_index(&index, path, c, index_time) {
-            Standing::Old
-        } else if same(
-            &wd,
-            c.new.map(|_| p.stage.join("new").join(path)),
-            p.filemode,
-        ) {
-            Standing::New
-        } else if (c.old.is_none() && c.stamp.is_none()) || hashes_to(&wd, c.old) {
-            Standing::Old
-        } else {
-            unsure.insert(path.clone());
-            Standing::Other
-        };
-    }
-    p.stage_side(repo, "old", |path| unsure.contains(path))?;
-    for path in unsure {
-        let c = &p.changes[&path];
-        let staged = c.old.map(|_| p.stage.join("old").join(&path));
-        if same(&p.workdir.join(&path), staged, p.filemode) {
-            p.changes.get_mut(&path).expect("listed").standing = Standing::Old;
+    Ok(changes)
+}
+
+impl Prepared {
+    /// Sets where each working file stands, with the new side staged; the
+    /// old side is staged only for the files still unsure after that.
+    fn find_standing(&mut self, repo: &Repository) -> GitResult<()> {
+        let index = repo.index()?;
+        let index_time = fs::metadata(repo.path().join("index"))
+            .ok()
+            .map(|m| (m.mtime(), m.mtime_nsec()));
+        let mut unsure = std::collections::HashSet::new();
+        for (path, c) in self.changes.iter_mut() {
+            let wd = self.workdir.join(path);
+            c.stamp = stamp(&wd);
+            // Cheapest first: the index's word, then the file's bytes.
+            c.standing = if is_gitlink(c.new) || is_gitlink(c.old) {
+                // Submodules are not checked out here: only the index follows.
+                Standing::New
+            } else if unchanged_per_index(&index, path, c, index_time) {
+                Standing::Old
+            } else if same(
+                &wd,
+                c.new.map(|_| self.stage.join("new").join(path)),
+                self.filemode,
+            ) {
+                Standing::New
+            } else if (c.old.is_none() && c.stamp.is_none()) || hashes_to(&wd, c.old) {
+                Standing::Old
+            } else {
+                unsure.insert(path.clone());
+                Standing::Other
+            };
         }
+        self.stage_side(repo, "old", |path| unsure.contains(path))?;
+        for path in unsure {
+            let c = &self.changes[&path];
+            let staged = c.old.map(|_| self.stage.join("old").join(&path));
+            if same(&self.workdir.join(&path), staged, self.filemode) {
+                self.changes.get_mut(&path).expect("listed").standing = Standing::Old;
+            }
+        }
+        Ok(())
     }
-    p.stand_behind_links();
-    Ok(p)
 }
 
 /// The first folder between `workdir` and its file `path` that is a
