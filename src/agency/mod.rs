@@ -1397,35 +1397,9 @@ pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillR
         .collect();
     let project = Project::open(&ctx.ws.project_dir()).ok();
     if purge && !force {
-        let (lost, _) = purge_losses(ctx, project.as_ref(), &worktrees)?;
-        if !lost.is_empty() {
-            return Err(Error::user(
-                format!(
-                    "purging {name} would lose work; nothing was changed:\n  {}",
-                    lost.join("\n  ")
-                ),
-                "commit and hand off or submit that work first, or purge anyway with --force",
-            ));
-        }
+        refuse_losses(ctx, project.as_ref(), &worktrees, name, false)?;
     }
-    let root = ctx.ws.root.display().to_string();
-    let panes = ctx.tmux.list_panes()?;
-    let session = panes.iter().find(|p| p.session == name);
-    let ended_session = match session {
-        Some(p) if p.agency_home == root => {
-            ctx.tmux.kill_session(name)?;
-            true
-        }
-        Some(_) => {
-            return Err(Error::user(
-                format!(
-                    "the tmux session {name:?} was not made by this workspace; leaving it alone"
-                ),
-                "end it yourself with `tmux kill-session -t NAME` if you mean to",
-            ))
-        }
-        None => false,
-    };
+    let ended_session = end_session(ctx, name)?;
     let detail = json!({ "ended_session": ended_session, "purge": purge });
     let event = Event::new(name, "kill", detail);
     if ctx.store.agency(name)?.is_some() {
@@ -1433,46 +1407,17 @@ pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillR
     } else {
         ctx.record(event)?;
     }
-    let mut tips = Vec::new();
-    if purge && !force {
-        // The agents ran until the session ended: look again.
-        let lost;
-        (lost, tips) = purge_losses(ctx, project.as_ref(), &worktrees)?;
-        if !lost.is_empty() {
-            return Err(Error::user(
-                format!(
-                    "{name} was stopped, but its agents left work while stopping; nothing was removed:\n  {}",
-                    lost.join("\n  ")
-                ),
-                "commit and hand off or submit that work first, or purge anyway with --force",
-            ));
-        }
-    }
+    let mut cancelled = Vec::new();
     if purge {
-        forget_grants(&ctx.ws, name, &ctx.store.agents(name)?)?;
-        if let Some(p) = &project {
-            for (i, a) in worktrees.iter().enumerate() {
-                let (dir, branch) = (a.worktree.as_deref().unwrap(), a.branch.as_deref().unwrap());
-                let tip = tips.get(i).cloned().flatten();
-                p.remove_worktree(
-                    &format!("{name}-{}", a.name),
-                    Path::new(dir),
-                    branch,
-                    tip.as_deref(),
-                )?;
-            }
-        }
-        let dir = ctx.ws.agency_dir(name);
-        if dir.exists() {
-            fs::remove_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
-        }
+        // The agents ran until the session ended: look again.
+        let tips = match force {
+            true => Vec::new(),
+            false => refuse_losses(ctx, project.as_ref(), &worktrees, name, true)?,
+        };
+        purge_files(ctx, name, project.as_ref(), &worktrees, &tips)?;
+        // Gone from `list`, `status` and the monitor; nothing waits for it.
+        cancelled = ctx.store.forget_agency(name)?;
     }
-    // Gone from `list`, `status` and the monitor; nothing waits for it.
-    let cancelled = if purge {
-        ctx.store.forget_agency(name)?
-    } else {
-        Vec::new()
-    };
     ctx.store.write_agencies_mirror()?;
     Ok(KillReport {
         name: name.to_string(),
@@ -1480,6 +1425,78 @@ pub fn kill(ctx: &mut Ctx, name: &str, purge: bool, force: bool) -> Result<KillR
         purged: purge,
         cancelled,
     })
+}
+
+/// Refuses a purge that would lose work (`stopped`: looked at again after
+/// the session ended); returns each worktree's tip as it was looked at.
+fn refuse_losses(
+    ctx: &Ctx,
+    project: Option<&Project>,
+    worktrees: &[AgentRow],
+    name: &str,
+    stopped: bool,
+) -> Result<Vec<Option<String>>> {
+    let (lost, tips) = purge_losses(ctx, project, worktrees)?;
+    if lost.is_empty() {
+        return Ok(tips);
+    }
+    let what = match stopped {
+        false => format!("purging {name} would lose work; nothing was changed"),
+        true => format!(
+            "{name} was stopped, but its agents left work while stopping; nothing was removed"
+        ),
+    };
+    Err(Error::user(
+        format!("{what}:\n  {}", lost.join("\n  ")),
+        "commit and hand off or submit that work first, or purge anyway with --force",
+    ))
+}
+
+/// Ends the agency's tmux session if this workspace made it; whether one
+/// was ended.
+fn end_session(ctx: &Ctx, name: &str) -> Result<bool> {
+    let root = ctx.ws.root.display().to_string();
+    let panes = ctx.tmux.list_panes()?;
+    match panes.iter().find(|p| p.session == name) {
+        Some(p) if p.agency_home == root => {
+            ctx.tmux.kill_session(name)?;
+            Ok(true)
+        }
+        Some(_) => Err(Error::user(
+            format!("the tmux session {name:?} was not made by this workspace; leaving it alone"),
+            "end it yourself with `tmux kill-session -t NAME` if you mean to",
+        )),
+        None => Ok(false),
+    }
+}
+
+/// Removes what `purge` removes: the rules files, the worktrees and their
+/// branches (each only from the tip it was looked at), the agency's folder.
+fn purge_files(
+    ctx: &Ctx,
+    name: &str,
+    project: Option<&Project>,
+    worktrees: &[AgentRow],
+    tips: &[Option<String>],
+) -> Result<()> {
+    forget_grants(&ctx.ws, name, &ctx.store.agents(name)?)?;
+    if let Some(p) = project {
+        for (i, a) in worktrees.iter().enumerate() {
+            let (dir, branch) = (a.worktree.as_deref().unwrap(), a.branch.as_deref().unwrap());
+            let tip = tips.get(i).cloned().flatten();
+            p.remove_worktree(
+                &format!("{name}-{}", a.name),
+                Path::new(dir),
+                branch,
+                tip.as_deref(),
+            )?;
+        }
+    }
+    let dir = ctx.ws.agency_dir(name);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+    }
+    Ok(())
 }
 
 /// `agency attach`: the tmux target for an agency (and agent), checked.

@@ -228,9 +228,11 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
     };
     let held = held_tasks(ctx, &all)?;
     // An agent `starting` for good is most often this.
-    for w in crate::runtime::profile::warnings(&ctx.ws.root) {
-        eprintln!("warning: {w}");
-    }
+    super::eprint_lines(
+        crate::runtime::profile::warnings(&ctx.ws.root)
+            .into_iter()
+            .map(|w| format!("warning: {w}")),
+    );
     if args.json {
         return status_json(&all, &held, args.name.is_some());
     }
@@ -239,67 +241,82 @@ pub fn status(ctx: &mut Ctx, args: &StatusArgs) -> Result<()> {
     for (i, a) in all.iter().enumerate() {
         let w = agency_head(a, &me, &mut lines);
         for s in &a.agents {
-            lines.push(format!(
-                "  {:w$}  {:11}  {:5}  {:8}  {:6}  {:6}  {}",
-                s.name,
-                s.role,
-                s.pane.as_deref().unwrap_or("-"),
-                s.state,
-                s.queued,
-                s.failed,
-                s.command
-            ));
-            if let Some(g) = &s.git {
-                lines.push(format!(
-                    "  {:w$}  branch {}: {} commit(s) ahead of {}, {} behind; {} uncommitted file(s)",
-                    "",
-                    g.branch.as_deref().unwrap_or("(detached)"),
-                    g.ahead,
-                    ctx.ws.base_branch(),
-                    g.behind,
-                    g.uncommitted
-                ));
-            }
-            if let Some(e) = &s.setup_error {
-                lines.push(format!("  {:w$}  not started: {e}", ""));
-            }
-            if s.state == "exited" && a.running && s.setup_error.is_none() {
-                // A kept pane shows what the program said as it ended.
-                let seen = match &s.pane {
-                    Some(_) => format!("its last screen: {me} attach {} {} · ", a.name, s.name),
-                    None => String::new(),
-                };
-                lines.push(format!(
-                    "  {:w$}  {seen}start it again: {me} status {} --restart",
-                    "", a.name
-                ));
-            }
-            if s.state == "waiting" {
-                if let Some(q) = &s.question {
-                    lines.push(format!("  {:w$}  asks: {q}", ""));
-                }
-                lines.push(format!("  {:w$}  {}", "", answer_hint(a, s, &me)));
-            }
-            if s.permissions == Permissions::All {
-                lines.push(format!(
-                    "  {:w$}  warning: {}",
-                    "",
-                    agency::all_warning(&s.name)
-                ));
-            }
-            for t in held[i].get(&s.name).into_iter().flatten() {
-                lines.push(format!(
-                    "  {:w$}  task {} ({}): {}",
-                    "", t.id, t.state, t.title
-                ));
-            }
-            if let Some(why) = why_queued(a, s, &me) {
-                lines.push(format!("  {:w$}  {why}", ""));
-            }
+            agent_lines(ctx, a, s, &held[i], w, &me, &mut lines);
         }
     }
     lines.extend(unrouted_lines(ctx)?);
     print_lines(lines)
+}
+
+/// An agent's line in `status`, and the lines under it: its branch, why it
+/// did not start or exited, what it asks, its warning, tasks and waiting
+/// messages.
+fn agent_lines(
+    ctx: &Ctx,
+    a: &AgencyStatus,
+    s: &agency::AgentStatus,
+    held: &HashMap<String, Vec<Held>>,
+    w: usize,
+    me: &str,
+    lines: &mut Vec<String>,
+) {
+    lines.push(format!(
+        "  {:w$}  {:11}  {:5}  {:8}  {:6}  {:6}  {}",
+        s.name,
+        s.role,
+        s.pane.as_deref().unwrap_or("-"),
+        s.state,
+        s.queued,
+        s.failed,
+        s.command
+    ));
+    if let Some(g) = &s.git {
+        lines.push(format!(
+            "  {:w$}  branch {}: {} commit(s) ahead of {}, {} behind; {} uncommitted file(s)",
+            "",
+            g.branch.as_deref().unwrap_or("(detached)"),
+            g.ahead,
+            ctx.ws.base_branch(),
+            g.behind,
+            g.uncommitted
+        ));
+    }
+    if let Some(e) = &s.setup_error {
+        lines.push(format!("  {:w$}  not started: {e}", ""));
+    }
+    if s.state == "exited" && a.running && s.setup_error.is_none() {
+        // A kept pane shows what the program said as it ended.
+        let seen = match &s.pane {
+            Some(_) => format!("its last screen: {me} attach {} {} · ", a.name, s.name),
+            None => String::new(),
+        };
+        lines.push(format!(
+            "  {:w$}  {seen}start it again: {me} status {} --restart",
+            "", a.name
+        ));
+    }
+    if s.state == "waiting" {
+        if let Some(q) = &s.question {
+            lines.push(format!("  {:w$}  asks: {q}", ""));
+        }
+        lines.push(format!("  {:w$}  {}", "", answer_hint(a, s, me)));
+    }
+    if s.permissions == Permissions::All {
+        lines.push(format!(
+            "  {:w$}  warning: {}",
+            "",
+            agency::all_warning(&s.name)
+        ));
+    }
+    for t in held.get(&s.name).into_iter().flatten() {
+        lines.push(format!(
+            "  {:w$}  task {} ({}): {}",
+            "", t.id, t.state, t.title
+        ));
+    }
+    if let Some(why) = why_queued(a, s, me) {
+        lines.push(format!("  {:w$}  {why}", ""));
+    }
 }
 
 /// What a human can do about an agent waiting at a prompt: the answers
