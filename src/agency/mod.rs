@@ -1047,17 +1047,6 @@ pub struct AgencyStatus {
     pub agents: Vec<AgentStatus>,
 }
 
-/// A first approximation of an agent's state from what tmux shows; the
-/// runtime profiles refine it per agent CLI.
-fn pane_state(pane: Option<&PaneInfo>) -> &'static str {
-    match pane {
-        None => "exited",
-        Some(p) if p.dead => "exited",
-        Some(p) if SHELLS.contains(&p.current_command.as_str()) => "idle",
-        Some(_) => "unknown",
-    }
-}
-
 /// Every agency known to the registry or with a folder, with live state.
 pub fn list(ctx: &Ctx) -> Result<Vec<AgencyStatus>> {
     let panes = ctx.tmux.list_panes()?;
@@ -1121,7 +1110,7 @@ fn registered_agents(ctx: &Ctx, name: &str, ours: &[&PaneInfo]) -> Result<Vec<Ag
                 .as_ref()
                 .and_then(|id| ours.iter().find(|p| &p.pane_id == id).copied());
             AgentStatus {
-                state: pane_state(pane).into(),
+                state: crate::runtime::pane_state(pane).into(),
                 current_command: pane.map(|p| p.current_command.clone()),
                 pane: pane.map(|p| p.pane_id.clone()),
                 git: a.worktree.as_ref().and_then(|w| {

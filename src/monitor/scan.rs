@@ -19,7 +19,6 @@ use crate::model::spec::AgencySpec;
 use crate::model::{AgencyState, Role};
 use crate::os::tmux::PaneInfo;
 use crate::runtime::profile::{self, Profile, ScreenState};
-use crate::runtime::SHELLS;
 
 /// Screens captured per look at most, by default (see the module doc).
 pub const BUDGET: usize = 64;
@@ -86,17 +85,6 @@ pub struct Scanner {
     dead: usize,
     /// Screens captured in the last look (for benchmarks and tests).
     pub captured: usize,
-}
-
-/// An agent's state as its pane alone tells it: `unknown` when only its
-/// screen can tell.
-fn pane_state(pane: Option<&PaneInfo>) -> &'static str {
-    match pane {
-        None => "exited",
-        Some(p) if p.dead => "exited",
-        Some(p) if SHELLS.contains(&p.current_command.as_str()) => "idle",
-        Some(_) => "unknown",
-    }
 }
 
 pub fn unix(t: SystemTime) -> u64 {
@@ -179,7 +167,7 @@ impl Scanner {
                 if !a.role.is_agent() {
                     continue;
                 }
-                let state = pane_state(pane);
+                let state = crate::runtime::pane_state(pane);
                 if state == "unknown" {
                     let p = pane.expect("has a pane");
                     if let Some(prof) =
