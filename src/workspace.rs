@@ -314,16 +314,7 @@ impl Workspace {
     /// cannot hold a `:`: it would split the entry, and its second part
     /// would be a folder relative to the agent's own (where it can write).
     pub fn check_path_entry(&self) -> Result<()> {
-        if !self.bin_dir().to_string_lossy().contains(':') {
-            return Ok(());
-        }
-        Err(WorkspaceError::user(
-            format!(
-                "the workspace folder {:?} holds a ':', which PATH cannot hold: its agents would not find agency",
-                self.root.display().to_string()
-            ),
-            "move the workspace (the folder with agency.toml) to a path without ':', or rename that folder",
-        ))
+        check_path_entry(&self.root)
     }
 
     /// The environment of the human's own processes (the router, the
@@ -471,6 +462,20 @@ fn first_missing(dir: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// See `Workspace::check_path_entry`: `root` is the workspace folder.
+fn check_path_entry(root: &Path) -> Result<()> {
+    if !root.join("registry").to_string_lossy().contains(':') {
+        return Ok(());
+    }
+    Err(WorkspaceError::user(
+        format!(
+            "the workspace folder {:?} holds a ':', which PATH cannot hold: its agents would not find agency",
+            root.display().to_string()
+        ),
+        "move the workspace (the folder with agency.toml) to a path without ':', or rename that folder",
+    ))
+}
+
 fn init_at(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
     check_root(&std::path::absolute(dir).map_err(|e| WorkspaceError::io(dir.display(), e))?)?;
     let mut created = Vec::new();
@@ -479,6 +484,7 @@ fn init_at(dir: &Path, project: Option<&Path>) -> Result<InitReport> {
         created.push(".".to_string());
     }
     let root = fs::canonicalize(dir).map_err(|e| WorkspaceError::io(dir.display(), e))?;
+    check_path_entry(&root)?;
     let project_value = project.map(|p| project_value(&root, p)).transpose()?;
     let config = root.join(CONFIG_FILE);
     let mut test_command = None;

@@ -770,7 +770,7 @@ fn bring_up(ctx: &mut Ctx, dir: &Path, move_agents: bool) -> Result<CreateReport
 
     let all_panes = ctx.tmux.list_panes()?;
     let session_panes: Vec<&PaneInfo> = all_panes.iter().filter(|p| p.session == name).collect();
-    check_ours(&name, &session_panes, &root)?;
+    check_ours(&name, &session_panes, &root, &tmux_cmd(ctx))?;
     let session_exists = !session_panes.is_empty();
     let previous = ctx.store.agency(&name)?;
     let prior_rows = ctx.store.agents(&name)?;
@@ -833,12 +833,21 @@ fn load_named(dir: &Path) -> Result<AgencySpec> {
     Ok(spec)
 }
 
+/// `tmux` as a printed command must name it: with `-L` when the workspace
+/// uses a server of its own.
+fn tmux_cmd(ctx: &Ctx) -> String {
+    match ctx.tmux.socket() {
+        Some(s) => format!("tmux -L {}", crate::workspace::quote(s)),
+        None => "tmux".into(),
+    }
+}
+
 /// Refuses a session of the agency's name that this workspace did not make.
-fn check_ours(name: &str, session_panes: &[&PaneInfo], root: &str) -> Result<()> {
+fn check_ours(name: &str, session_panes: &[&PaneInfo], root: &str, tmux: &str) -> Result<()> {
     match session_panes.first() {
         Some(p) if p.agency_home != root => Err(Error::user(
             format!("a tmux session named {name:?} exists but was not made by this workspace"),
-            format!("rename or end that session (`tmux rename-session -t {name} OTHER`), or pick another agency name"),
+            format!("rename or end that session (`{tmux} rename-session -t {name} OTHER`), or pick another agency name"),
         )),
         _ => Ok(()),
     }
@@ -1453,7 +1462,10 @@ fn end_session(ctx: &Ctx, name: &str) -> Result<bool> {
         }
         Some(_) => Err(Error::user(
             format!("the tmux session {name:?} was not made by this workspace; leaving it alone"),
-            "end it yourself with `tmux kill-session -t NAME` if you mean to",
+            format!(
+                "end it yourself with `{} kill-session -t {name}` if you mean to",
+                tmux_cmd(ctx)
+            ),
         )),
         None => Ok(false),
     }

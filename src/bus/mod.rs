@@ -107,7 +107,7 @@ pub fn check_body(body: &str) -> Result<String> {
     if clean.len() > MAX_BODY {
         return Err(Error::user(
             format!(
-                "the message is {} bytes; at most {MAX_BODY} are sent",
+                "the message is {} bytes; a message holds at most {MAX_BODY}; nothing was written",
                 clean.len()
             ),
             "put long content in a file and send its path",
@@ -334,7 +334,7 @@ fn read_bounded(input: impl std::io::Read) -> Result<String> {
         .map_err(|e| Error::io("stdin", e))?;
     if bytes.len() > limit {
         return Err(Error::user(
-            format!("stdin holds more than {MAX_BODY} bytes; at most {MAX_BODY} are sent"),
+            format!("stdin holds more than {MAX_BODY} bytes; a message holds at most {MAX_BODY}; nothing was written"),
             "put long content in a file and send its path",
         ));
     }

@@ -669,6 +669,10 @@ impl Router {
             });
             match readiness(pane) {
                 Readiness::Ready if self.unsent.contains_key(&pane.unwrap().pane_id) => {}
+                // A shell agent's pane running something else (a REPL, ssh,
+                // psql a person started): typed there, a message would run.
+                // It waits until the shell is back, then is shown.
+                Readiness::Ready if self.runs_a_shell(ctx, &m.agency, &m.agent) => {}
                 Readiness::Ready => ready.push((m, pane.unwrap().pane_id.clone())),
                 Readiness::Shell if self.runs_a_shell(ctx, &m.agency, &m.agent) => {
                     notices.extend(self.show_to_shell(ctx, m, pane.unwrap())?);

@@ -54,7 +54,7 @@ macro_rules! closed_set {
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
 
@@ -228,5 +228,18 @@ impl Event {
             kind: kind.to_string(),
             detail,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // `status` lines its columns up with `{:11}`: the words must take it.
+    #[test]
+    fn closed_set_words_take_width_and_alignment() {
+        assert_eq!(format!("{:11}|", Role::Coordinator), "coordinator|");
+        assert_eq!(format!("{:11}|", Role::Specialist), "specialist |");
+        assert_eq!(format!("{:>8}|", MessageState::Queued), "  queued|");
     }
 }

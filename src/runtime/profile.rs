@@ -388,15 +388,19 @@ impl Profile {
 const MAX_QUESTION: usize = 600;
 
 /// A question as the human reads it: every line of it, joined with a
-/// visible mark, cut with "…" past `MAX_QUESTION`. Box-drawing borders and
-/// runs of blanks are layout, not words; it is shown on the human's
-/// terminal, so no control character stays.
+/// visible mark, cut with "…" past `MAX_QUESTION` (then with a digest of
+/// the whole, so `answer --if-asks` still sees a change past the cut).
+/// Box-drawing borders and runs of blanks are layout, not words; it is
+/// shown on the human's terminal, so no control or bidi character stays.
 fn plain_question(text: &str) -> String {
     let lines: Vec<String> = text
         .lines()
         .map(|l| {
             l.split(|c: char| {
-                c.is_whitespace() || c.is_control() || ('\u{2500}'..='\u{257f}').contains(&c)
+                c.is_whitespace()
+                    || c.is_control()
+                    || crate::model::is_bidi_control(c)
+                    || ('\u{2500}'..='\u{257f}').contains(&c)
             })
             .filter(|w| !w.is_empty())
             .collect::<Vec<_>>()
@@ -406,7 +410,12 @@ fn plain_question(text: &str) -> String {
         .collect();
     let joined = lines.join(" \u{23ce} ");
     match joined.char_indices().nth(MAX_QUESTION) {
-        Some((at, _)) => format!("{}…", &joined[..at]),
+        Some((at, _)) => {
+            use sha2::{Digest, Sha256};
+            let digest = Sha256::digest(joined.as_bytes());
+            let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{}… (whole question #{short})", &joined[..at])
+        }
         None => joined,
     }
 }

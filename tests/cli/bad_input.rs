@@ -116,6 +116,13 @@ fn a_foreign_session_with_the_same_name_is_left_alone() {
     t.tmux_ok(&["new-session", "-d", "-s", "CodeAgency"]);
     let err = t.fails(&["create", "CodeAgency"]);
     assert!(err.contains("not made by this workspace"), "{err}");
+    // The hint's tmux command reaches the server the workspace uses.
+    let hint = err.split("hint: ").nth(1).unwrap();
+    let cmd = hint.split('`').nth(1).unwrap();
+    assert!(
+        cmd.starts_with(&format!("tmux -L {} rename-session", t.socket)),
+        "{hint}"
+    );
     assert_eq!(t.windows("CodeAgency").len(), 1);
     assert!(agency_entries(&t).is_empty());
     assert_eq!(agency_rows(&t), 0);

@@ -745,3 +745,53 @@ fn an_agent_whose_pane_still_shows_its_starting_shell_gets_its_message_typed_lat
         fs::read_to_string(out.join("dev.out")).is_ok_and(|s| s.contains("for the program"))
     });
 }
+
+// Found by review: a person ran a program (a REPL) in a shell agent's pane,
+// and the next message was typed into it and ran there.
+#[test]
+fn a_program_started_in_a_shell_agents_pane_is_never_typed_into() {
+    let t = TestEnv::new();
+    let out = t.receivers("Bus", "rx");
+    t.ok(&["create", "Sh"]);
+    let got = t.root().join("typed-into-cat");
+    let pane = "Sh:coordinator";
+    t.tmux_ok(&[
+        "send-keys",
+        "-t",
+        pane,
+        &format!("cat > {}", got.display()),
+        "Enter",
+    ]);
+    wait_until("cat in the pane", || {
+        t.tmux_ok(&[
+            "display-message",
+            "-p",
+            "-t",
+            pane,
+            "#{pane_current_command}",
+        ])
+        .trim()
+            == "cat"
+    });
+    let id = t
+        .ok(&["send", "-q", "Sh", "coordinator", "print('ran')"])
+        .trim()
+        .to_string();
+    // A later message elsewhere proves the router has been past it.
+    t.ok(&["send", "-q", "Bus", "rx", "after"]);
+    wait_until("the later message", || {
+        fs::read_to_string(out.join("rx.out")).is_ok_and(|s| s.contains("after"))
+    });
+    assert_eq!(
+        t.json(&["inbox", "Sh", "coordinator", "--json"])[0]["state"],
+        "queued"
+    );
+    // The program ends: the shell is back and the message is shown there.
+    t.tmux_ok(&["send-keys", "-t", pane, "C-d"]);
+    wait_until("shown once the shell is back", || {
+        let inbox = t.json(&["inbox", "Sh", "coordinator", "--json"]);
+        inbox[0]["id"].as_i64() == id.parse().ok() && inbox[0]["state"] == "delivered"
+    });
+    let typed = fs::read_to_string(&got).unwrap_or_default();
+    assert!(!typed.contains("print"), "typed into the program: {typed}");
+}

@@ -147,7 +147,14 @@ fn a_workspace_folder_with_a_colon_is_refused_where_agents_need_path() {
     // PATH would hold `.../c` and `olon/ws/registry/bin`: a folder relative
     // to the agent's own, where the agent can write an `agency` of its own.
     let t = TestEnv::bare_named("c:olon/ws");
-    t.ok(&["init", t.home.to_str().unwrap()]);
+    let err = t.fails(&["init", t.home.to_str().unwrap()]);
+    assert!(err.contains("holds a ':', which PATH cannot hold"), "{err}");
+    assert!(!t.home.exists(), "init left its folder");
+    // A workspace moved there after its init: `create` refuses it too.
+    let elsewhere = t.root().parent().unwrap().join("plain");
+    t.ok(&["init", elsewhere.to_str().unwrap()]);
+    fs::create_dir_all(t.home.parent().unwrap()).unwrap();
+    fs::rename(&elsewhere, &t.home).unwrap();
     t.set_config("command = \"bash\"", "command = \"sh\"");
     let err = t.fails(&["create", "Colon", "--agents", "dev"]);
     assert!(err.contains("holds a ':', which PATH cannot hold"), "{err}");

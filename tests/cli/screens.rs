@@ -276,7 +276,22 @@ fn the_question_is_the_whole_command_every_line_of_it() {
     let long = "   x\n".repeat(400);
     let claude = variant("claude", "waiting", "   touch made-by-agent.txt", &long);
     let got = q("claude", &claude);
-    assert!(got.ends_with('…') && got.chars().count() == 601, "{got}");
+    let (shown, tail) = got.split_once('…').unwrap();
+    assert_eq!(shown.chars().count(), 600, "{got}");
+    assert!(tail.starts_with(" (whole question #"), "{got}");
+    // A change past the cut still changes the question (`answer --if-asks`).
+    let more = format!("{long}   rm -rf ~\n");
+    let changed = variant("claude", "waiting", "   touch made-by-agent.txt", &more);
+    assert_ne!(q("claude", &changed), got);
+    // Bidi controls are no part of what the human reads or pastes back.
+    let bidi = variant(
+        "claude",
+        "waiting",
+        "   touch made-by-agent.txt",
+        "   touch \u{202e}txt.exe\u{202c}",
+    );
+    let got = q("claude", &bidi);
+    assert!(got.contains("touch txt.exe"), "{got}");
 }
 
 /// A recorded screen with `prose` (what the model wrote) put above the
