@@ -777,18 +777,19 @@ impl Router {
         Ok(notices)
     }
 
-    /// Whether the agent's own program is a shell (its profile is
-    /// `shell`): only then is a message shown in its pane, and counted
-    /// delivered.
+    /// Whether the agent's own program is an interactive shell (its
+    /// profile is `shell`, its command runs no `-c` script): only then is a
+    /// message shown in its pane (and counted delivered), and never typed.
     fn runs_a_shell(&self, ctx: &Ctx, agency: &str, agent: &str) -> bool {
         let default = ctx.ws.default_agent_command();
-        AgencySpec::load(&ctx.ws.agency_dir(agency))
-            .ok()
-            .and_then(|s| {
-                let a = s.agent(agent)?;
-                profile::resolve(&self.profiles, a, &default).1
-            })
-            .is_some_and(|p| p.name == "shell")
+        let Ok(spec) = AgencySpec::load(&ctx.ws.agency_dir(agency)) else {
+            return false;
+        };
+        let Some(a) = spec.agent(agent) else {
+            return false;
+        };
+        let (command, p) = profile::resolve(&self.profiles, a, &default);
+        p.is_some_and(|p| p.name == "shell") && crate::runtime::interactive_shell(&command)
     }
 
     /// See `still_the_router`.
