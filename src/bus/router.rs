@@ -651,6 +651,8 @@ impl Router {
         let panes = ctx.tmux.list_panes()?;
         let root = ctx.ws.root.display().to_string();
         let mut pane_ids: HashMap<String, HashMap<String, Option<String>>> = HashMap::new();
+        // Each agency's agency.json, read once a cycle (see `runs_a_shell`).
+        let mut specs: HashMap<String, Option<AgencySpec>> = HashMap::new();
         let mut ready: Vec<(&MessageRow, String)> = Vec::new();
         let mut notices = Vec::new();
         for m in next {
@@ -667,14 +669,18 @@ impl Router {
                     .iter()
                     .find(|p| &p.pane_id == id && p.session == m.agency && p.agency_home == root)
             });
+            let spec = specs
+                .entry(m.agency.clone())
+                .or_insert_with(|| AgencySpec::load(&ctx.ws.agency_dir(&m.agency)).ok());
+            let shell = || self.runs_a_shell(ctx, spec.as_ref(), &m.agent);
             match readiness(pane) {
                 Readiness::Ready if self.unsent.contains_key(&pane.unwrap().pane_id) => {}
                 // A shell agent's pane running something else (a REPL, ssh,
                 // psql a person started): typed there, a message would run.
                 // It waits until the shell is back, then is shown.
-                Readiness::Ready if self.runs_a_shell(ctx, &m.agency, &m.agent) => {}
+                Readiness::Ready if shell() => {}
                 Readiness::Ready => ready.push((m, pane.unwrap().pane_id.clone())),
-                Readiness::Shell if self.runs_a_shell(ctx, &m.agency, &m.agent) => {
+                Readiness::Shell if shell() => {
                     notices.extend(self.show_to_shell(ctx, m, pane.unwrap())?);
                 }
                 // An agent CLI whose pane still shows the shell that starts
@@ -780,12 +786,9 @@ impl Router {
     /// Whether the agent's own program is an interactive shell (its
     /// profile is `shell`, its command runs no `-c` script): only then is a
     /// message shown in its pane (and counted delivered), and never typed.
-    fn runs_a_shell(&self, ctx: &Ctx, agency: &str, agent: &str) -> bool {
+    fn runs_a_shell(&self, ctx: &Ctx, spec: Option<&AgencySpec>, agent: &str) -> bool {
         let default = ctx.ws.default_agent_command();
-        let Ok(spec) = AgencySpec::load(&ctx.ws.agency_dir(agency)) else {
-            return false;
-        };
-        let Some(a) = spec.agent(agent) else {
+        let Some(a) = spec.and_then(|s| s.agent(agent)) else {
             return false;
         };
         let (command, p) = profile::resolve(&self.profiles, a, &default);
